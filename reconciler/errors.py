@@ -1,0 +1,75 @@
+"""Every error the reconciler raises on purpose, as one tree.
+
+    ReconcilerError                 one-line message; CLI exit 1 unless said
+    ├── ValidationError             the state repo is invalid (exit 2); holds every Problem
+    ├── ConfigError                 the daemon's own configuration is invalid
+    ├── SourceError                 git: unreachable repo, bad revision, bad credentials
+    ├── BackendError                a backend could not read or change live state
+    │   ├── TransportError          SSH/local transport: connect, auth, host key, I/O
+    │   └── ApiError                an HTTP API (Kubernetes, YARN) answered with an error
+    ├── HealthCheckFailed           a health gate did not pass in time
+    └── RolloutError                a rollout halted (after rollback, when configured)
+
+Callers catch the narrowest class they can act on; the CLI maps the tree to
+exit codes, and the daemon turns it into commit statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from reconciler.model import Location
+
+
+class ReconcilerError(Exception):
+    """Base class: the message is one line a user can act on."""
+
+
+@dataclass(frozen=True, kw_only=True, order=True)
+class Problem:
+    """One validation finding, always tied to a file and line."""
+
+    location: Location
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+
+class ValidationError(ReconcilerError):
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(sorted(set(problems)))
+        first = str(self.problems[0]) if self.problems else "invalid state repository"
+        more = len(self.problems) - 1
+        super().__init__(first + (f" (and {more} more)" if more > 0 else ""))
+
+
+class ConfigError(ReconcilerError):
+    pass
+
+
+class SourceError(ReconcilerError):
+    pass
+
+
+class BackendError(ReconcilerError):
+    pass
+
+
+class TransportError(BackendError):
+    pass
+
+
+class ApiError(BackendError):
+    def __init__(self, message: str, *, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class HealthCheckFailed(ReconcilerError):
+    pass
+
+
+class RolloutError(ReconcilerError):
+    pass

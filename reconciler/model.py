@@ -1,0 +1,256 @@
+"""The typed vocabulary every layer speaks: desired state, live state, plans.
+
+This module sits at the bottom of the import graph and imports nothing of the
+project. Everything here is a frozen, keyword-only dataclass or a string enum,
+so values can be shared between threads and cached by content without copies.
+
+Resource bodies are plain mappings parsed from YAML. They are treated as
+immutable by convention: no layer mutates a body it did not build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class BackendKind(str, Enum):
+    VM = "vm"
+    KUBERNETES = "kubernetes"
+    YARN = "yarn"
+
+
+class Action(str, Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class RollbackPolicy(str, Enum):
+    AUTO = "auto"
+    NONE = "none"
+
+
+class HealthStatus(str, Enum):
+    """gitops-engine's health vocabulary; `worse` orders it for aggregation."""
+
+    HEALTHY = "Healthy"
+    PROGRESSING = "Progressing"
+    SUSPENDED = "Suspended"
+    MISSING = "Missing"
+    UNKNOWN = "Unknown"
+    DEGRADED = "Degraded"
+
+
+_HEALTH_ORDER = {
+    HealthStatus.HEALTHY: 0,
+    HealthStatus.SUSPENDED: 1,
+    HealthStatus.PROGRESSING: 2,
+    HealthStatus.MISSING: 3,
+    HealthStatus.UNKNOWN: 4,
+    HealthStatus.DEGRADED: 5,
+}
+
+
+def worse(a: HealthStatus, b: HealthStatus) -> HealthStatus:
+    """The less healthy of two statuses, so a set of results folds to one."""
+    return a if _HEALTH_ORDER[a] >= _HEALTH_ORDER[b] else b
+
+
+@dataclass(frozen=True, kw_only=True, order=True)
+class Location:
+    """Where a value came from: a path relative to the state root, 1-based line."""
+
+    file: str
+    line: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+@dataclass(frozen=True, kw_only=True, order=True)
+class ResourceId:
+    """Identity without version (cli-utils' ObjMetadata).
+
+    Kubernetes: group, kind, namespace, name. VM: kind and the absolute path
+    (or unit/command name) in `name`. YARN: kind "Service" and the service name.
+    """
+
+    group: str = ""
+    kind: str
+    namespace: str = ""
+    name: str
+
+    def __str__(self) -> str:
+        kind = f"{self.kind}.{self.group}" if self.group else self.kind
+        if self.namespace:
+            return f"{kind}/{self.namespace}/{self.name}"
+        return f"{kind}/{self.name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resource:
+    id: ResourceId
+    app: str
+    body: Mapping[str, Any]
+    location: Location
+    secret: bool = False
+    """True when the body holds secret values: they never reach a diff, log or page."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchSize:
+    """Hosts per rollout batch: an absolute count or a percentage of the fleet."""
+
+    count: int | None = None
+    percent: int | None = None
+
+    def of(self, total: int) -> int:
+        if total <= 0:
+            return 0
+        if self.count is not None:
+            return max(1, min(self.count, total))
+        pct = self.percent if self.percent is not None else 100
+        return max(1, min(total, (total * pct + 99) // 100))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolloutSpec:
+    batch: BatchSize = field(default_factory=lambda: BatchSize(percent=100))
+    max_failures: int = 0
+
+
+class CheckKind(str, Enum):
+    HTTP = "http"
+    TCP = "tcp"
+    COMMAND = "command"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthCheck:
+    kind: CheckKind
+    spec: Mapping[str, Any]
+    """http: {url, status}; tcp: {port, host?}; command: {run}."""
+    timeout: float = 60.0
+    retries: int = 3
+    interval: float = 1.0
+    location: Location
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    name: str
+    backend: BackendKind
+    options: Mapping[str, Any]
+    """Backend-specific settings from reconciler.yaml, already key-checked."""
+    location: Location
+
+
+@dataclass(frozen=True, kw_only=True)
+class App:
+    name: str
+    target: str
+    wave: int = 0
+    depends_on: tuple[str, ...] = ()
+    rollout: RolloutSpec = field(default_factory=RolloutSpec)
+    health: tuple[HealthCheck, ...] = ()
+    resources: tuple[Resource, ...] = ()
+    prune: bool = True
+    rollback: RollbackPolicy = RollbackPolicy.AUTO
+    location: Location
+
+
+@dataclass(frozen=True, kw_only=True)
+class DesiredState:
+    revision: str
+    targets: Mapping[str, Target]
+    apps: Mapping[str, App]
+
+
+# --- live state, as backends report it -------------------------------------
+
+HostKey = tuple[str, ResourceId]
+"""A resource on one host. Backends without hosts (Kubernetes, YARN) use ""."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveResource:
+    id: ResourceId
+    host: str = ""
+    state: Mapping[str, Any]
+    """The comparable form of what is live (backend-normalised)."""
+    owner_app: str | None = None
+    """The app that created it, from ownership labels or the inventory; None if not ours."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveView:
+    """One target's live state, read in bulk, next to the desired forms to compare.
+
+    `desired` maps every (host, id) the target should have to the comparable form
+    of the desired resource on that host (placeholders such as {host} resolved,
+    server defaults applied where the backend can know them). `live` holds what
+    exists, including owned objects that Git no longer names (prune candidates).
+    """
+
+    target: str
+    hosts: tuple[str, ...] = ("",)
+    desired: Mapping[HostKey, Mapping[str, Any]]
+    live: Mapping[HostKey, LiveResource]
+
+
+# --- plans -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    id: ResourceId
+    app: str
+    target: str
+    action: Action
+    host: str = ""
+    diff: str = ""
+    """Unified diff, secrets redacted."""
+    desired: Mapping[str, Any] | None = None
+    live: Mapping[str, Any] | None = None
+    resource: Resource | None = None
+    """The desired resource (None for deletes)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppPlan:
+    app: str
+    target: str
+    wave: int
+    changes: tuple[Change, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WavePlan:
+    wave: int
+    apps: tuple[AppPlan, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    revision: str
+    waves: tuple[WavePlan, ...]
+    prune: tuple[AppPlan, ...] = ()
+    """Deletions, already in reverse wave order; they run after every wave."""
+
+    def changes(self) -> list[Change]:
+        out = [c for w in self.waves for a in w.apps for c in a.changes]
+        out.extend(c for a in self.prune for c in a.changes)
+        return out
+
+    def summary(self) -> dict[str, int]:
+        counts = {a.value: 0 for a in Action}
+        for c in self.changes():
+            counts[c.action.value] += 1
+        return counts
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes()

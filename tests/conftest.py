@@ -1,0 +1,29 @@
+"""Fixtures shared by every test package: real sshd fleets and git repositories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.sshd import SshFleet, start_fleet
+
+
+@pytest.fixture
+def ssh_fleet_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., SshFleet]]:
+    """Start fleets of real sshd hosts on 127.0.0.x; all are stopped after the test."""
+    fleets: list[SshFleet] = []
+    counter = [0]
+
+    def make(count: int = 5) -> SshFleet:
+        counter[0] += 1
+        directory: Path = tmp_path_factory.mktemp(f"sshd{counter[0]}")
+        # Each fleet takes its own addresses so that fleets in one test never clash.
+        fleet = start_fleet(directory, count, first=2 + 20 * (counter[0] - 1))
+        fleets.append(fleet)
+        return fleet
+
+    yield make
+    for fleet in fleets:
+        fleet.stop()
