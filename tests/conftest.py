@@ -11,7 +11,9 @@ from tests.support.sshd import SshFleet, start_fleet
 
 
 @pytest.fixture
-def ssh_fleet_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., SshFleet]]:
+def ssh_fleet_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., SshFleet]]:
     """Start fleets of real sshd hosts on 127.0.0.x; all are stopped after the test."""
     fleets: list[SshFleet] = []
     counter = [0]
