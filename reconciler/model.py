@@ -159,6 +159,21 @@ class App:
     resources: tuple[Resource, ...] = ()
     prune: bool = True
     rollback: RollbackPolicy = RollbackPolicy.AUTO
+    timeout: float = 300.0
+    """Seconds the health gate of one batch may take before the app counts as failed."""
+    location: Location
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncWindow:
+    """A cron schedule and a duration during which deploys to `targets` wait
+    (kind "deny") or are the only times allowed (kind "allow")."""
+
+    schedule: str
+    duration: float
+    kind: str = "deny"
+    targets: tuple[str, ...] = ()
+    """Empty means every target."""
     location: Location
 
 
@@ -167,6 +182,7 @@ class DesiredState:
     revision: str
     targets: Mapping[str, Target]
     apps: Mapping[str, App]
+    sync_windows: tuple[SyncWindow, ...] = ()
 
 
 # --- live state, as backends report it -------------------------------------

@@ -1,0 +1,40 @@
+"""The `reconciler` command: argument parsing and exit codes, nothing else.
+
+Exit codes follow DESIGN.md: 0 success, 1 failure or other error, 2 invalid
+state repository. Each subcommand lives in its own module and is imported only
+when chosen, so `reconciler validate` never pays for the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+COMMANDS = {
+    "validate": "reconciler.cli.validate",
+    "plan": "reconciler.cli.plan",
+    "sync": "reconciler.cli.sync",
+    "run": "reconciler.cli.run",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reconciler", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(COMMANDS[args.command])
+    code: int = module.main(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
