@@ -183,6 +183,8 @@ class DesiredState:
     targets: Mapping[str, Target]
     apps: Mapping[str, App]
     sync_windows: tuple[SyncWindow, ...] = ()
+    prune_default: bool = True
+    """defaults.prune: applies to owned objects whose app no longer exists."""
 
 
 # --- live state, as backends report it -------------------------------------
