@@ -1,0 +1,61 @@
+"""Arguments and helpers shared by the commands that read a state repository.
+
+Only argparse and the standard library at import time: the CLI must start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.errors import ValidationError
+    from reconciler.source import Credentials
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, *, repo_required: bool) -> None:
+    parser.add_argument("--repo", required=repo_required,
+                        help="repository URL (file://, ssh://, https://) or local path")
+    parser.add_argument("--rev", default=None, help="branch, tag or commit (default: HEAD)")
+    parser.add_argument("--path", default=".", help="state root inside the repository")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where mirrors and history live (default: $RECONCILER_DATA_DIR)")
+    parser.add_argument("--ssh-key", default=None, help="private key for ssh:// repositories")
+    parser.add_argument("--known-hosts", default=None, help="known_hosts for ssh:// repositories")
+    parser.add_argument("--token-file", default=None, help="file holding an https token")
+    parser.add_argument("--token-env", default=None, help="environment variable with a token")
+
+
+def data_dir(value: Path | None) -> Path:
+    """The data directory: the flag, $RECONCILER_DATA_DIR, or a per-user default."""
+    if value is not None:
+        return value
+    env = os.environ.get("RECONCILER_DATA_DIR")
+    if env:
+        return Path(env)
+    home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return home / "reconciler"
+
+
+def credentials(args: argparse.Namespace) -> Credentials | None:
+    from reconciler.source import Credentials
+
+    if not (args.ssh_key or args.known_hosts or args.token_file or args.token_env):
+        return None
+    return Credentials(ssh_key=args.ssh_key, known_hosts=args.known_hosts,
+                       token_file=args.token_file, token_env=args.token_env)
+
+
+def print_problems(error: ValidationError, prefix: str = "") -> None:
+    """`file:line: message`, one per line on stderr, paths relative to the repo."""
+    for problem in error.problems:
+        print(f"{prefix}{problem}", file=sys.stderr)
+    print(f"{len(error.problems)} problem(s); nothing was applied", file=sys.stderr)
+
+
+def path_prefix(path: str) -> str:
+    clean = path.strip("/")
+    return "" if clean in ("", ".") else clean + "/"
