@@ -1,0 +1,84 @@
+"""What happened during a deploy, as one stream of immutable events.
+
+The rollout engine emits an `Event` for every step it takes; the history, the
+terminal progress printer, the commit-status reporters and the status page all
+listen. Keeping them behind one fan-out means the engine never knows who
+listens, and a listener that breaks can never break a deploy: `EventBus.emit`
+logs a listener's exception and goes on with the next listener.
+
+Invariants: events are frozen values, safe to hand to any thread; messages are
+written by the engine from its own vocabulary and never carry secret values.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+log = logging.getLogger(__name__)
+
+
+class EventKind(str, Enum):
+    DEPLOY_STARTED = "deploy_started"
+    WAVE_STARTED = "wave_started"
+    BATCH_STARTED = "batch_started"
+    BATCH_APPLIED = "batch_applied"
+    HEALTH_CHECKED = "health_checked"
+    APP_DONE = "app_done"
+    WAVE_DONE = "wave_done"
+    ROLLBACK_STARTED = "rollback_started"
+    ROLLBACK_DONE = "rollback_done"
+    PRUNE_DONE = "prune_done"
+    DEPLOY_FINISHED = "deploy_finished"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    kind: EventKind
+    deploy_id: int
+    revision: str
+    wave: int | None = None
+    app: str = ""
+    target: str = ""
+    hosts: tuple[str, ...] = ()
+    status: str = ""
+    """success / failure / error / running / skipped, or a HealthStatus value."""
+    message: str = ""
+    timestamp: float = field(default_factory=time.time)
+
+
+Listener = Callable[[Event], None]
+
+
+class EventBus:
+    """A thread-safe fan-out: every listener sees every event, in emit order per thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Add `listener`; the returned function removes it again."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:
+                # A broken page or reporter must not stop a rollout half way.
+                log.exception("event listener %r failed on %s", listener, event.kind.value)
