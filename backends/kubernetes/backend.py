@@ -1,0 +1,224 @@
+"""The Kubernetes backend: bulk reads, server-side apply, owned-only prune, health.
+
+Reading live state costs one LIST per (kind, namespace) the manifests use, one
+labelled LIST per kind for owned objects (prune candidates), one discovery call
+per apiVersion, and one dry-run apply per object that may change. It never costs
+a GET per object, and a no-op sync makes no write at all.
+
+Invariants:
+- Only objects labelled `app.kubernetes.io/managed-by: reconciler` whose target
+  annotation names this target are reported as owned, and only those are deleted
+  (checked again, by uid, right before the DELETE).
+- Inside an app, Namespaces and CRDs are applied first, and each CRD must be
+  Established before the rest of the app is applied.
+- Secret values never reach a comparable form, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from backends.base import ApplyResult, HealthReport, Inventory
+from backends.kubernetes import live as live_mod
+from backends.kubernetes.client import APPLY_PATCH, FIELD_MANAGER, KubeClient, object_path
+from backends.kubernetes.discovery import ApiResource, Discovery
+from backends.kubernetes.health import object_health
+from backends.kubernetes.normalize import is_secret, owner_app, with_ownership
+from reconciler.errors import ApiError
+from reconciler.model import Action, App, Change, HealthStatus, LiveView, Resource, Target, worse
+
+log = logging.getLogger(__name__)
+
+_FIRST_KINDS = {("", "Namespace"): 0, ("apiextensions.k8s.io", "CustomResourceDefinition"): 1}
+_CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    namespace: str = "default"
+    force_conflicts: bool = False
+    propagation_policy: str = "Background"
+    crd_timeout: float = 60.0
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> Options:
+        policy = str(options.get("propagation_policy", "Background"))
+        if policy not in ("Background", "Foreground"):
+            raise ApiError(f"propagation_policy must be Background or Foreground, not {policy!r}")
+        return cls(
+            namespace=str(options.get("namespace") or "default"),
+            force_conflicts=bool(options.get("force_conflicts", False)),
+            propagation_policy=policy,
+            crd_timeout=float(options.get("crd_timeout", 60.0)),
+        )
+
+
+def apply_rank(resource_id: Any) -> int:
+    """Namespaces, then CRDs, then everything else (reversed for deletes)."""
+    return _FIRST_KINDS.get((resource_id.group, resource_id.kind), 2)
+
+
+class KubernetesBackend:
+    def __init__(self, target: Target, client: KubeClient) -> None:
+        self.target = target
+        self.options = Options.of(target.options)
+        self.client = client
+        self.discovery = Discovery(client)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # --- reading -------------------------------------------------------------
+
+    def read_live(self, resources: Sequence[Resource], inventory: Inventory) -> LiveView:
+        self.discovery.reset()
+        reader = live_mod.LiveReader(
+            client=self.client,
+            discovery=self.discovery,
+            target=self.target.name,
+            default_namespace=self.options.namespace,
+            force=self.options.force_conflicts,
+        )
+        return reader.read(resources, [key[1] for key in inventory])
+
+    # --- writing -------------------------------------------------------------
+
+    def apply(self, app: App, changes: Sequence[Change]) -> ApplyResult:
+        upserts = sorted(
+            (c for c in changes if c.action is not Action.DELETE), key=lambda c: apply_rank(c.id)
+        )
+        deletes = sorted(
+            (c for c in changes if c.action is Action.DELETE), key=lambda c: -apply_rank(c.id)
+        )
+        crd_scopes = live_mod.crd_scopes(app.resources)
+        applied, messages = 0, []
+        pending_crds: list[Mapping[str, Any]] = []
+        for change in upserts:
+            if pending_crds and apply_rank(change.id) > 1:
+                self._wait_established(pending_crds)
+                pending_crds = []
+            if change.resource is None:
+                raise ApiError(f"{change.id}: a {change.action.value} change has no manifest")
+            body = self._apply_one(app.name, change.resource, crd_scopes)
+            applied += 1
+            if (change.id.group, change.id.kind) == _CRD:
+                pending_crds.append(body)
+        if pending_crds:
+            self._wait_established(pending_crds)
+        for change in deletes:
+            if self._delete_one(change):
+                applied += 1
+            else:
+                messages.append(f"{change.id}: not owned by this target; left alone")
+        return ApplyResult(applied=applied, messages=tuple(messages))
+
+    def _apply_one(
+        self, app: str, resource: Resource, crd_scopes: Mapping[tuple[str, str], bool]
+    ) -> Mapping[str, Any]:
+        place = live_mod.place(resource, self.discovery, crd_scopes, self.options.namespace)
+        if place.api is None:
+            served = f"{place.api_version} {place.kind}"
+            raise ApiError(f"{resource.id}: {served} is not served by the cluster")
+        manifest = with_ownership(
+            resource.body, app=app, target=self.target.name, namespace=place.namespace
+        )
+        query = [("fieldManager", FIELD_MANAGER)]
+        if self.options.force_conflicts:
+            query.append(("force", "true"))
+        response = self.client.request(
+            "PATCH",
+            _path(place.api, place.namespace, place.name),
+            what=str(resource.id),
+            query=query,
+            body=manifest,
+            content_type=APPLY_PATCH,
+            secret=is_secret(manifest),
+        )
+        log.info("applied %s", resource.id)
+        return response.body
+
+    def _wait_established(self, crds: Sequence[Mapping[str, Any]]) -> None:
+        deadline = time.monotonic() + self.options.crd_timeout
+        for crd in crds:
+            name = str((crd.get("metadata") or {}).get("name", ""))
+            path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+            delay = 0.05
+            while True:
+                what = f"CustomResourceDefinition/{name}"
+                body = self.client.request("GET", path, what=what).body
+                if object_health(body).status is HealthStatus.HEALTHY:
+                    break
+                if time.monotonic() > deadline:
+                    raise ApiError(f"CustomResourceDefinition/{name}: not Established in time")
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            # Its custom resources become discoverable only now.
+            self.discovery.forget_group(str((crd.get("spec") or {}).get("group", "")))
+
+    def _delete_one(self, change: Change) -> bool:
+        """Delete an owned object; False (and no write) when it is not ours."""
+        api = self._api_for_delete(change)
+        if api is None:
+            return True  # the kind is gone, and with it every object of that kind
+        path = _path(api, change.id.namespace if api.namespaced else "", change.id.name)
+        secret = (change.id.group, change.id.kind) == ("", "Secret")
+        found = self.client.request("GET", path, what=str(change.id), secret=secret, allow=(404,))
+        if found.status == 404:
+            return True
+        if owner_app(found.body, self.target.name) is None:
+            log.warning("not deleting %s: it lacks this target's ownership labels", change.id)
+            return False
+        options = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": self.options.propagation_policy,
+            "preconditions": {"uid": (found.body.get("metadata") or {}).get("uid")},
+        }
+        self.client.request(
+            "DELETE", path, what=str(change.id), body=options, secret=secret, allow=(404,)
+        )
+        log.info("deleted %s", change.id)
+        return True
+
+    def _api_for_delete(self, change: Change) -> ApiResource | None:
+        api_version = str((change.live or {}).get("apiVersion") or "")
+        if not api_version:
+            version = self.discovery.preferred_version(change.id.group)
+            if version is None:
+                return None
+            api_version = f"{change.id.group}/{version}" if change.id.group else version
+        return self.discovery.lookup(api_version, change.id.kind)
+
+    # --- health --------------------------------------------------------------
+
+    def health(self, app: App, hosts: Sequence[str]) -> HealthReport:
+        crd_scopes = live_mod.crd_scopes(app.resources)
+        places = [
+            live_mod.place(r, self.discovery, crd_scopes, self.options.namespace)
+            for r in app.resources
+        ]
+        found = live_mod.list_places(self.client, places)
+        status, problems = HealthStatus.HEALTHY, []
+        for resource, place in zip(app.resources, places, strict=True):
+            obj = found.get(place.key)
+            if obj is None:
+                state, message = HealthStatus.MISSING, "not found"
+            else:
+                result = object_health(obj)
+                state, message = result.status, result.message
+            status = worse(status, state)
+            if state is not HealthStatus.HEALTHY:
+                problems.append(f"{resource.id}: {state.value}{': ' + message if message else ''}")
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        summary = "; ".join(problems[:3]) + more
+        return HealthReport(status=status, message=summary)
+
+
+def _path(api: ApiResource, namespace: str, name: str) -> str:
+    return object_path(
+        group=api.group, version=api.version, plural=api.plural, namespace=namespace, name=name
+    )

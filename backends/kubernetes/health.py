@@ -1,0 +1,205 @@
+"""Pure health rules for live Kubernetes objects, in kstatus's order.
+
+`object_health` applies, in order: deletion in progress, generation versus
+status.observedGeneration, the Stalled/Reconciling conditions, one small
+function per kind, and finally a generic Ready condition. An object that exists
+and matches none of these is Healthy. Each per-kind function says its known gaps.
+
+Invariants: no I/O; input objects are never mutated; messages never quote
+object data (only names, counts, reasons and condition messages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.model import HealthStatus
+
+Obj = Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Health:
+    status: HealthStatus
+    message: str = ""
+
+
+HEALTHY = Health(status=HealthStatus.HEALTHY)
+
+
+def _progressing(message: str) -> Health:
+    return Health(status=HealthStatus.PROGRESSING, message=message)
+
+
+def _degraded(message: str) -> Health:
+    return Health(status=HealthStatus.DEGRADED, message=message)
+
+
+def condition(obj: Obj, kind: str) -> Mapping[str, Any] | None:
+    for cond in (obj.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == kind:
+            return dict(cond)
+    return None
+
+
+def _is_true(cond: Mapping[str, Any] | None) -> bool:
+    return cond is not None and cond.get("status") == "True"
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) else default
+
+
+def deployment_health(obj: Obj) -> Health:
+    """Gaps: ignores minReadySeconds beyond what availableReplicas already counts."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if spec.get("paused"):
+        return Health(status=HealthStatus.SUSPENDED, message="rollout paused")
+    progress = condition(obj, "Progressing")
+    if progress and progress.get("reason") == "ProgressDeadlineExceeded":
+        return _degraded(f"progress deadline exceeded: {progress.get('message', '')}".strip())
+    replicas = _int(spec.get("replicas"), 1)
+    updated = _int(status.get("updatedReplicas"))
+    available = _int(status.get("availableReplicas"))
+    if updated < replicas:
+        return _progressing(f"{updated} of {replicas} replicas updated")
+    if _int(status.get("replicas")) > updated:
+        old = _int(status.get("replicas")) - updated
+        return _progressing(f"{old} old replicas pending termination")
+    if available < updated:
+        return _progressing(f"{available} of {updated} updated replicas available")
+    return HEALTHY
+
+
+def statefulset_health(obj: Obj) -> Health:
+    """Gaps: OnDelete updates are Healthy once ready (pods update only when deleted)."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    replicas = _int(spec.get("replicas"), 1)
+    ready = _int(status.get("readyReplicas"))
+    if ready < replicas:
+        return _progressing(f"{ready} of {replicas} replicas ready")
+    strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type") == "OnDelete":
+        return HEALTHY
+    partition = _int((strategy.get("rollingUpdate") or {}).get("partition"))
+    updated = _int(status.get("updatedReplicas"))
+    if updated < replicas - partition:
+        return _progressing(f"{updated} of {replicas - partition} replicas updated")
+    if partition == 0 and status.get("currentRevision") != status.get("updateRevision"):
+        return _progressing("rolling update in progress")
+    return HEALTHY
+
+
+def daemonset_health(obj: Obj) -> Health:
+    """Gaps: OnDelete updates are Healthy once the pods are available."""
+    status = obj.get("status") or {}
+    desired = _int(status.get("desiredNumberScheduled"))
+    updated = _int(status.get("updatedNumberScheduled"))
+    available = _int(status.get("numberAvailable"))
+    strategy = ((obj.get("spec") or {}).get("updateStrategy") or {}).get("type")
+    if strategy != "OnDelete" and updated < desired:
+        return _progressing(f"{updated} of {desired} pods updated")
+    if available < desired:
+        return _progressing(f"{available} of {desired} pods available")
+    return HEALTHY
+
+
+def job_health(obj: Obj) -> Health:
+    """Gaps: a Job with completions unset and parallelism > 1 is judged by conditions only."""
+    if (obj.get("spec") or {}).get("suspend"):
+        return Health(status=HealthStatus.SUSPENDED, message="job suspended")
+    failed = condition(obj, "Failed")
+    if _is_true(failed):
+        return _degraded(f"job failed: {(failed or {}).get('reason', '')}".strip())
+    if _is_true(condition(obj, "Complete")):
+        return HEALTHY
+    return _progressing("job running")
+
+
+def pod_health(obj: Obj) -> Health:
+    """Gaps: restartPolicy Always pods that crash-loop only show once a container waits."""
+    status = obj.get("status") or {}
+    phase = status.get("phase")
+    if phase == "Succeeded":
+        return HEALTHY
+    if phase == "Failed":
+        return _degraded(f"pod failed: {status.get('reason', '')}".strip())
+    for container in status.get("containerStatuses") or ():
+        reason = ((container.get("state") or {}).get("waiting") or {}).get("reason")
+        if reason in ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull"):
+            return _degraded(f"container {container.get('name')}: {reason}")
+    if phase == "Running" and _is_true(condition(obj, "Ready")):
+        return HEALTHY
+    return _progressing(f"pod {phase or 'Pending'}, not ready")
+
+
+def pvc_health(obj: Obj) -> Health:
+    """Gaps: WaitForFirstConsumer claims stay Progressing until a pod uses them."""
+    phase = (obj.get("status") or {}).get("phase")
+    if phase == "Bound":
+        return HEALTHY
+    if phase == "Lost":
+        return _degraded("claim lost its volume")
+    return _progressing(f"claim {phase or 'Pending'}")
+
+
+def service_health(obj: Obj) -> Health:
+    """Gaps: only LoadBalancer services wait (for an ingress address); others are Healthy."""
+    if (obj.get("spec") or {}).get("type") != "LoadBalancer":
+        return HEALTHY
+    ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+    return HEALTHY if ingress else _progressing("waiting for a load balancer address")
+
+
+def crd_health(obj: Obj) -> Health:
+    """Gaps: does not check that every served version is storage-compatible."""
+    if _is_true(condition(obj, "Established")):
+        return HEALTHY
+    return _progressing("definition not established yet")
+
+
+_BY_KIND: Mapping[tuple[str, str], Callable[[Obj], Health]] = {
+    ("apps", "Deployment"): deployment_health,
+    ("apps", "StatefulSet"): statefulset_health,
+    ("apps", "DaemonSet"): daemonset_health,
+    ("batch", "Job"): job_health,
+    ("", "Pod"): pod_health,
+    ("", "PersistentVolumeClaim"): pvc_health,
+    ("", "Service"): service_health,
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): crd_health,
+}
+
+
+def _generic(obj: Obj) -> Health | None:
+    """kstatus' steps before the per-kind table; None when they say nothing."""
+    metadata = obj.get("metadata") or {}
+    if metadata.get("deletionTimestamp"):
+        return _progressing("being deleted")
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    generation = metadata.get("generation")
+    if isinstance(observed, int) and isinstance(generation, int) and observed < generation:
+        return _progressing(f"generation {generation} not observed yet (at {observed})")
+    stalled = condition(obj, "Stalled")
+    if _is_true(stalled):
+        return _degraded(f"stalled: {(stalled or {}).get('message', '')}".strip())
+    reconciling = condition(obj, "Reconciling")
+    if _is_true(reconciling):
+        return _progressing(f"reconciling: {(reconciling or {}).get('message', '')}".strip())
+    return None
+
+
+def object_health(obj: Obj) -> Health:
+    """Health of one live object (never None: an existing object is at least Healthy)."""
+    early = _generic(obj)
+    if early is not None:
+        return early
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    rule = _BY_KIND.get((group, str(obj.get("kind", ""))))
+    if rule is not None:
+        return rule(obj)
+    ready = condition(obj, "Ready")
+    if ready is not None and not _is_true(ready):
+        return _progressing(f"not ready: {ready.get('reason', '')}".strip())
+    return HEALTHY

@@ -1,0 +1,259 @@
+"""Bulk reading of live state and of the desired comparable forms.
+
+Call budget of one `read`: one discovery call per apiVersion, one LIST per
+(kind, namespace) the manifests use, one labelled cluster-wide LIST per kind
+for owned objects, and one dry-run apply only per object whose live fields
+differ from its manifest (checked locally first). Never one GET per object.
+
+Invariants:
+- Live objects that a manifest names are keyed by that manifest's ResourceId
+  (its namespace may be implicit), so the plan matches them; other live objects
+  appear only when owned by this target (prune candidates).
+- A dry-run changes nothing; it runs with the same force setting as apply, so a
+  conflict shows in the plan rather than in the rollout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from backends.kubernetes.client import APPLY_PATCH, FIELD_MANAGER, KubeClient, object_path
+from backends.kubernetes.discovery import ApiResource, Discovery, split_api_version
+from backends.kubernetes.normalize import (
+    OWNED_SELECTOR,
+    comparable,
+    ignore_pointers,
+    is_secret,
+    may_differ,
+    owner_app,
+    with_ownership,
+)
+from reconciler.errors import ApiError
+from reconciler.model import HostKey, LiveResource, LiveView, Resource, ResourceId
+
+log = logging.getLogger(__name__)
+
+ObjKey = tuple[str, str, str, str]
+"""(group, kind, namespace, name) of a live object."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Place:
+    """Where a manifest lives on the cluster; `api` is None while its kind is not served."""
+
+    api_version: str
+    kind: str
+    api: ApiResource | None
+    namespace: str
+    name: str
+
+    @property
+    def key(self) -> ObjKey:
+        group = split_api_version(self.api_version)[0]
+        return (group, self.kind, self.namespace, self.name)
+
+
+def crd_scopes(resources: Iterable[Resource]) -> dict[tuple[str, str], bool]:
+    """(group, kind) -> namespaced, for CRDs among `resources` (before they exist)."""
+    out: dict[tuple[str, str], bool] = {}
+    for r in resources:
+        if (r.id.group, r.id.kind) == ("apiextensions.k8s.io", "CustomResourceDefinition"):
+            spec = r.body.get("spec") or {}
+            kind = str((spec.get("names") or {}).get("kind", ""))
+            out[(str(spec.get("group", "")), kind)] = spec.get("scope") != "Cluster"
+    return out
+
+
+def place(
+    resource: Resource,
+    discovery: Discovery,
+    crds: Mapping[tuple[str, str], bool],
+    default_namespace: str,
+) -> Place:
+    body = resource.body
+    api_version, kind = str(body.get("apiVersion", "")), str(body.get("kind", ""))
+    api = discovery.lookup(api_version, kind)
+    if api is not None:
+        namespaced = api.namespaced
+    else:
+        group = split_api_version(api_version)[0]
+        namespaced = crds.get((group, kind), bool(resource.id.namespace))
+    namespace = ""
+    if namespaced:
+        namespace = str((body.get("metadata") or {}).get("namespace") or default_namespace)
+    name = str((body.get("metadata") or {}).get("name", resource.id.name))
+    return Place(api_version=api_version, kind=kind, api=api, namespace=namespace, name=name)
+
+
+def list_objects(
+    client: KubeClient, api: ApiResource, namespace: str, selector: str = ""
+) -> list[dict[str, Any]]:
+    """One LIST (following `continue` if the server pages); items get apiVersion/kind,
+    which real API servers leave out of list items."""
+    path = object_path(group=api.group, version=api.version, plural=api.plural, namespace=namespace)
+    what = f"{api.kind} list in {namespace or 'all namespaces'}"
+    items: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        query = [("labelSelector", selector)] if selector else []
+        if token:
+            query.append(("continue", token))
+        body = client.request("GET", path, what=what, query=query).body
+        for item in body.get("items") or ():
+            items.append({"apiVersion": api.api_version, "kind": api.kind, **item})
+        token = str((body.get("metadata") or {}).get("continue") or "")
+        if not token:
+            return items
+
+
+def _obj_key(obj: Mapping[str, Any]) -> ObjKey:
+    metadata = obj.get("metadata") or {}
+    return (
+        split_api_version(str(obj.get("apiVersion", "")))[0],
+        str(obj.get("kind", "")),
+        str(metadata.get("namespace") or ""),
+        str(metadata.get("name", "")),
+    )
+
+
+def list_places(client: KubeClient, places: Sequence[Place]) -> dict[ObjKey, dict[str, Any]]:
+    """Live objects for `places`, with one LIST per (kind, namespace)."""
+    found: dict[ObjKey, dict[str, Any]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    for p in places:
+        if p.api is None or (p.api_version, p.kind, p.namespace) in seen:
+            continue
+        seen.add((p.api_version, p.kind, p.namespace))
+        for obj in list_objects(client, p.api, p.namespace):
+            found[_obj_key(obj)] = obj
+    return found
+
+
+class LiveReader:
+    """One target's read: state of desired and owned objects, desired comparable forms."""
+
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        discovery: Discovery,
+        target: str,
+        default_namespace: str,
+        force: bool,
+    ) -> None:
+        self.client = client
+        self.discovery = discovery
+        self.target = target
+        self.default_namespace = default_namespace
+        self.force = force
+        self.dry_runs = 0
+
+    def read(self, resources: Sequence[Resource], inventory: Sequence[ResourceId]) -> LiveView:
+        crds = crd_scopes(resources)
+        places = [place(r, self.discovery, crds, self.default_namespace) for r in resources]
+        found = list_places(self.client, places)
+        found.update(self._owned(places, inventory))
+        by_place = {p.key: r.id for r, p in zip(resources, places, strict=True)}
+        live: dict[HostKey, LiveResource] = {}
+        for key, obj in found.items():
+            rid = by_place.get(key)
+            owner = owner_app(obj, self.target)
+            if rid is None and owner is None:
+                continue  # neither named by Git nor ours: none of our business
+            rid = rid or ResourceId(group=key[0], kind=key[1], namespace=key[2], name=key[3])
+            ignore = ignore_pointers(obj)
+            state = comparable(obj, ignore=ignore)
+            live[("", rid)] = LiveResource(id=rid, state=state, owner_app=owner)
+        desired = {
+            ("", r.id): self._desired(r, p, found.get(p.key))
+            for r, p in zip(resources, places, strict=True)
+        }
+        return LiveView(target=self.target, hosts=("",), desired=desired, live=live)
+
+    def _owned(
+        self, places: Sequence[Place], inventory: Sequence[ResourceId]
+    ) -> dict[ObjKey, dict[str, Any]]:
+        """Objects labelled as ours, one cluster-wide LIST per kind."""
+        apis: dict[tuple[str, str], ApiResource] = {}
+        for p in places:
+            if p.api is not None:
+                apis.setdefault((p.api.group, p.kind), p.api)
+        for rid in inventory:
+            if (rid.group, rid.kind) in apis:
+                continue
+            version = self.discovery.preferred_version(rid.group)
+            api_version = f"{rid.group}/{version}" if rid.group else (version or "")
+            api = self.discovery.lookup(api_version, rid.kind) if version else None
+            if api is not None:
+                apis[(rid.group, rid.kind)] = api
+        found: dict[ObjKey, dict[str, Any]] = {}
+        for _, api in sorted(apis.items()):
+            for obj in list_objects(self.client, api, "", OWNED_SELECTOR):
+                if owner_app(obj, self.target) is not None:
+                    found[_obj_key(obj)] = obj
+        return found
+
+    def _desired(
+        self, resource: Resource, where: Place, live_obj: Mapping[str, Any] | None
+    ) -> Mapping[str, Any]:
+        manifest = with_ownership(
+            resource.body, app=resource.app, target=self.target, namespace=where.namespace
+        )
+        ignore = ignore_pointers(manifest)
+        if live_obj is None or where.api is None:
+            return comparable(manifest, ignore=ignore)
+        if not may_differ(manifest, live_obj, FIELD_MANAGER):
+            return comparable(live_obj, ignore=ignore)
+        return comparable(self._dry_run(resource, where, manifest, live_obj), ignore=ignore)
+
+    def _dry_run(
+        self,
+        resource: Resource,
+        where: Place,
+        manifest: Mapping[str, Any],
+        live_obj: Mapping[str, Any],
+    ) -> Mapping[str, Any]:
+        """What the server would make of the manifest, without changing anything."""
+        assert where.api is not None
+        path = object_path(
+            group=where.api.group,
+            version=where.api.version,
+            plural=where.api.plural,
+            namespace=where.namespace,
+            name=where.name,
+        )
+        query = [("fieldManager", FIELD_MANAGER), ("dryRun", "All")]
+        if self.force:
+            query.append(("force", "true"))
+        self.dry_runs += 1
+        try:
+            response = self.client.request(
+                "PATCH",
+                path,
+                what=f"{resource.id} (dry run)",
+                query=query,
+                body=manifest,
+                content_type=APPLY_PATCH,
+                secret=is_secret(manifest),
+            )
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            # A field conflict: the plan still shows the intended change; the
+            # rollout will report the conflict unless force_conflicts is set.
+            log.warning("%s: field conflict with another manager", resource.id)
+            return _overlay(live_obj, manifest)
+        return response.body
+
+
+def _overlay(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _overlay(out[key], value)
+        else:
+            out[key] = value
+    return out
