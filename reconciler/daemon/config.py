@@ -1,0 +1,372 @@
+"""The daemon's configuration file, parsed and checked before anything starts.
+
+Why a module of its own: a daemon that starts with a typo in its config and
+then misbehaves for hours is worse than one that refuses to start. So parsing
+is pure (text in, `DaemonConfig` out, no environment, no file system) and
+strict: every key has a default except `repo`, an unknown key is an error that
+names `file:line` and the closest known key, and durations read as `30s`,
+`5m`, `1h`. Secrets never live in this file: it names files or environment
+variables that hold them (`token_file`, `token_env`, `github_secret_env`).
+
+Invariants:
+- `parse_config` raises `ConfigError` with one line `file:line: message`, or
+  returns a fully defaulted, frozen `DaemonConfig`.
+- Relative paths are resolved against the directory of the config file, so a
+  daemon behaves the same whatever its working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from reconciler.errors import ConfigError
+
+REPORTER_TYPES = ("gitnotes", "github", "gitlab", "gitea")
+LOG_FORMATS = ("auto", "json", "plain")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CredentialsConfig:
+    """Where git credentials live; never the secrets themselves."""
+
+    token_file: Path | None = None
+    token_env: str | None = None
+    username: str | None = None
+    ssh_key: Path | None = None
+    known_hosts: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReporterConfig:
+    """One commit-status reporter. `options` holds the type-specific keys, already
+    checked for gitnotes and passed through for the others (their modules check them)."""
+
+    type: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    location: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhooksConfig:
+    github_secret_env: str | None = None
+    gitlab_secret_env: str | None = None
+    gitea_secret_env: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PullRequestsConfig:
+    enabled: bool = True
+    refspecs: tuple[str, ...] = ("refs/pull/*/head",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonConfig:
+    repo: str
+    branch: str = "main"
+    path: str = "."
+    data_dir: Path = Path(".reconciler")
+    listen: str | None = "127.0.0.1:8080"
+    """host:port for the status page, API, metrics and webhooks; None disables it."""
+    public_url: str | None = None
+    poll_interval: float = 30.0
+    drift_interval: float = 300.0
+    """Seconds between drift checks; 0 disables them."""
+    self_heal: bool = False
+    credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
+    reporters: tuple[ReporterConfig, ...] = (ReporterConfig(type="gitnotes"),)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    pull_requests: PullRequestsConfig = field(default_factory=PullRequestsConfig)
+    targets: tuple[str, ...] | None = None
+    """The targets this daemon syncs; None means every target of the state repo."""
+    log_format: str = "auto"
+    log_level: str = "info"
+    source: str = "<defaults>"
+    """Where the configuration came from, for messages."""
+
+
+_TOP_KEYS = (
+    "repo", "branch", "path", "data_dir", "listen", "public_url", "poll_interval",
+    "drift_interval", "self_heal", "credentials", "reporters", "webhooks",
+    "pull_requests", "targets", "log_format", "log_level",
+)
+_CREDENTIAL_KEYS = ("token_file", "token_env", "username", "ssh_key", "known_hosts")
+_WEBHOOK_KEYS = ("github_secret_env", "gitlab_secret_env", "gitea_secret_env")
+_PR_KEYS = ("enabled", "refspecs")
+_GITNOTES_KEYS = ("type", "push")
+
+
+def parse_duration(value: object, where: str) -> float:
+    """`30s`, `5m`, `1h`, `250ms` or a plain number of seconds; never negative."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a duration like 30s or 5m, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if match is None:
+            raise ConfigError(f"{where}: expected a duration like 30s or 5m, got {value!r}")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds < 0:
+        raise ConfigError(f"{where}: a duration cannot be negative")
+    return seconds
+
+
+def parse_listen(value: object, where: str) -> str | None:
+    """`host:port` with a numeric port, or null/off to disable the HTTP server."""
+    if value is None or value is False or value == "off":
+        return None
+    text = str(value)
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{where}: expected host:port (e.g. 127.0.0.1:8080), got {text!r}")
+    return text
+
+
+def did_you_mean(word: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _Reader:
+    """Walks a round-trip YAML mapping, turning positions into `file:line`."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def where(self, node: Any, key: object = None) -> str:
+        try:
+            line = node.lc.key(key)[0] if key is not None else node.lc.line
+        except (AttributeError, KeyError, TypeError):
+            return self.source
+        return f"{self.source}:{line + 1}"
+
+    def mapping(self, node: Any, where: str, known: Sequence[str]) -> Mapping[str, Any]:
+        if node is None:
+            return {}
+        if not isinstance(node, Mapping):
+            raise ConfigError(f"{where}: expected a mapping")
+        for key in node:
+            if key not in known:
+                hint = did_you_mean(str(key), known)
+                raise ConfigError(f"{self.where(node, key)}: unknown key {key!r}{hint}")
+        return node
+
+    def string(self, node: Mapping[str, Any], key: str, default: str | None) -> str | None:
+        value = node.get(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{self.where(node, key)}: {key} must be a string")
+        return str(value)
+
+    def boolean(self, node: Mapping[str, Any], key: str, default: bool) -> bool:
+        value = node.get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.where(node, key)}: {key} must be true or false")
+        return value
+
+    def strings(self, node: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
+        value = node.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise ConfigError(f"{self.where(node, key)}: {key} must be a list of strings")
+        if not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{self.where(node, key)}: {key} must be a list of strings")
+        return tuple(value)
+
+    def choice(self, node: Mapping[str, Any], key: str, default: str,
+               allowed: Sequence[str]) -> str:
+        value = self.string(node, key, default) or default
+        if value not in allowed:
+            hint = did_you_mean(value, allowed)
+            raise ConfigError(
+                f"{self.where(node, key)}: {key} must be one of {', '.join(allowed)}{hint}"
+            )
+        return value
+
+
+def _path(value: str | None, base: Path) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _repo(value: str | None, base: Path) -> str | None:
+    """A local path is made absolute against the config file; URLs are kept."""
+    if value is None or "://" in value or re.match(r"^[^/]+@[^/:]+:", value):
+        return value
+    return str(_path(value, base))
+
+
+def parse_config(text: str, *, source: str = "reconciler-daemon.yaml",
+                 base_dir: Path = Path(".")) -> DaemonConfig:
+    """Parse and check a daemon configuration; ConfigError names file:line."""
+    try:
+        data = YAML(typ="rt").load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{source}{line}: {problem}") from None
+    r = _Reader(source)
+    top = r.mapping(data, source, _TOP_KEYS)
+    repo = _repo(r.string(top, "repo", None), base_dir)
+    if not repo:
+        raise ConfigError(f"{source}: repo is required (a URL or a local path)")
+    return DaemonConfig(
+        repo=repo,
+        branch=r.string(top, "branch", "main") or "main",
+        path=r.string(top, "path", ".") or ".",
+        data_dir=_path(r.string(top, "data_dir", ".reconciler"), base_dir) or base_dir,
+        listen=parse_listen(top.get("listen", "127.0.0.1:8080"), r.where(top, "listen")),
+        public_url=_public_url(r, top),
+        poll_interval=_interval(r, top, "poll_interval", 30.0, minimum=0.1),
+        drift_interval=_interval(r, top, "drift_interval", 300.0, minimum=0.0),
+        self_heal=r.boolean(top, "self_heal", False),
+        credentials=_credentials(r, top.get("credentials"), r.where(top, "credentials"),
+                                 base_dir),
+        reporters=_reporters(r, top),
+        webhooks=_webhooks(r, top.get("webhooks"), r.where(top, "webhooks")),
+        pull_requests=_pull_requests(r, top.get("pull_requests"),
+                                     r.where(top, "pull_requests")),
+        targets=r.strings(top, "targets"),
+        log_format=r.choice(top, "log_format", "auto", LOG_FORMATS),
+        log_level=r.choice(top, "log_level", "info", LOG_LEVELS),
+        source=source,
+    )
+
+
+def _public_url(r: _Reader, top: Mapping[str, Any]) -> str | None:
+    url = r.string(top, "public_url", None)
+    if url is not None and not re.match(r"^https?://[^/]", url):
+        raise ConfigError(f"{r.where(top, 'public_url')}: public_url must be an http(s) URL")
+    return url.rstrip("/") if url else None
+
+
+def _interval(r: _Reader, top: Mapping[str, Any], key: str, default: float,
+              *, minimum: float) -> float:
+    if key not in top:
+        return default
+    seconds = parse_duration(top[key], r.where(top, key))
+    if seconds < minimum:
+        raise ConfigError(f"{r.where(top, key)}: {key} must be at least {minimum:g}s")
+    return seconds
+
+
+def _credentials(r: _Reader, node: Any, where: str, base: Path) -> CredentialsConfig:
+    m = r.mapping(node, where, _CREDENTIAL_KEYS)
+    creds = CredentialsConfig(
+        token_file=_path(r.string(m, "token_file", None), base),
+        token_env=r.string(m, "token_env", None),
+        username=r.string(m, "username", None),
+        ssh_key=_path(r.string(m, "ssh_key", None), base),
+        known_hosts=_path(r.string(m, "known_hosts", None), base),
+    )
+    if creds.token_file is not None and creds.token_env is not None:
+        raise ConfigError(f"{where}: set token_file or token_env, not both")
+    return creds
+
+
+def _reporters(r: _Reader, top: Mapping[str, Any]) -> tuple[ReporterConfig, ...]:
+    node = top.get("reporters")
+    if node is None:
+        return (ReporterConfig(type="gitnotes"),)
+    if isinstance(node, str) or not isinstance(node, Sequence):
+        raise ConfigError(f"{r.where(top, 'reporters')}: reporters must be a list")
+    out: list[ReporterConfig] = []
+    for index, item in enumerate(node):
+        where = _item_where(r, node, index)
+        if not isinstance(item, Mapping) or not isinstance(item.get("type"), str):
+            raise ConfigError(f"{where}: a reporter needs a type ({', '.join(REPORTER_TYPES)})")
+        kind = item["type"]
+        if kind not in REPORTER_TYPES:
+            hint = did_you_mean(kind, REPORTER_TYPES)
+            raise ConfigError(f"{r.where(item, 'type')}: unknown reporter type {kind!r}{hint}")
+        if kind == "gitnotes":
+            r.mapping(item, where, _GITNOTES_KEYS)
+            options: dict[str, Any] = {"push": r.boolean(item, "push", False)}
+        else:
+            options = {str(k): _plain(v) for k, v in item.items() if k != "type"}
+        out.append(ReporterConfig(type=kind, options=options, location=where))
+    return tuple(out)
+
+
+def _item_where(r: _Reader, seq: Any, index: int) -> str:
+    try:
+        return f"{r.source}:{seq.lc.item(index)[0] + 1}"
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return r.source
+
+
+def _plain(value: Any) -> Any:
+    """Round-trip YAML nodes as plain Python values, so configs compare and copy simply."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _webhooks(r: _Reader, node: Any, where: str) -> WebhooksConfig:
+    m = r.mapping(node, where, _WEBHOOK_KEYS)
+    return WebhooksConfig(**{k: r.string(m, k, None) for k in _WEBHOOK_KEYS})
+
+
+def _pull_requests(r: _Reader, node: Any, where: str) -> PullRequestsConfig:
+    m = r.mapping(node, where, _PR_KEYS)
+    refspecs = r.strings(m, "refspecs")
+    default = PullRequestsConfig()
+    return PullRequestsConfig(
+        enabled=r.boolean(m, "enabled", True),
+        refspecs=refspecs if refspecs is not None else default.refspecs,
+    )
+
+
+def with_overrides(config: DaemonConfig, overrides: Mapping[str, Any]) -> DaemonConfig:
+    """Apply command-line flags (already named like config keys) over a config.
+
+    None means "not given". Durations and `listen` are checked as in the file,
+    with the flag named in the message.
+    """
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if key in ("poll_interval", "drift_interval"):
+            value = parse_duration(value, flag)
+            if key == "poll_interval" and value < 0.1:
+                raise ConfigError(f"{flag}: poll_interval must be at least 0.1s")
+        elif key == "listen":
+            value = parse_listen(value, flag)
+        elif key == "data_dir":
+            value = Path(value).expanduser().absolute()
+        elif key == "repo":
+            value = _repo(str(value), Path.cwd())
+        elif key == "targets":
+            value = tuple(value)
+        changes[key] = value
+    return replace(config, **changes)
+
+
+def missing_secrets(config: DaemonConfig, environ: Mapping[str, str]) -> list[str]:
+    """Environment variables the config names that are not set, as messages."""
+    names = [config.credentials.token_env, config.webhooks.github_secret_env,
+             config.webhooks.gitlab_secret_env, config.webhooks.gitea_secret_env]
+    names += [str(rc.options["token_env"]) for rc in config.reporters
+              if rc.options.get("token_env")]
+    return [f"{config.source}: environment variable {n} is not set"
+            for n in names if n and not environ.get(n)]
