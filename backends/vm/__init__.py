@@ -1,0 +1,24 @@
+"""The VM backend: files, directories, symlinks, services and commands on
+plain hosts, over SSH (paramiko) or on the local machine.
+
+Layout: `options` (typed target options), `resources` (paths under the root,
+comparable forms; pure), `facts` (one fact command per host and its pure
+parser), `steps` (changes to batched work; pure), `transport` and `ssh` (the
+run/put/get seam), `health` (probes), `backend` (the Backend protocol).
+This package never imports another backend.
+"""
+
+from __future__ import annotations
+
+from backends.base import BackendContext
+from backends.vm.backend import HostsFailed, VmBackend
+from backends.vm.options import parse_options
+from reconciler.model import Target
+
+__all__ = ["HostsFailed", "VmBackend", "open"]
+
+
+def open(target: Target, context: BackendContext) -> VmBackend:
+    """Open the VM backend for `target`; connections are made on first use."""
+    del context  # the VM backend keeps no files of its own
+    return VmBackend(target, parse_options(target))

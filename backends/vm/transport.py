@@ -1,0 +1,135 @@
+"""The VM backend's one I/O seam: run a shell script, put and get a file.
+
+Two implementations sit behind it, as pyinfra's connectors do: `LocalTransport`
+(subprocess and local files, for `transport: local`) and `SshTransport`
+(`backends/vm/ssh.py`, paramiko). Everything above speaks only `Transport`,
+so the fact collector and the applier are the same for both.
+
+Invariants:
+- `run` always hands the script to POSIX `sh -c` (wrapped in `sudo -n` when
+  asked), never to the login shell, so scripts are portable.
+- `put` is atomic: a temporary file in the same directory is written, given its
+  mode, then renamed over the path; readers see the old or the new file only.
+- Every failure is a TransportError naming the host and, for files, the path.
+  File content never appears in an error.
+- `calls` counts round trips by operation, for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import subprocess
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from typing import Protocol
+
+from reconciler.errors import TransportError
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult:
+    exit: int
+    stdout: str
+    stderr: str
+
+
+class Transport(Protocol):
+    host: str
+    calls: Counter[str]
+
+    def run(self, command: str, stdin: bytes | None = None) -> RunResult:
+        """Run a POSIX sh script on the host; never raises for a non-zero exit."""
+        ...
+
+    def put(self, path: str, data: bytes, mode: int) -> None:
+        """Write `data` to `path` atomically with permission bits `mode`."""
+        ...
+
+    def get(self, path: str) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+def shell_argv(command: str, sudo: bool) -> list[str]:
+    argv = ["sh", "-c", command]
+    return ["sudo", "-n", *argv] if sudo else argv
+
+
+def os_reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+class LocalTransport:
+    """The local machine: subprocess for scripts, plain file I/O for files."""
+
+    def __init__(self, *, host: str = "localhost", sudo: bool = False, timeout: float = 600.0):
+        self.host = host
+        self.calls: Counter[str] = Counter()
+        self._sudo = sudo
+        self._timeout = timeout
+
+    def run(self, command: str, stdin: bytes | None = None) -> RunResult:
+        self.calls["run"] += 1
+        try:
+            done = subprocess.run(
+                shell_argv(command, self._sudo), input=stdin or b"",
+                capture_output=True, timeout=self._timeout, check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise TransportError(f"{self.host}: cannot run a command: {exc}") from None
+        return RunResult(
+            exit=done.returncode,
+            stdout=done.stdout.decode("utf-8", "replace"),
+            stderr=done.stderr.decode("utf-8", "replace"),
+        )
+
+    def put(self, path: str, data: bytes, mode: int) -> None:
+        self.calls["put"] += 1
+        if self._sudo:
+            put_via_shell(self, path, data, mode)
+            return
+        directory, name = os.path.split(path)
+        tmp = ""
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory or ".")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                os.fchmod(handle.fileno(), mode)
+            os.replace(tmp, path)
+        except OSError as exc:
+            if tmp:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            raise TransportError(f"{self.host}: cannot write {path}: {os_reason(exc)}") from None
+
+    def get(self, path: str) -> bytes:
+        self.calls["get"] += 1
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise TransportError(f"{self.host}: cannot read {path}: {os_reason(exc)}") from None
+
+    def close(self) -> None:
+        pass
+
+
+def put_script(path: str, mode: int) -> str:
+    """A script that writes stdin to `path` atomically (for sudo, where the
+    file protocol would run as the unprivileged login user)."""
+    target = shlex.quote(path)
+    return (
+        f"set -e; d=$(dirname -- {target}); t=$(mktemp \"$d/.reconciler.XXXXXX\"); "
+        f"trap 'rm -f \"$t\"' EXIT; cat >\"$t\"; chmod {mode:o} \"$t\"; "
+        f"mv -f -- \"$t\" {target}; trap - EXIT"
+    )
+
+
+def put_via_shell(transport: Transport, path: str, data: bytes, mode: int) -> None:
+    result = transport.run(put_script(path, mode), stdin=data)
+    if result.exit != 0:
+        reason = result.stderr.strip().splitlines()[-1:] or [f"exit {result.exit}"]
+        raise TransportError(f"{transport.host}: cannot write {path}: {reason[0]}")
