@@ -1,0 +1,301 @@
+"""Applying a plan: waves in order, apps of a wave concurrently, hosts in batches.
+
+Invariants this module keeps:
+- A wave starts only after every app of the previous wave applied all of its
+  batches and each batch passed its health gate.
+- Inside a wave, an app starts only after its dependencies in that wave
+  succeeded; apps of a wave otherwise run concurrently on a bounded pool.
+- After each batch the health gate runs on that batch's hosts. Failed hosts are
+  counted per app; once they exceed `rollout.max_failures` the app fails, the
+  rollout halts, and no further batch, app or wave is started anywhere.
+- The inventory is written before a change is applied ("intent", or
+  "deleting"), marked "applied" (or removed) after, and "healthy" once its
+  host passed the gate: a process killed at any point leaves enough behind for
+  the next run to prune and re-verify.
+- One backend call at a time per host (the Backend protocol asks for it).
+- Every step is an Event; nothing here writes history except the inventory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from backends.base import ApplyResult, Backend, HealthReport
+from reconciler.errors import ReconcilerError
+from reconciler.events import Event, EventKind
+from reconciler.history import InventoryEntry
+from reconciler.model import Action, App, AppPlan, Change, DesiredState, HostKey, Location, Plan
+from reconciler.rollout import gate
+from reconciler.rollout.batches import Batch, batches
+
+T = TypeVar("T")
+
+
+class Recorder(Protocol):
+    """The part of the history a rollout writes: the inventory."""
+
+    def set_inventory(self, entries: Iterable[InventoryEntry]) -> None: ...
+    def mark_inventory(self, target: str, keys: Iterable[HostKey], state: str) -> None: ...
+    def remove_inventory(self, target: str, keys: Iterable[HostKey]) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppOutcome:
+    app: str
+    target: str
+    wave: int
+    status: str
+    """success, failure, halted (not finished because another app failed), skipped."""
+    hosts: tuple[str, ...] = ()
+    """Hosts whose changes were (at least partly) sent to the backend."""
+    failed_hosts: tuple[str, ...] = ()
+    message: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.hosts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolloutResult:
+    outcomes: tuple[AppOutcome, ...] = ()
+    halted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.halted and all(o.status == "success" for o in self.outcomes)
+
+    @property
+    def message(self) -> str:
+        bad = [o for o in self.outcomes if o.status == "failure"]
+        return "; ".join(f"{o.app}: {o.message}" for o in bad) or "ok"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolloutOptions:
+    max_workers: int = 4
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    fleet: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Host order per target, for deterministic batches."""
+    verify: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Hosts per app to health-check even without changes (see batches.with_verification)."""
+
+
+class Rollout:
+    """One pass of a plan against open backends, for one deploy."""
+
+    def __init__(
+        self,
+        *,
+        deploy_id: int,
+        desired: DesiredState,
+        backends: Mapping[str, Backend],
+        recorder: Recorder,
+        emit: Callable[[Event], None],
+        options: RolloutOptions | None = None,
+    ) -> None:
+        self.deploy_id = deploy_id
+        self.desired = desired
+        self.backends = backends
+        self.recorder = recorder
+        self._emit = emit
+        self.options = options or RolloutOptions()
+        self.halt = threading.Event()
+        self._host_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def event(self, kind: EventKind, **fields: Any) -> None:
+        self._emit(Event(kind=kind, deploy_id=self.deploy_id,
+                         revision=self.desired.revision, **fields))
+
+    # --- waves -------------------------------------------------------------
+
+    def run_waves(self, plan: Plan) -> RolloutResult:
+        outcomes: list[AppOutcome] = []
+        for wave in plan.waves:
+            if self.halt.is_set():
+                break
+            self.event(EventKind.WAVE_STARTED, wave=wave.wave, status="running")
+            results = self._run_wave(wave.apps)
+            outcomes.extend(results)
+            ok = all(o.status == "success" for o in results)
+            if not ok:
+                self.halt.set()
+            self.event(EventKind.WAVE_DONE, wave=wave.wave,
+                       status="success" if ok else "failure",
+                       message=RolloutResult(outcomes=tuple(results)).message)
+        return RolloutResult(outcomes=tuple(outcomes), halted=self.halt.is_set())
+
+    def _run_wave(self, apps: Sequence[AppPlan]) -> list[AppOutcome]:
+        in_wave = {a.app for a in apps}
+        pending = list(apps)
+        done: dict[str, AppOutcome] = {}
+        running: dict[Future[AppOutcome], AppPlan] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.options.max_workers)) as pool:
+            while pending or running:
+                for ap in self._ready(pending, in_wave, done):
+                    pending.remove(ap)
+                    blocked = self._blocked_reason(ap, in_wave, done)
+                    if blocked:
+                        done[ap.app] = self._finish(ap, "skipped", (), (), blocked)
+                    else:
+                        running[pool.submit(self._run_app_safely, ap)] = ap
+                if not running:
+                    if pending:  # a dependency cycle slipped past validation
+                        for ap in pending:
+                            done[ap.app] = self._finish(ap, "skipped", (), (), "dependency cycle")
+                        pending.clear()
+                    continue
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    done[running.pop(future).app] = future.result()
+        return [done[a.app] for a in apps]
+
+    def _deps(self, ap: AppPlan, in_wave: set[str]) -> list[str]:
+        app = self.desired.apps.get(ap.app)
+        return [d for d in (app.depends_on if app else ()) if d in in_wave]
+
+    def _ready(
+        self, pending: list[AppPlan], in_wave: set[str], done: Mapping[str, AppOutcome]
+    ) -> list[AppPlan]:
+        return [ap for ap in pending if all(d in done for d in self._deps(ap, in_wave))]
+
+    def _blocked_reason(
+        self, ap: AppPlan, in_wave: set[str], done: Mapping[str, AppOutcome]
+    ) -> str:
+        if self.halt.is_set():
+            return "not started: the rollout halted"
+        failed = [d for d in self._deps(ap, in_wave) if done[d].status != "success"]
+        return f"not started: dependency {', '.join(failed)} failed" if failed else ""
+
+    # --- one app -----------------------------------------------------------
+
+    def _run_app_safely(self, ap: AppPlan) -> AppOutcome:
+        try:
+            return self._run_app(ap)
+        except Exception as err:  # a backend bug must still end the app, not the thread
+            self.halt.set()
+            return self._finish(ap, "failure", (), (), f"{type(err).__name__}: {err}")
+
+    def _run_app(self, ap: AppPlan) -> AppOutcome:
+        app = self.desired.apps[ap.app]
+        touched: list[str] = []
+        failed: list[str] = []
+        planned = batches(ap.changes, app.rollout.batch,
+                          fleet=self.options.fleet.get(ap.target, ()),
+                          verify=self.options.verify.get(ap.app, ()))
+        for batch in planned:
+            if self.halt.is_set():
+                return self._finish(ap, "halted", touched, failed,
+                                    f"halted before batch {batch.index + 1} of {len(planned)}")
+            touched.extend(h for h in batch.hosts if any(c.host == h for c in batch.changes))
+            failed.extend(self._run_batch(app, ap, batch))
+            if len(failed) > app.rollout.max_failures:
+                self.halt.set()
+                return self._finish(ap, "failure", touched, failed,
+                                    f"{len(failed)} host(s) failed "
+                                    f"(max_failures {app.rollout.max_failures}): "
+                                    + ", ".join(failed))
+        note = f"{len(failed)} host(s) failed within max_failures" if failed else ""
+        return self._finish(ap, "success", touched, failed, note)
+
+    def _run_batch(self, app: App, ap: AppPlan, batch: Batch) -> list[str]:
+        """Apply one batch and gate it; returns the hosts that failed."""
+        common = {"wave": ap.wave, "app": ap.app, "target": ap.target, "hosts": batch.hosts}
+        self.event(EventKind.BATCH_STARTED, status="running",
+                   message=f"batch {batch.index + 1}", **common)
+        if batch.changes:
+            try:
+                result = self._apply(app, ap.target, batch.changes)
+            except ReconcilerError as err:
+                self.event(EventKind.BATCH_APPLIED, status="failure", message=str(err), **common)
+                return list(batch.hosts)
+            self.event(EventKind.BATCH_APPLIED, status="success",
+                       message=f"{result.applied} write(s)", **common)
+        report = gate.wait_healthy(
+            lambda hosts: self._locked(ap.target, hosts, lambda: self._probe(app, ap, hosts)),
+            batch.hosts, gate.GatePolicy.for_app(app),
+            clock=self.options.clock, sleep=self.options.sleep,
+        )
+        self.recorder.mark_inventory(
+            ap.target, [k for k in _keys(batch.changes) if k[0] in report.passed], "healthy")
+        self.event(EventKind.HEALTH_CHECKED, status="Healthy" if report.healthy else "Degraded",
+                   message=report.message, **common)
+        return list(report.failed)
+
+    def _probe(self, app: App, ap: AppPlan, hosts: Sequence[str]) -> HealthReport:
+        return self.backends[ap.target].health(app, hosts)
+
+    def _apply(self, app: App, target: str, changes: Sequence[Change]) -> ApplyResult:
+        writes = [c for c in changes if c.action is not Action.DELETE]
+        deletes = [c for c in changes if c.action is Action.DELETE]
+        revision = self.desired.revision
+        self.recorder.set_inventory(
+            InventoryEntry(target=target, host=c.host, id=c.id, app=c.app, wave=app.wave,
+                           revision=revision,
+                           state="deleting" if c.action is Action.DELETE else "intent")
+            for c in changes
+        )
+        hosts = sorted({c.host for c in changes})
+        result = self._locked(target, hosts, lambda: self.backends[target].apply(app, changes))
+        self.recorder.mark_inventory(target, _keys(writes), "applied")
+        self.recorder.remove_inventory(target, _keys(deletes))
+        return result
+
+    def _locked(self, target: str, hosts: Sequence[str], call: Callable[[], T]) -> T:
+        with ExitStack() as stack:
+            for host in sorted(set(hosts)):  # one global order: no deadlock
+                with self._locks_guard:
+                    lock = self._host_locks.setdefault((target, host), threading.Lock())
+                stack.enter_context(lock)
+            return call()
+
+    def _finish(
+        self, ap: AppPlan, status: str, hosts: Sequence[str], failed: Sequence[str], message: str
+    ) -> AppOutcome:
+        outcome = AppOutcome(app=ap.app, target=ap.target, wave=ap.wave, status=status,
+                             hosts=tuple(dict.fromkeys(hosts)), failed_hosts=tuple(failed),
+                             message=message)
+        self.event(EventKind.APP_DONE, wave=ap.wave, app=ap.app, target=ap.target,
+                   hosts=outcome.hosts, status=status, message=message)
+        return outcome
+
+    # --- prune -------------------------------------------------------------
+
+    def run_prune(self, plan: Plan) -> RolloutResult:
+        """Deletions, in the plan's reverse wave order, one app at a time, no gate."""
+        outcomes: list[AppOutcome] = []
+        for ap in plan.prune:
+            app = self.desired.apps.get(ap.app) or _orphan(ap)
+            hosts = sorted({c.host for c in ap.changes})
+            common = {"wave": ap.wave, "app": ap.app, "target": ap.target, "hosts": tuple(hosts)}
+            try:
+                result = self._apply(app, ap.target, ap.changes)
+            except ReconcilerError as err:
+                self.event(EventKind.PRUNE_DONE, status="failure", message=str(err), **common)
+                outcomes.append(AppOutcome(app=ap.app, target=ap.target, wave=ap.wave,
+                                           status="failure", hosts=tuple(hosts),
+                                           message=f"prune: {err}"))
+                self.halt.set()
+                break
+            self.event(EventKind.PRUNE_DONE, status="success",
+                       message=f"{len(ap.changes)} deleted, {result.applied} write(s)", **common)
+            outcomes.append(AppOutcome(app=ap.app, target=ap.target, wave=ap.wave,
+                                       status="success", hosts=tuple(hosts)))
+        return RolloutResult(outcomes=tuple(outcomes), halted=self.halt.is_set())
+
+
+def _keys(changes: Iterable[Change]) -> list[HostKey]:
+    return [(c.host, c.id) for c in changes]
+
+
+def _orphan(ap: AppPlan) -> App:
+    """A stand-in for an app that Git no longer names, so its objects can be pruned."""
+    return App(name=ap.app, target=ap.target, wave=ap.wave, location=Location(file=""))
