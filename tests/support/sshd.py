@@ -55,6 +55,9 @@ class SshFleet:
             except subprocess.TimeoutExpired:
                 host.process.kill()
                 host.process.wait()
+            if host.process.stderr is not None:
+                # An open pipe left to the garbage collector is a ResourceWarning (an error here).
+                host.process.stderr.close()
 
 
 def _keygen(path: Path, kind: str = "ed25519") -> None:
