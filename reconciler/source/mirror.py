@@ -1,0 +1,266 @@
+"""A bare mirror of the state repository: fetch, resolve, read, annotate.
+
+The mirror lives under `data_dir/mirrors/<hash of the URL>` and is only ever
+changed by this module. Invariants:
+- Fetches of one mirror never overlap: a threading lock (per mirror path, per
+  process) and an flock on `<mirror>.lock` (between processes) guard every
+  change to it (fetch, note writes, pushes).
+- The remote is anonymous: its URL, which may carry a secret, is never
+  written into the mirror's config.
+- Branches and tags deleted on the remote disappear from the mirror after the
+  next fetch; notes written here are kept until the remote's copy of the same
+  notes ref replaces them (push them first if they must survive).
+- `HEAD` follows the remote's default branch.
+- Every failure is one `SourceError` line without secrets.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import fnmatch
+import hashlib
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pygit2
+
+from reconciler.errors import SourceError
+from reconciler.source import auth
+from reconciler.source.gittree import GitTree, subtree
+
+DEFAULT_REFSPECS = (
+    "+refs/heads/*:refs/heads/*",
+    "+refs/tags/*:refs/tags/*",
+    "+refs/notes/*:refs/notes/*",
+)
+NOTES_REF = "refs/notes/reconciler"
+_SIGNATURE = ("reconciler", "reconciler@localhost")
+
+_REGISTRY_LOCK = threading.Lock()
+_THREAD_LOCKS: dict[Path, threading.Lock] = {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommitInfo:
+    sha: str
+    author_name: str
+    author_email: str
+    summary: str
+    """The first line of the message."""
+    message: str
+    time: datetime
+    """Author time, in the author's time zone."""
+
+
+def _thread_lock(path: Path) -> threading.Lock:
+    with _REGISTRY_LOCK:
+        return _THREAD_LOCKS.setdefault(path, threading.Lock())
+
+
+class Mirror:
+    """One remote repository, mirrored bare under `data_dir`."""
+
+    def __init__(self, url: str, data_dir: Path, credentials: auth.Credentials | None = None):
+        self.url = auth.normalize_url(url)
+        self.data_dir = data_dir
+        self.credentials = credentials or auth.Credentials()
+        key = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        self.path = data_dir / "mirrors" / key
+        self._lock_file = data_dir / "mirrors" / f"{key}.lock"
+        self._repo: pygit2.Repository | None = None
+
+    @property
+    def display_url(self) -> str:
+        return auth.redact(self.url)
+
+    # --- changing the mirror -------------------------------------------------
+
+    def fetch(self, refspecs: Sequence[str] = ()) -> None:
+        """Clone on first use, then fetch what changed; extra refspecs add PR heads."""
+        specs = [*DEFAULT_REFSPECS, *(s for s in refspecs if s not in DEFAULT_REFSPECS)]
+        with self._locked():
+            repo = self._open(create=True)
+            remote = repo.remotes.create_anonymous(self.url)
+            with self._network("fetch from") as callbacks:
+                remote.fetch(specs, callbacks=callbacks)
+                # The advertisement stays readable after the fetch disconnected.
+                heads = remote.list_heads(connect=False)
+            _follow_remote(repo, heads, specs)
+
+    def write_note(self, sha: str, text: str, ref: str = NOTES_REF) -> None:
+        """Attach `text` to commit `sha` under `ref`, replacing an earlier note."""
+        with self._locked():
+            repo = self._open()
+            signature = pygit2.Signature(*_SIGNATURE)
+            try:
+                repo.create_note(text, signature, signature, sha, ref, True)
+            except (pygit2.GitError, KeyError, ValueError) as exc:
+                raise SourceError(f"cannot write note on {sha[:12]}: {_line(exc)}") from None
+
+    def push(self, refspec: str) -> None:
+        """Push `refspec` (e.g. "refs/notes/reconciler:refs/notes/reconciler") to the remote."""
+        with self._locked():
+            remote = self._open().remotes.create_anonymous(self.url)
+            with self._network("push to") as callbacks:
+                remote.push([refspec], callbacks=callbacks)
+            if callbacks.rejected:
+                raise SourceError(
+                    f"push to {self.display_url} rejected: {'; '.join(callbacks.rejected)}"
+                )
+
+    def push_notes(self, ref: str = NOTES_REF) -> None:
+        self.push(f"{ref}:{ref}")
+
+    # --- reading the mirror --------------------------------------------------
+
+    def resolve(self, rev: str) -> str:
+        """The full commit id of a branch, tag, full or short sha, or HEAD."""
+        repo = self._open()
+        try:
+            obj = repo.revparse_single(rev)
+        except (KeyError, ValueError, pygit2.GitError):
+            raise SourceError(f"unknown revision '{rev}'") from None
+        try:
+            commit = obj.peel(pygit2.Commit)
+        except (pygit2.GitError, ValueError):
+            raise SourceError(f"revision '{rev}' is not a commit") from None
+        return str(commit.id)
+
+    def tree(self, sha: str, path: str = ".") -> GitTree:
+        """The state root `path` of commit `sha`, read from git objects."""
+        repo = self._open()
+        return subtree(repo, sha, self._commit(sha), path)
+
+    def commit_info(self, sha: str) -> CommitInfo:
+        commit = self._commit(sha)
+        author = commit.author
+        zone = timezone(timedelta(minutes=author.offset))
+        return CommitInfo(
+            sha=str(commit.id),
+            author_name=author.name,
+            author_email=author.email,
+            summary=commit.message.strip().split("\n", 1)[0] if commit.message else "",
+            message=commit.message,
+            time=datetime.fromtimestamp(author.time, zone),
+        )
+
+    def refs(self, pattern: str = "refs/*") -> Mapping[str, str]:
+        """Ref name -> commit id for every ref matching the glob `pattern`."""
+        repo = self._open()
+        found: dict[str, str] = {}
+        for name in repo.references:
+            if not fnmatch.fnmatchcase(name, pattern):
+                continue
+            try:
+                found[name] = str(repo.references[name].peel(pygit2.Commit).id)
+            except (pygit2.GitError, ValueError, KeyError):
+                continue  # a ref to a tree or blob names no revision
+        return found
+
+    def read_note(self, sha: str, ref: str = NOTES_REF) -> str | None:
+        repo = self._open()
+        try:
+            note = repo.lookup_note(sha, ref)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        message: str = note.message
+        return message
+
+    # --- internals -----------------------------------------------------------
+
+    def _commit(self, sha: str) -> pygit2.Commit:
+        repo = self._open()
+        try:
+            obj = repo[sha]
+            commit = obj.peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError):
+            raise SourceError(f"unknown revision '{sha}'") from None
+        return commit
+
+    def _open(self, *, create: bool = False) -> pygit2.Repository:
+        if self._repo is not None:
+            return self._repo
+        if (self.path / "HEAD").exists():
+            self._repo = pygit2.Repository(str(self.path))
+        elif create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._repo = pygit2.init_repository(str(self.path), bare=True)
+        else:
+            raise SourceError(f"{self.display_url} has not been fetched yet")
+        return self._repo
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self._lock_file.parent.mkdir(parents=True, exist_ok=True)
+        with _thread_lock(self.path), open(self._lock_file, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _network(self, what: str) -> Iterator[auth.Callbacks]:
+        """Run one network call with credentials, host checks and one-line errors."""
+        token = self.credentials.token()
+        secrets = (*(t for t in (token,) if t), *auth.url_secrets(self.url))
+        callbacks = auth.Callbacks(self.credentials, token)
+        where = self.display_url
+        home = (auth.ssh_home(self.data_dir, self.credentials) if auth.is_ssh(self.url)
+                else _nothing())
+        try:
+            with home:
+                yield callbacks
+        except auth.AuthRefused:
+            raise SourceError(f"authentication failed for {where}") from None
+        except pygit2.CertificateError as exc:
+            raise SourceError(
+                f"cannot verify the identity of {where}: {auth.scrub(str(exc), secrets)}"
+            ) from None
+        except (pygit2.GitError, KeyError, ValueError, OSError) as exc:
+            message = auth.scrub(_line(exc), secrets)
+            if _is_auth_failure(message):
+                raise SourceError(f"authentication failed for {where}") from None
+            raise SourceError(f"cannot {what} {where}: {message}") from None
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _is_auth_failure(message: str) -> bool:
+    lowered = message.lower()
+    return any(s in lowered for s in ("authenticat", "401", "403", "unauthorized"))
+
+
+def _follow_remote(
+    repo: pygit2.Repository, heads: Sequence[pygit2.remotes.RemoteHead], specs: Sequence[str]
+) -> None:
+    """Point HEAD at the remote's default branch and drop refs the remote deleted."""
+    advertised = {h.name for h in heads if h.name}
+    for head in heads:
+        target = head.symref_target
+        if head.name == "HEAD" and target and target in repo.references:
+            repo.references.create("HEAD", target, force=True)
+    for spec in specs:
+        src, _, dst = spec.lstrip("+").partition(":")
+        if dst.startswith("refs/notes/") or dst.count("*") != 1 or src.count("*") != 1:
+            continue  # notes written here live on; odd refspecs are left alone
+        for name in list(repo.references):
+            if fnmatch.fnmatchcase(name, dst) and _source_of(name, src, dst) not in advertised:
+                repo.references.delete(name)
+
+
+def _source_of(local: str, src: str, dst: str) -> str:
+    head, tail = dst.split("*")
+    middle = local[len(head):len(local) - len(tail)]
+    return src.replace("*", middle)
