@@ -183,9 +183,7 @@ class YarnBackend:
         return found
 
     def read_live(self, resources: Sequence[Resource], inventory: Inventory) -> LiveView:
-        desired = {
-            ("", r.id): spec.comparable(r.body) for r in resources if r.id.kind == spec.KIND
-        }
+        desired = {("", r.id): spec.comparable(r.body) for r in resources if r.id.kind == spec.KIND}
         owned = {
             key[1].name: app
             for key, app in inventory.items()

@@ -154,8 +154,7 @@ def comparable(service: Mapping[str, Any]) -> dict[str, Any]:
 def counts(form: Mapping[str, Any]) -> dict[str, int]:
     """Component name -> number_of_containers of a comparable form."""
     return {
-        str(c["name"]): int(c.get("number_of_containers", 0))
-        for c in form.get("components", [])
+        str(c["name"]): int(c.get("number_of_containers", 0)) for c in form.get("components", [])
     }
 
 
@@ -193,9 +192,7 @@ def changed_components(desired: Mapping[str, Any], live: Mapping[str, Any]) -> t
     return tuple(sorted(n for n in d if d[n] != lv.get(n)))
 
 
-def plan_update(
-    name: str, desired: Mapping[str, Any], live: Mapping[str, Any]
-) -> UpdatePlan | str:
+def plan_update(name: str, desired: Mapping[str, Any], live: Mapping[str, Any]) -> UpdatePlan | str:
     """The steps that turn `live` into `desired`, or why YARN cannot do it.
 
     YARN can flex counts, stop and start, and upgrade a STABLE, running service
