@@ -1,0 +1,51 @@
+"""Reporters built from daemon config entries: tokens from env or file, strict keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import ConfigError
+from reconciler.reporters import gitea, github, gitlab
+
+
+def test_github_from_env() -> None:
+    entry = {"type": "github", "repo": "org/state", "token_env": "GH_TOKEN"}
+    reporter = github.from_entry(entry, environ={"GH_TOKEN": " tok-1\n"})
+    assert reporter.token == "tok-1"
+    assert reporter.api_url == "https://api.github.com"
+    assert reporter.repo == "org/state"
+
+
+def test_gitlab_from_file(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("glpat-xyz\n")
+    entry = {"type": "gitlab", "api_url": "https://gl.example.com/api/v4", "repo": "g/p",
+             "token_file": str(secret)}
+    reporter = gitlab.from_entry(entry, environ={})
+    assert (reporter.token, reporter.project, reporter.api_url) == (
+        "glpat-xyz", "g/p", "https://gl.example.com/api/v4")
+
+
+def test_gitea_needs_api_url() -> None:
+    with pytest.raises(ConfigError, match="missing api_url"):
+        gitea.from_entry({"type": "gitea", "repo": "o/r", "token_env": "T"}, environ={"T": "x"})
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"type": "github", "repo": "o/r", "token": "inline"}, "not in the configuration"),
+        ({"type": "github", "repo": "o/r", "token_env": "T", "colour": 1}, "unknown key"),
+        ({"type": "github", "repo": "o/r"}, "exactly one of token_env or token_file"),
+        ({"type": "github", "repo": "o/r", "token_env": "MISSING"}, "MISSING is empty or unset"),
+        ({"type": "github", "repo": "just-a-name", "token_env": "T"}, "owner/name"),
+        ({"type": "github", "repo": "o/r", "token_file": "/nonexistent/tok"}, "cannot read"),
+    ],
+)
+def test_bad_entries_are_config_errors(entry: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        github.from_entry(entry, environ={"T": "secret-value"})
+    assert "secret-value" not in str(caught.value)
+    assert "inline" not in str(caught.value)
