@@ -15,8 +15,8 @@ from reconciler.model import (
     Action,
     App,
     Change,
-    Location,
     LiveView,
+    Location,
     Resource,
     ResourceId,
 )

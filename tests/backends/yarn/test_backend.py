@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from backends.base import Backend, Inventory
-from reconciler.errors import ApiError, BackendError
+from reconciler.errors import BackendError
 from reconciler.model import Action, App, Change, HealthStatus, ResourceId
 from tests.backends.yarn.helpers import app_of, changes, inventory_of, service_spec
 from tests.support.yarn_server import YarnServer
