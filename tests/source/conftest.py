@@ -76,7 +76,9 @@ def origin(tmp_path: Path) -> Origin:
     (made.work / ".gitmodules").write_text(
         '[submodule "vendor/lib"]\n\tpath = vendor/lib\n\turl = https://example.com/lib.git\n'
     )
-    # A gitlink entry is what `git submodule add` records; no clone of it is needed.
+    # A gitlink entry is what `git submodule add` records; no clone of it is needed,
+    # and its empty folder keeps `git add -A` from dropping it.
+    (made.work / "vendor/lib").mkdir(parents=True)
     git("update-index", "--add", "--cacheinfo", f"160000,{'ab' * 20},vendor/lib", cwd=made.work)
     made.commit(STATE_FILES, "Initial state\n\nWith a body.")
     return made

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def test_https_wrong_token_is_one_clear_line_without_the_token(
 
 
 def test_https_without_token_fails_authentication(data_dir: Path, git_http: GitHttpServer) -> None:
-    with pytest.raises(SourceError, match="^authentication failed for http://127.0.0.1"):
+    with pytest.raises(SourceError, match=r"^authentication failed for http://127.0.0.1"):
         Mirror(git_http.url("origin.git"), data_dir).fetch()
 
 
@@ -91,7 +92,7 @@ def test_token_in_url_is_redacted_from_errors(data_dir: Path) -> None:
 
 def test_missing_token_environment_variable(data_dir: Path, git_http: GitHttpServer) -> None:
     creds = Credentials(token_env="RECONCILER_TEST_UNSET_VARIABLE")
-    with pytest.raises(SourceError, match="^environment variable RECONCILER_TEST_UNSET_VARIABLE"):
+    with pytest.raises(SourceError, match=r"^environment variable RECONCILER_TEST_UNSET_VARIABLE"):
         Mirror(git_http.url("origin.git"), data_dir, creds).fetch()
 
 
@@ -104,7 +105,7 @@ def test_unreachable_git_daemon(data_dir: Path) -> None:
 
 
 def test_missing_local_repository(data_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="^cannot fetch from .*/absent.git: "):
+    with pytest.raises(SourceError, match=r"^cannot fetch from .*/absent.git: "):
         Mirror(str(tmp_path / "absent.git"), data_dir).fetch()
 
 
@@ -131,19 +132,19 @@ def test_ssh_unknown_host_key_is_refused(
     origin: Origin, data_dir: Path, ssh_fleet_factory: Callable[..., SshFleet], tmp_path: Path
 ) -> None:
     fleet = ssh_fleet_factory(1)
+    # A known_hosts that lists the address with a different key, and an empty one.
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")],
+                   check=True)
     other = tmp_path / "other_known_hosts"
-    # A known_hosts that lists the address with a different key.
-    other.write_text(
-        f"[{fleet.hosts[0].address}]:{fleet.hosts[0].port} "
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMmC2PGRwbb/ZQ3W6M1n6S2ZQdkbZ9K2nfUZoCzSfb6c\n"
-    )
+    other.write_text(f"[{fleet.hosts[0].address}]:{fleet.hosts[0].port} "
+                     + " ".join((tmp_path / "k.pub").read_text().split()[:2]) + "\n")
     for known_hosts in (other, tmp_path / "empty_known_hosts"):
         known_hosts.touch()
         creds = Credentials(ssh_key=fleet.identity_file, known_hosts=known_hosts)
         mirror = Mirror(ssh_url(fleet, origin.bare), data_dir, creds)
-        with pytest.raises(SourceError, match="^cannot verify the identity of ssh://"):
+        with pytest.raises(SourceError, match=r"^cannot verify the identity of ssh://"):
             mirror.fetch()
-        with pytest.raises(SourceError, match="has not been fetched yet|unknown revision"):
+        with pytest.raises(SourceError, match=r"has not been fetched yet|unknown revision"):
             mirror.resolve("main")
 
 
@@ -153,5 +154,5 @@ def test_ssh_wrong_key_fails_authentication(
     fleet = ssh_fleet_factory(1)
     stranger = ssh_fleet_factory(1)  # its key is not authorized on the first fleet
     creds = Credentials(ssh_key=stranger.identity_file, known_hosts=fleet.known_hosts)
-    with pytest.raises(SourceError, match="^authentication failed for ssh://"):
+    with pytest.raises(SourceError, match=r"^authentication failed for ssh://"):
         Mirror(ssh_url(fleet, origin.bare), data_dir, creds).fetch()
