@@ -1,0 +1,305 @@
+"""One reconcile, start to finish: source -> load -> live -> plan -> rollout -> record.
+
+The engine is the library that `reconciler sync`, `reconciler plan`, the daemon
+and the tests all call; the shells around it only parse arguments and choose
+triggers. Invariants:
+- A commit that fails validation is recorded as an "error" deploy and never
+  applied, in part or whole.
+- One sync per target at a time: an flock per target under `data_dir/locks`
+  (held across processes and threads), always taken in name order.
+- A sync with nothing to change and nothing left to verify calls no backend
+  write and no health probe.
+- The plan comes from fresh live state every time, so a sync killed at any
+  moment is finished by the next one; hosts that were applied but never passed
+  their health gate (inventory state "intent"/"applied") are gated again.
+- Every deploy, event, app result and inventory change lands in the history;
+  the last good revision per app is marked only after every wave and the prune
+  succeeded.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backends.base import Backend, BackendContext, open_backend
+from reconciler import plan as planner
+from reconciler.errors import ConfigError, Problem, ReconcilerError, ValidationError
+from reconciler.events import Event, EventBus, EventKind, Listener
+from reconciler.history import History
+from reconciler.load import LoadCache, load
+from reconciler.model import DesiredState, LiveView, Plan, Target
+from reconciler.rollout import rollback
+from reconciler.rollout.batches import with_verification
+from reconciler.rollout.runner import Rollout, RolloutOptions
+from reconciler.source import Credentials, Mirror
+
+Opener = Callable[[Target, BackendContext], Backend]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineSettings:
+    repo: str
+    """URL (file://, ssh://, https://) or local path of the state repository."""
+    rev: str = "HEAD"
+    """Branch, tag or commit that `sync()` deploys when not told otherwise."""
+    path: str = "."
+    data_dir: Path
+    credentials: Credentials | None = None
+    targets: tuple[str, ...] = ()
+    """Only these targets are read and changed; empty means every target."""
+    refspecs: tuple[str, ...] = ()
+    max_workers: int = 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncResult:
+    result: str
+    """success, failure (applied and unhealthy, or a backend failed) or error (invalid)."""
+    deploy_id: int
+    revision: str
+    summary: dict[str, int] = field(default_factory=dict)
+    message: str = ""
+    rolled_back: bool = False
+    problems: tuple[Problem, ...] = ()
+    plan: Plan | None = None
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        *,
+        opener: Opener = open_backend,
+        rollout_options: RolloutOptions | None = None,
+    ) -> None:
+        self.settings = settings
+        self.history = History(settings.data_dir)
+        self.events = EventBus()
+        self.events.subscribe(self.history.record_event)
+        self.mirror = Mirror(settings.repo, settings.data_dir, settings.credentials)
+        self._opener = opener
+        self._options = rollout_options or RolloutOptions(max_workers=settings.max_workers)
+        self._cache = LoadCache()
+        self._loaded: dict[str, DesiredState] = {}
+        self._load_lock = threading.Lock()
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        return self.events.subscribe(listener)
+
+    def close(self) -> None:
+        self.history.close()
+
+    # --- source and load ---------------------------------------------------
+
+    def resolve(self, rev: str | None = None, *, fetch: bool = True) -> str:
+        if fetch:
+            self.mirror.fetch(self.settings.refspecs)
+        return self.mirror.resolve(rev or self.settings.rev)
+
+    def load_revision(self, sha: str) -> DesiredState:
+        """The desired state of commit `sha` (cached; raises ValidationError)."""
+        with self._load_lock:
+            if sha not in self._loaded:
+                if len(self._loaded) >= 8:
+                    self._loaded.pop(next(iter(self._loaded)))
+                tree = self.mirror.tree(sha, self.settings.path)
+                self._loaded[sha] = load(tree, cache=self._cache)
+            return self._loaded[sha]
+
+    def load(self, rev: str | None = None) -> tuple[str, DesiredState]:
+        sha = self.resolve(rev)
+        return sha, self.load_revision(sha)
+
+    def selected_targets(self, desired: DesiredState) -> list[str]:
+        wanted = self.settings.targets or tuple(desired.targets)
+        unknown = sorted(set(wanted) - set(desired.targets))
+        if unknown:
+            known = ", ".join(sorted(desired.targets)) or "none"
+            raise ConfigError(f"unknown target {', '.join(unknown)} (the state repo has: {known})")
+        return sorted(set(wanted))
+
+    # --- live state and plans ----------------------------------------------
+
+    @contextmanager
+    def backends(self, desired: DesiredState, names: Sequence[str]) -> Iterator[dict[str, Backend]]:
+        """Open the backends of `names`; every one opened is closed again."""
+        opened: dict[str, Backend] = {}
+        context = BackendContext(data_dir=self.settings.data_dir, revision=desired.revision)
+        try:
+            for name in names:
+                opened[name] = self._opener(desired.targets[name], context)
+            yield opened
+        finally:
+            for backend in opened.values():
+                backend.close()
+
+    def read_live(
+        self, desired: DesiredState, backends: Mapping[str, Backend],
+        names: Sequence[str] | None = None,
+    ) -> dict[str, LiveView]:
+        """Each target's live view, read in bulk, targets in parallel."""
+        chosen = list(names if names is not None else backends)
+        missing = [n for n in chosen if n not in backends]
+        if missing:
+            raise ConfigError(f"target {', '.join(missing)} is not selected for this sync")
+
+        def read(name: str) -> LiveView:
+            resources = [r for a in desired.apps.values() if a.target == name
+                         for r in a.resources]
+            return backends[name].read_live(resources, self.history.inventory(name))
+
+        with ThreadPoolExecutor(max_workers=max(1, min(4, len(chosen)))) as pool:
+            return dict(zip(chosen, pool.map(read, chosen), strict=True))
+
+    def plan(self, rev: str | None = None) -> Plan:
+        _, desired = self.load(rev)
+        names = self.selected_targets(desired)
+        with self._locked(names), self.backends(desired, names) as opened:
+            return planner.plan(desired, self.read_live(desired, opened))
+
+    def drift(self) -> Plan:
+        """The last successfully deployed revision planned against live state now."""
+        revision = self.history.last_successful_revision()
+        if revision is None:
+            return Plan(revision="", waves=())
+        self.mirror.fetch(self.settings.refspecs)
+        desired = self.load_revision(revision)
+        names = self.selected_targets(desired)
+        with self._locked(names), self.backends(desired, names) as opened:
+            return planner.plan(desired, self.read_live(desired, opened))
+
+    # --- sync --------------------------------------------------------------
+
+    def sync(self, rev: str | None = None, trigger: str = "cli") -> SyncResult:
+        sha = self.resolve(rev)
+        try:
+            desired = self.load_revision(sha)
+        except ValidationError as err:
+            return self._invalid(sha, trigger, err)
+        names = self.selected_targets(desired)
+        with self._locked(names):
+            deploy_id = self.history.start_deploy(sha, trigger)
+            self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status="running")
+            try:
+                result = self._sync(deploy_id, desired, names)
+            except ReconcilerError as err:
+                result = SyncResult(result="failure", deploy_id=deploy_id, revision=sha,
+                                    message=str(err))
+            except BaseException as err:
+                self._finish(SyncResult(result="failure", deploy_id=deploy_id, revision=sha,
+                                        message=f"aborted: {type(err).__name__}"))
+                raise
+            self._finish(result)
+            return result
+
+    def _sync(self, deploy_id: int, desired: DesiredState, names: Sequence[str]) -> SyncResult:
+        sha = desired.revision
+        with self.backends(desired, names) as opened:
+            views = self.read_live(desired, opened)
+            self._forget_stale(views)
+            steps = planner.plan(desired, views)
+            verify = self._unverified(desired, views)
+            full = with_verification(steps, desired, verify)
+
+            def result(outcome: str, message: str, rolled_back: bool = False) -> SyncResult:
+                return SyncResult(result=outcome, deploy_id=deploy_id, revision=sha,
+                                  summary=steps.summary(), plan=steps, message=message,
+                                  rolled_back=rolled_back)
+
+            if not full.waves and not full.prune:
+                self._mark_good(desired, names, deploy_id)
+                return result("success", "in sync: nothing to do")
+            runner = self._rollout(deploy_id, desired, opened, views, verify)
+            waves = runner.run_waves(full)
+            if not waves.ok:
+                back = rollback.roll_back(
+                    runner, waves.outcomes, last_good=self.history.last_good,
+                    load_revision=self.load_revision,
+                    read_live=lambda d, t: self.read_live(d, opened, t),
+                    make_rollout=lambda d: self._rollout(deploy_id, d, opened, views, {}),
+                )
+                message = waves.message + (f"; rollback: {back.message}" if back.apps else "")
+                return result("failure", message, back.rolled_back)
+            pruned = runner.run_prune(full)
+            if not pruned.ok:
+                return result("failure", pruned.message)
+        self._mark_good(desired, names, deploy_id)
+        return result("success", planner.summary_line(steps))
+
+    def _rollout(
+        self, deploy_id: int, desired: DesiredState, opened: Mapping[str, Backend],
+        views: Mapping[str, LiveView], verify: Mapping[str, Sequence[str]],
+    ) -> Rollout:
+        options = RolloutOptions(
+            max_workers=self._options.max_workers, clock=self._options.clock,
+            sleep=self._options.sleep, verify=verify,
+            fleet={name: view.hosts for name, view in views.items()},
+        )
+        return Rollout(deploy_id=deploy_id, desired=desired, backends=opened,
+                       recorder=self.history, emit=self.events.emit, options=options)
+
+    def _unverified(
+        self, desired: DesiredState, views: Mapping[str, LiveView]
+    ) -> dict[str, tuple[str, ...]]:
+        """Hosts per app that were applied but never passed their health gate."""
+        out: dict[str, set[str]] = {}
+        for name, view in views.items():
+            for entry in self.history.inventory_entries(name):
+                app = desired.apps.get(entry.app)
+                if (entry.state in ("intent", "applied") and app is not None
+                        and app.target == name and entry.host in view.hosts):
+                    out.setdefault(entry.app, set()).add(entry.host)
+        return {app: tuple(sorted(hosts)) for app, hosts in out.items()}
+
+    def _forget_stale(self, views: Mapping[str, LiveView]) -> None:
+        """Drop inventory rows of things that neither exist nor are wanted any more."""
+        for name, view in views.items():
+            stale = [key for key in self.history.inventory(name)
+                     if key not in view.live and key not in view.desired]
+            if stale:
+                self.history.remove_inventory(name, stale)
+
+    def _mark_good(self, desired: DesiredState, names: Sequence[str], deploy_id: int) -> None:
+        apps = [a.name for a in desired.apps.values() if a.target in names]
+        self.history.mark_good(apps, desired.revision, deploy_id)
+
+    def _invalid(self, sha: str, trigger: str, err: ValidationError) -> SyncResult:
+        deploy_id = self.history.start_deploy(sha, trigger)
+        self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status="running")
+        result = SyncResult(result="error", deploy_id=deploy_id, revision=sha,
+                            message=f"invalid: {err}", problems=err.problems)
+        self._finish(result)
+        return result
+
+    def _finish(self, result: SyncResult) -> None:
+        self.history.finish_deploy(result.deploy_id, result.result, result.message,
+                                   rolled_back=result.rolled_back, summary=result.summary)
+        self._emit(EventKind.DEPLOY_FINISHED, result.deploy_id, result.revision,
+                   status=result.result, message=result.message)
+
+    def _emit(
+        self, kind: EventKind, deploy_id: int, revision: str, *, status: str, message: str = ""
+    ) -> None:
+        self.events.emit(Event(kind=kind, deploy_id=deploy_id, revision=revision,
+                               status=status, message=message))
+
+    @contextmanager
+    def _locked(self, names: Sequence[str]) -> Iterator[None]:
+        """flock each target's lock file, in name order so two syncs never deadlock."""
+        folder = self.settings.data_dir / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        with ExitStack() as stack:
+            for name in sorted(names):
+                handle = stack.enter_context(open(folder / f"{_safe(name)}.lock", "a+b"))
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
