@@ -93,11 +93,13 @@ class KubeClient:
         `what` names the object or collection for error messages.
         """
         headers = {"Accept": JSON}
-        payload: str | None = None
+        payload: str | Mapping[str, Any] | None = body
         if body is not None:
             headers["Content-Type"] = content_type
-            # A string body is sent as is: JSON is valid YAML, so apply patches too.
-            payload = json.dumps(body)
+            if "json" not in content_type:
+                # The client serialises mappings only for JSON types in every
+                # supported version; a string is sent as is, and JSON is valid YAML.
+                payload = json.dumps(body)
         method, url, headers, _, _ = self._api.param_serialize(
             method,
             path,

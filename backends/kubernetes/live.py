@@ -245,15 +245,19 @@ class LiveReader:
             # A field conflict: the plan still shows the intended change; the
             # rollout will report the conflict unless force_conflicts is set.
             log.warning("%s: field conflict with another manager", resource.id)
-            return _overlay(live_obj, manifest)
+            overlaid: Mapping[str, Any] = _overlay(live_obj, manifest)
+            return overlaid
         return response.body
 
 
-def _overlay(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _overlay(out[key], value)
-        else:
-            out[key] = value
-    return out
+def _overlay(base: Any, top: Any) -> Any:
+    """`top` laid over `base`, keeping base fields top does not set (server defaults),
+    also inside list items at the same positions."""
+    if isinstance(top, Mapping) and isinstance(base, Mapping):
+        out = dict(base)
+        for key, value in top.items():
+            out[key] = _overlay(base.get(key), value)
+        return out
+    if isinstance(top, list) and isinstance(base, list) and len(top) == len(base):
+        return [_overlay(b, t) for b, t in zip(base, top, strict=True)]
+    return top
