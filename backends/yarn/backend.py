@@ -134,7 +134,7 @@ class YarnBackend:
 
     def __init__(self, target: Target, options: Options, *, client: YarnClient | None = None):
         self.target = target
-        self._opts = options
+        self.options = options
         self._client = client or YarnClient(
             target=target.name,
             url=options.url,
@@ -304,7 +304,7 @@ class YarnBackend:
         self, name: str, done: Callable[[Mapping[str, Any]], bool], what: str
     ) -> Mapping[str, Any]:
         """GET the service every poll_interval until `done` holds for it."""
-        deadline = time.monotonic() + self._opts.settle_timeout
+        deadline = time.monotonic() + self.options.settle_timeout
         while True:
             live = self.get(name)
             state = _state(live) if live is not None else "absent"
@@ -318,9 +318,9 @@ class YarnBackend:
             if time.monotonic() >= deadline:
                 raise BackendError(
                     f"yarn target {self.target.name}: service {name} still {state} after "
-                    f"{self._opts.settle_timeout:g}s waiting for {what}"
+                    f"{self.options.settle_timeout:g}s waiting for {what}"
                 )
-            time.sleep(self._opts.poll_interval)
+            time.sleep(self.options.poll_interval)
 
     # --- health --------------------------------------------------------------
 

@@ -137,3 +137,12 @@ def test_unreachable_resourcemanager_is_a_backend_error(
 def test_bad_url_option_is_refused(make_backend: MakeBackend) -> None:
     with pytest.raises(BackendError, match="url must be an http"):
         make_backend(url="rm.example.com:8088")
+
+
+def test_duration_options_accept_units(make_backend: MakeBackend) -> None:
+    from backends.yarn.backend import YarnBackend
+
+    backend = make_backend(timeout="1500ms", poll_interval="2s", settle_timeout="5m")
+    assert isinstance(backend, YarnBackend)
+    opts = backend.options
+    assert (opts.timeout, opts.poll_interval, opts.settle_timeout) == (1.5, 2.0, 300.0)
