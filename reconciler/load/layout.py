@@ -1,0 +1,157 @@
+"""Which files of a state tree mean what, and which are not allowed at all.
+
+The state root holds reconciler.yaml and apps/<app>/ folders; everything else
+outside apps/ is ignored (a README, CI files). Inside apps/, nothing is
+ignored silently that looks like state: YAML not in an app folder, YAML in an
+app's subfolder, or an app folder without app.yaml is an error.
+
+Invariants kept here, for the whole tree: no path with `.` or `..`
+components, no submodule, no symlink whose target leaves the state root, and
+no raw file over MAX_RAW_BYTES (YAML sizes are checked before reading). In-repo
+symlinks are followed (for files and for folders on the way), at most
+MAX_HOPS times.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from reconciler.errors import Problem
+from reconciler.load.vm import relative_parts
+from reconciler.model import Location
+from reconciler.tree import EntryKind, StateTree, TreeEntry
+
+CONFIG_FILE = "reconciler.yaml"
+MAX_RAW_BYTES = 10 * 1024 * 1024
+MAX_HOPS = 16
+_APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_YAML = (".yaml", ".yml")
+
+
+@dataclass(kw_only=True)
+class AppFiles:
+    name: str
+    app_yaml: TreeEntry | None = None
+    resources: list[TreeEntry] = field(default_factory=list)
+    first: str = ""
+    """The first path seen in the folder, to point at when app.yaml is missing."""
+
+
+@dataclass(kw_only=True)
+class Layout:
+    by_path: dict[str, TreeEntry] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    """Symlink path -> its target as stored."""
+    bad_links: set[str] = field(default_factory=set)
+    """Symlinks already reported as leaving the repository."""
+    config: TreeEntry | None = None
+    apps: dict[str, AppFiles] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, path: str, message: str, line: int = 1) -> None:
+        self.problems.append(Problem(location=Location(file=path, line=line), message=message))
+
+    def resolve(self, path: str) -> tuple[TreeEntry | None, str]:
+        """The regular file that `path` names after following symlinks, or None
+        and why not."""
+        for _ in range(MAX_HOPS):
+            parts = path.split("/")
+            for i in range(1, len(parts) + 1):
+                prefix = "/".join(parts[:i])
+                if prefix in self.links:
+                    joined = prefix.rpartition("/")[0] + "/" + self.links[prefix]
+                    rest = parts[i:]
+                    new = relative_parts("/".join([joined, *rest]))
+                    if new is None or self.links[prefix].startswith("/"):
+                        return None, f"{prefix} points outside the repository"
+                    path = "/".join(new)
+                    break
+            else:
+                entry = self.by_path.get(path)
+                if entry is None:
+                    return None, f"{path} does not exist"
+                if entry.kind is not EntryKind.FILE:
+                    return None, f"{path} is not a regular file"
+                return entry, ""
+        return None, f"more than {MAX_HOPS} symlinks to follow"
+
+
+def scan(tree: StateTree) -> Layout:
+    layout = Layout()
+    for entry in tree.entries():
+        if _check_entry(layout, entry):
+            layout.by_path[entry.path] = entry
+            if entry.kind is EntryKind.SYMLINK:
+                layout.links[entry.path] = tree.read(entry).decode("utf-8", "replace")
+                _check_link(layout, entry.path)
+    for entry in layout.by_path.values():
+        _classify(layout, entry)
+    for files in layout.apps.values():
+        if files.app_yaml is None:
+            layout.add(files.first, f"apps/{files.name}/ has state files but no app.yaml")
+    return layout
+
+
+def _check_entry(layout: Layout, entry: TreeEntry) -> bool:
+    parts = entry.path.split("/")
+    if entry.path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        layout.add(entry.path, "path has '.', '..' or empty components")
+        return False
+    if entry.kind is EntryKind.SUBMODULE:
+        layout.add(entry.path, "submodules are not supported in the state repository")
+        return False
+    return True
+
+
+def _check_link(layout: Layout, path: str) -> None:
+    target = layout.links[path]
+    inside = relative_parts(path.rpartition("/")[0] + "/" + target)
+    if target.startswith("/") or inside is None:
+        layout.bad_links.add(path)
+        layout.add(path, f"symlink points outside the repository ({target!r})")
+
+
+def _classify(layout: Layout, entry: TreeEntry) -> None:
+    path = entry.path
+    is_yaml = path.endswith(_YAML)
+    if path == CONFIG_FILE:
+        layout.config = entry
+        return
+    parts = path.split("/")
+    if parts[0] != "apps" or len(parts) < 2:
+        return
+    if len(parts) == 2:
+        if is_yaml:
+            layout.add(path, "YAML directly under apps/ is not in an app folder; "
+                             "move it to apps/<app>/")
+        return
+    name = parts[1]
+    in_files = len(parts) >= 4 and parts[2] == "files"
+    if not (is_yaml or in_files):
+        return
+    files = layout.apps.get(name)
+    if files is None:
+        files = layout.apps[name] = AppFiles(name=name, first=path)
+        if not _APP_NAME.fullmatch(name):
+            layout.add(path, f"app name {name!r} must be letters, digits, '.', '_' or '-'")
+    if in_files:
+        _check_size(layout, entry, MAX_RAW_BYTES)
+    elif len(parts) > 3:
+        layout.add(path, "YAML in a subfolder of an app is not loaded; move it to "
+                         f"apps/{name}/ (or apps/{name}/files/ for raw files)")
+    elif parts[2] == "app.yaml":
+        files.app_yaml = entry
+    elif parts[2] == "app.yml":
+        layout.add(path, "name the app file app.yaml")
+    else:
+        files.resources.append(entry)
+
+
+def _check_size(layout: Layout, entry: TreeEntry, limit: int) -> bool:
+    if entry.kind is EntryKind.FILE and entry.size > limit:
+        layout.add(entry.path, f"file is {entry.size} bytes, over the limit of {limit}; "
+                               "it was not read")
+        return False
+    return True
+

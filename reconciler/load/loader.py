@@ -1,0 +1,224 @@
+"""load(): a state tree in, a validated DesiredState out, or every problem at once.
+
+The steps: scan the tree's layout, parse reconciler.yaml, each app.yaml and
+each resource file (through the cache, by blob id), then the checks that span
+files: known targets, raw-file sources, restart_on references, duplicate
+identities per target, and the wave/depends_on graph. Nothing is returned
+unless every check passed, so a commit is applied whole or not at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from reconciler.errors import Problem, ValidationError
+from reconciler.load.apps import AppSpec, parse_app
+from reconciler.load.cache import LoadCache
+from reconciler.load.graph import check_graph
+from reconciler.load.layout import CONFIG_FILE, MAX_RAW_BYTES, Layout, scan
+from reconciler.load.resources import ParsedResource, parse_resource
+from reconciler.load.schema import Problems, suggest
+from reconciler.load.targets import Config, parse_config
+from reconciler.load.yamlio import MAX_YAML_BYTES, Document
+from reconciler.model import DesiredState, Location, Resource, Target
+from reconciler.tree import EntryKind, StateTree, TreeEntry
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _FileResult:
+    """The validated resources of one file, as cached."""
+
+    items: tuple[ParsedResource, ...]
+    problems: tuple[Problem, ...]
+    keys: tuple[tuple[str, ...], ...]
+    """(target, *identity) of each item, for the duplicate check across files."""
+
+
+def load(tree: StateTree, *, cache: LoadCache | None = None) -> DesiredState:
+    """Parse and validate the state tree; raise ValidationError with every problem."""
+    cache = cache if cache is not None else LoadCache(keep=1)
+    cache.begin()
+    try:
+        return _Loader(tree, cache).run()
+    finally:
+        cache.end()
+
+
+class _Loader:
+    def __init__(self, tree: StateTree, cache: LoadCache) -> None:
+        self.tree = tree
+        self.cache = cache
+        self.problems: list[Problem] = []
+        self.layout = Layout()
+
+    def run(self) -> DesiredState:
+        self.layout = scan(self.tree)
+        self.problems.extend(self.layout.problems)
+        config = self._config()
+        specs = self._apps(config)
+        resources: dict[str, list[ParsedResource]] = {}
+        keys: list[tuple[str, ...]] = []
+        for name, spec in specs.items():
+            target = self._target_of(spec, config)
+            if target is not None:
+                resources[name] = self._resources(name, target, keys)
+        self._check_restart_on(resources)
+        if len(set(keys)) != len(keys):
+            self._check_duplicates(resources, specs)
+        self.problems.extend(check_graph(specs))
+        final = {name: self._resolve_sources(parsed) for name, parsed in resources.items()}
+        if self.problems:
+            raise ValidationError(self.problems)
+        apps = {name: dataclasses.replace(spec.app, resources=final.get(name, ()))
+                for name, spec in specs.items()}
+        return DesiredState(revision=self.tree.revision, targets=config.targets, apps=apps,
+                            sync_windows=config.sync_windows, prune_default=config.prune)
+
+    def _add(self, file: str, line: int, message: str) -> None:
+        self.problems.append(Problem(location=Location(file=file, line=line), message=message))
+
+    def _documents(self, entry: TreeEntry) -> tuple[str, str, tuple[Document, ...]] | None:
+        """(path for locations, blob id, documents) of a YAML entry, or None after
+        reporting why it cannot be read."""
+        real: TreeEntry | None = entry
+        if entry.kind is EntryKind.SYMLINK:
+            if entry.path in self.layout.bad_links:
+                return None
+            real, why = self.layout.resolve(entry.path)
+            if real is None:
+                self._add(entry.path, 1, f"symlink cannot be followed: {why}")
+                return None
+        assert real is not None
+        if real.size > MAX_YAML_BYTES:
+            self._add(real.path, 1, f"YAML file is {real.size} bytes, over the limit of "
+                                    f"{MAX_YAML_BYTES}; it was not parsed")
+            return None
+        parsed = self.cache.parsed(real.blob_id, lambda: self.tree.read(real))
+        for line, message in parsed.errors:
+            self._add(real.path, line, message)
+        return (real.path, real.blob_id, parsed.documents) if not parsed.errors else None
+
+    def _single(self, entry: TreeEntry, what: str) -> tuple[str, str, Document] | None:
+        found = self._documents(entry)
+        if found is None:
+            return None
+        path, blob, docs = found
+        if len(docs) != 1:
+            line = docs[1].line if docs[1:] else 1
+            self._add(path, line, f"{what} must hold exactly one YAML document, not {len(docs)}")
+            return None
+        return path, blob, docs[0]
+
+    def _config(self) -> Config:
+        if self.layout.config is None:
+            self._add(CONFIG_FILE, 1, "the state root has no reconciler.yaml")
+            return Config()
+        found = self._single(self.layout.config, CONFIG_FILE)
+        if found is None:
+            return Config()
+        path, blob, doc = found
+
+        def compute() -> tuple[Config, tuple[Problem, ...]]:
+            p = Problems(path)
+            return parse_config(p, doc.value, doc.line), tuple(p.items)
+
+        config, problems = self.cache.result(("config", blob, path), compute)
+        self.problems.extend(problems)
+        return config
+
+    def _apps(self, config: Config) -> dict[str, AppSpec]:
+        specs: dict[str, AppSpec] = {}
+        for name in sorted(self.layout.apps):
+            entry = self.layout.apps[name].app_yaml
+            found = self._single(entry, "app.yaml") if entry is not None else None
+            if found is None:
+                continue
+            path, blob, doc = found
+
+            def compute(name: str = name, path: str = path,
+                        doc: Document = doc) -> tuple[AppSpec | None, tuple[Problem, ...]]:
+                p = Problems(path)
+                spec = parse_app(p, name, doc.value, doc.line, prune=config.prune,
+                                 rollback=config.rollback)
+                return spec, tuple(p.items)
+
+            key = ("app", blob, path, name, config.prune, config.rollback)
+            spec, problems = self.cache.result(key, compute)
+            self.problems.extend(problems)
+            if spec is not None:
+                specs[name] = spec
+        return specs
+
+    def _target_of(self, spec: AppSpec, config: Config) -> Target | None:
+        name = spec.app.target
+        target = config.targets.get(name)
+        if target is None and name and name not in config.declared:
+            self._add(spec.app.location.file, spec.target_line,
+                      f"unknown target {name!r}{suggest(name, config.declared)}")
+        return target
+
+    def _resources(self, app: str, target: Target,
+                   keys: list[tuple[str, ...]]) -> list[ParsedResource]:
+        out: list[ParsedResource] = []
+        for entry in self.layout.apps[app].resources:
+            found = self._documents(entry)
+            if found is None:
+                continue
+            path, blob, docs = found
+
+            def compute(path: str = path, docs: tuple[Document, ...] = docs) -> _FileResult:
+                p = Problems(path)
+                parsed = [parse_resource(p, target.backend, app, doc) for doc in docs]
+                items = tuple(r for r in parsed if r is not None)
+                return _FileResult(items=items, problems=tuple(p.items),
+                                   keys=tuple((target.name, *r.identity) for r in items))
+
+            key = ("resources", blob, path, app, target.name, target.backend)
+            result = self.cache.result(key, compute)
+            self.problems.extend(result.problems)
+            out.extend(result.items)
+            keys.extend(result.keys)
+        return out
+
+    def _resolve_sources(self, parsed: Iterable[ParsedResource]) -> tuple[Resource, ...]:
+        out: list[Resource] = []
+        for item in parsed:
+            resource = item.resource
+            if item.source is not None:
+                entry, why = self.layout.resolve(item.source)
+                if entry is None:
+                    self._add(resource.location.file, item.source_line, f"File: source: {why}")
+                    continue
+                if entry.size > MAX_RAW_BYTES:
+                    continue  # reported by the layout scan
+                body = dict(resource.body)
+                body["content"] = self.tree.read(entry)
+                resource = dataclasses.replace(resource, body=body)
+            out.append(resource)
+        return tuple(out)
+
+    def _check_restart_on(self, resources: dict[str, list[ParsedResource]]) -> None:
+        for app, parsed in resources.items():
+            if not any(item.restart_on for item in parsed):
+                continue
+            files = {r.resource.id.name for r in parsed if r.resource.id.kind == "File"}
+            for item in parsed:
+                for path, line in item.restart_on:
+                    if path not in files:
+                        self._add(item.resource.location.file, line,
+                                  f"Service: restart_on {path!r} is not a File of app {app!r}")
+
+    def _check_duplicates(self, resources: dict[str, list[ParsedResource]],
+                          specs: dict[str, AppSpec]) -> None:
+        seen: dict[tuple[str, ...], ParsedResource] = {}
+        for app in sorted(resources):
+            target = specs[app].app.target
+            for item in resources[app]:
+                key = (target, *item.identity)
+                first = seen.setdefault(key, item)
+                if first is not item:
+                    here = item.resource
+                    self._add(here.location.file, here.location.line,
+                              f"duplicate resource {here.id} on target {target!r}: "
+                              f"already defined at {first.resource.location}")
