@@ -247,7 +247,7 @@ class VmBackend:
     def health(self, app: App, hosts: Sequence[str]) -> HealthReport:
         checks = app.health
         results = self._each(
-            hosts, lambda host: vm_health.check_host(host, checks, self.transport)
+            hosts, lambda host: vm_health.check_host(host, checks, self.transport, self.env(host))
         )
         return vm_health.report(results)
 

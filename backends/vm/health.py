@@ -1,7 +1,8 @@
 """Health checks of a VM app: one probe per check per host, no retries.
 
 http and tcp probes run from the reconciler's machine (reconciler.health);
-command checks run ON the host through its transport. {host} in a URL, a tcp
+command checks run ON the host through its transport, with the same
+RECONCILER_ROOT and RECONCILER_HOST variables as every other command. {host} in a URL, a tcp
 host or a command is the host name without its port. A host whose transport
 fails is Unknown rather than Degraded: nothing was learned about the app.
 """
@@ -12,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from backends.base import HealthReport
 from backends.vm import resources as res
+from backends.vm.facts import env_prelude
 from backends.vm.transport import Transport
 from reconciler import health as probes
 from reconciler.errors import TransportError
@@ -21,7 +23,10 @@ from reconciler.model import CheckKind, HealthCheck, HealthStatus, worse
 _PROBE_TIMEOUT = 10.0
 
 
-def _probe(host: str, check: HealthCheck, transport: Callable[[str], Transport]) -> probes.Probe:
+def _probe(
+    host: str, check: HealthCheck, transport: Callable[[str], Transport],
+    env: Mapping[str, str],
+) -> probes.Probe:
     name, spec = res.host_name(host), check.spec
     timeout = min(check.timeout, _PROBE_TIMEOUT)
     if check.kind is CheckKind.HTTP:
@@ -33,7 +38,8 @@ def _probe(host: str, check: HealthCheck, transport: Callable[[str], Transport])
         address = res.expand(str(spec.get("host", name)), name)
         return probes.probe_tcp(address, int(spec["port"]), timeout=timeout)
     command = res.expand(str(spec["run"]), name)
-    result = transport(host).run(f"( {command}\n) </dev/null 2>&1")
+    script = "\n".join([*env_prelude(env), f"( {command}\n) </dev/null 2>&1"])
+    result = transport(host).run(script)
     if result.exit == 0:
         return probes.Probe(ok=True, message=f"{command!r} exited 0")
     last = result.stdout.strip().splitlines()[-1:] or [""]
@@ -41,13 +47,14 @@ def _probe(host: str, check: HealthCheck, transport: Callable[[str], Transport])
 
 
 def check_host(
-    host: str, checks: Sequence[HealthCheck], transport: Callable[[str], Transport]
+    host: str, checks: Sequence[HealthCheck], transport: Callable[[str], Transport],
+    env: Mapping[str, str],
 ) -> tuple[HealthStatus, list[str]]:
     """Probe every check once on `host`; the status and the failure messages."""
     status, failures = HealthStatus.HEALTHY, list[str]()
     for check in checks:
         try:
-            probe = _probe(host, check, transport)
+            probe = _probe(host, check, transport, env)
         except TransportError as exc:
             return worse(status, HealthStatus.UNKNOWN), [*failures, str(exc)]
         if not probe.ok:
