@@ -161,6 +161,7 @@ def start_git_http(project_root: Path, user: str, token: str) -> GitHttpServer:
     server.project_root = project_root
     server.user = user
     server.authorization = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
-    thread = threading.Thread(target=server.serve_forever, name="git-http", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="git-http", daemon=True)
     thread.start()
     return GitHttpServer(server=server, thread=thread)

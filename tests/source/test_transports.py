@@ -156,3 +156,17 @@ def test_ssh_wrong_key_fails_authentication(
     creds = Credentials(ssh_key=stranger.identity_file, known_hosts=fleet.known_hosts)
     with pytest.raises(SourceError, match=r"^authentication failed for ssh://"):
         Mirror(ssh_url(fleet, origin.bare), data_dir, creds).fetch()
+
+
+def test_ssh_key_without_public_key_file_and_url_without_user(
+    origin: Origin, data_dir: Path, ssh_fleet_factory: Callable[..., SshFleet], tmp_path: Path
+) -> None:
+    fleet = ssh_fleet_factory(1)
+    key = tmp_path / "only_private"
+    key.write_bytes(fleet.identity_file.read_bytes())
+    key.chmod(0o600)
+    host = fleet.hosts[0]
+    # Without a user in the URL the current user is asked for, as ssh does.
+    url = f"ssh://{host.address}:{host.port}{origin.bare}"
+    creds = Credentials(ssh_key=key, known_hosts=fleet.known_hosts)
+    assert_reads_main(Mirror(url, data_dir, creds), origin)
