@@ -83,7 +83,8 @@ class YarnClient:
         Statuses in `tolerate` (say 404 for "does not exist") are answers with
         a None body, not errors.
         """
-        data = json.dumps(body).encode() if body is not None else None
+        # default=str: YAML scalars (dates, tagged values) travel as the text they were.
+        data = json.dumps(body, default=str).encode() if body is not None else None
         request = urllib.request.Request(self._url(path), data=data, method=method)
         request.add_header("Accept", "application/json")
         if data is not None:
@@ -92,8 +93,7 @@ class YarnClient:
             request.add_header("Authorization", f"Bearer {self._token}")
         try:
             with self._opener.open(request, timeout=self._timeout) as reply:
-                raw = reply.read()
-                return Response(status=reply.status, body=json.loads(raw) if raw.strip() else None)
+                status, raw = reply.status, reply.read()
         except urllib.error.HTTPError as err:
             raw = err.read() if err.fp is not None else b""
             if err.code in tolerate:
@@ -105,7 +105,12 @@ class YarnClient:
                 f"yarn target {self._target}: {method} service {service}: "
                 f"cannot reach {self._base}: {reason}"
             ) from None
+        try:
+            return Response(status=status, body=json.loads(raw) if raw.strip() else None)
         except ValueError:
+            if method != "GET":
+                # A write succeeded; its status message is informative only.
+                return Response(status=status, body=None)
             raise BackendError(
                 f"yarn target {self._target}: {method} service {service}: answer is not JSON"
             ) from None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -146,3 +148,35 @@ def test_duration_options_accept_units(make_backend: MakeBackend) -> None:
     assert isinstance(backend, YarnBackend)
     opts = backend.options
     assert (opts.timeout, opts.poll_interval, opts.settle_timeout) == (1.5, 2.0, 300.0)
+
+
+def test_redirects_are_not_followed_so_the_token_stays_with_the_url(
+    yarn_server: YarnServer, make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A standby RM redirects to the active one; the token must not follow."""
+    monkeypatch.setenv("YARN_TOKEN", TOKEN)
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(307)
+            self.send_header("Location", yarn_server.url + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    standby = HTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=standby.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        port = standby.server_address[1]
+        backend = make_backend(url=f"http://127.0.0.1:{port}", token_env="YARN_TOKEN")
+        with pytest.raises(ApiError, match=r"HTTP 307 .*active ResourceManager") as caught:
+            backend.health(app_of(service_spec()), [""])
+        assert caught.value.status == 307
+        assert TOKEN not in str(caught.value)
+    finally:
+        standby.shutdown()
+        standby.server_close()
+    assert yarn_server.requests == []
