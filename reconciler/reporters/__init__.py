@@ -15,9 +15,14 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from reconciler.reporters.gitnotes import NoteStore
+    from reconciler.reporters.http import Client
 
 MAX_DESCRIPTION = 140
 
@@ -59,6 +64,49 @@ def shorten(text: str, limit: int = MAX_DESCRIPTION) -> str:
 class Reporter(Protocol):
     """Posts commit statuses somewhere. May raise; the caller contains failures."""
 
-    name: str
+    # Read-only, so frozen dataclasses (the forge reporters) satisfy the protocol too.
+    @property
+    def name(self) -> str: ...
 
     def report(self, status: CommitStatus) -> None: ...
+
+
+def build(
+    entry: Any,
+    *,
+    store: NoteStore | None = None,
+    client: Client | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Reporter:
+    """A reporter from one `reporters:` entry of the daemon config.
+
+    `entry` is a mapping (`{type: github, api_url, repo, token_env}`) or a
+    `daemon.config.ReporterConfig` (type + options). `store` (the mirror) is
+    needed by gitnotes; `client` and `environ` let tests and the CLI choose
+    the HTTP retry policy and where tokens come from. Raises ConfigError.
+    """
+    from reconciler.errors import ConfigError
+
+    if isinstance(entry, Mapping):
+        kind, options = str(entry.get("type", "")), dict(entry)
+    else:
+        kind, options = str(entry.type), {"type": entry.type, **entry.options}
+    if kind == "gitnotes":
+        from reconciler.reporters.gitnotes import GitNotesReporter
+
+        if store is None:
+            raise ConfigError("reporter gitnotes needs the repository mirror")
+        return GitNotesReporter(store, push=bool(options.get("push", False)))
+    if kind == "github":
+        from reconciler.reporters import github
+
+        return github.from_entry(options, client=client, environ=environ)
+    if kind == "gitlab":
+        from reconciler.reporters import gitlab
+
+        return gitlab.from_entry(options, client=client, environ=environ)
+    if kind in ("gitea", "forgejo"):
+        from reconciler.reporters import gitea
+
+        return gitea.from_entry(options, client=client, environ=environ)
+    raise ConfigError(f"unknown reporter type {kind!r} (gitnotes, github, gitlab, gitea)")

@@ -58,6 +58,7 @@ class GiteaReporter:
     repo: str
     token: str = field(repr=False)
     client: http.Client = field(default_factory=http.Client)
+    name: str = "gitea"
 
     def report(self, status: http.Status) -> None:
         request = build_request(status, api_url=self.api_url, repo=self.repo, token=self.token)

@@ -74,6 +74,7 @@ class GitLabReporter:
     """Numeric id or full path ("group/sub/project")."""
     token: str = field(repr=False)
     client: http.Client = field(default_factory=http.Client)
+    name: str = "gitlab"
 
     def report(self, status: http.Status) -> None:
         request = build_request(status, api_url=self.api_url, project=self.project,

@@ -49,3 +49,34 @@ def test_bad_entries_are_config_errors(entry: dict[str, object], message: str) -
         github.from_entry(entry, environ={"T": "secret-value"})
     assert "secret-value" not in str(caught.value)
     assert "inline" not in str(caught.value)
+
+
+def test_build_dispatches_on_type() -> None:
+    from reconciler import reporters
+
+    env = {"T": "tok"}
+    built = [
+        reporters.build({"type": "github", "repo": "o/r", "token_env": "T"}, environ=env),
+        reporters.build({"type": "gitlab", "repo": "g/p", "token_env": "T"}, environ=env),
+        reporters.build({"type": "forgejo", "api_url": "https://f.example/api/v1",
+                         "repo": "o/r", "token_env": "T"}, environ=env),
+    ]
+    assert [type(r) for r in built] == [github.GitHubReporter, gitlab.GitLabReporter,
+                                        gitea.GiteaReporter]
+    assert [r.name for r in built] == ["github", "gitlab", "gitea"]
+
+
+def test_build_accepts_a_daemon_reporter_config() -> None:
+    from reconciler import reporters
+    from reconciler.daemon.config import ReporterConfig
+
+    entry = ReporterConfig(type="github", options={"repo": "o/r", "token_env": "T"})
+    reporter = reporters.build(entry, environ={"T": "tok"})
+    assert isinstance(reporter, github.GitHubReporter)
+
+
+def test_build_refuses_unknown_types() -> None:
+    from reconciler import reporters
+
+    with pytest.raises(ConfigError, match="unknown reporter type"):
+        reporters.build({"type": "bitbucket"})

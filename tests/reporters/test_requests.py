@@ -131,3 +131,19 @@ def test_request_repr_hides_the_token() -> None:
     reporter = github.GitHubReporter(repo="o/r", token=TOKEN)
     assert TOKEN not in repr(request)
     assert TOKEN not in repr(reporter)
+
+
+def test_real_commit_status_enums_serialise_as_their_values(
+    forge: Forge, client: http.Client
+) -> None:
+    from reconciler.reporters import CommitStatus, Context, State
+
+    status = CommitStatus.make(sha=SHA, context=Context.PLAN, state=State.FAILURE,
+                               description="plan failed", target_url=None)
+    gitlab.GitLabReporter(api_url=forge.url, project="g/p", token=TOKEN,
+                          client=client).report(status)
+    github.GitHubReporter(api_url=forge.url, repo="o/r", token=TOKEN, client=client).report(status)
+    assert forge.requests[0].json() == {"state": "failed", "name": "reconciler/plan",
+                                        "description": "plan failed"}
+    assert forge.requests[1].json() == {"state": "failure", "context": "reconciler/plan",
+                                        "description": "plan failed"}
