@@ -77,6 +77,14 @@ def resolve(spec: Mapping[str, Any]) -> dict[str, Any]:
     return svc
 
 
+def answer(code: int, diagnostics: str, state: str | None = None) -> tuple[int, Any]:
+    """An answer with a ServiceStatus body, as ApiServer's formatResponse builds it."""
+    body: dict[str, Any] = {"diagnostics": diagnostics}
+    if state:
+        body["state"] = state
+    return code, body
+
+
 def _without_count(comp: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in comp.items() if k != "number_of_containers"}
 
@@ -324,7 +332,7 @@ class YarnServer:
                 svc = self._get(parts[0])
                 for comp in body or []:
                     self._component_put(svc, comp.get("name", ""), comp)
-                return 202, {"diagnostics": "Upgrading components."}
+                return answer(202, "Upgrading components.")
             raise HttpAnswer(404, "Not Found")
 
     def _create(self, body: Any) -> tuple[int, Any]:
@@ -337,11 +345,7 @@ class YarnServer:
             raise HttpAnswer(500, f"Service name {body['name']} is already taken.")
         stopped = str(body.get("state", "")).upper() == "STOPPED"
         svc = self._add(resolve(body), "STOPPED" if stopped else "ACCEPTED")
-        return 202, {
-            "diagnostics": f"Application ID: {svc.id}",
-            "state": "ACCEPTED",
-            "uri": f"{ROOT}/{body['name']}",
-        }
+        return answer(202, f"Application ID: {svc.id}", "ACCEPTED")
 
     def _service_call(self, method: str, name: str, body: Any) -> tuple[int, Any]:
         svc = self._get(name)
@@ -364,24 +368,21 @@ class YarnServer:
             if svc.state == "STOPPED":
                 raise HttpAnswer(400, f"Service {name} is already stopped")
             svc.state, svc.containers = "STOPPED", {k: [] for k in svc.containers}
-            return 200, {"diagnostics": f"Successfully stopped service {name}"}
+            return answer(200, f"Successfully stopped service {name}")
         if state == "STARTED":
             if svc.state != "STOPPED":
                 raise HttpAnswer(400, f"Service {name} is already running")
             svc.state = "ACCEPTED"
-            return 200, {
-                "diagnostics": f"Service {name} is successfully started",
-                "state": "ACCEPTED",
-            }
+            return answer(200, f"Service {name} is successfully started", "ACCEPTED")
         if state == "FLEX":
             for comp in body.get("components", []):
                 self._flex(svc, comp["name"], int(comp["number_of_containers"]))
-            return 202, {"diagnostics": f"Service {name} is successfully flexed."}
+            return answer(202, f"Service {name} is successfully flexed.")
         if state in _UPGRADING:
             return self._initiate_upgrade(svc, body, state)
         if state == "STABLE" and svc.state == "UPGRADING":
             svc.finalize()
-            return 202, {"diagnostics": f"Service {name} upgrade finalized."}
+            return answer(202, f"Service {name} upgrade finalized.")
         return 204, None
 
     def _initiate_upgrade(self, svc: _Service, body: dict[str, Any], state: str) -> tuple[int, Any]:
@@ -410,10 +411,7 @@ class YarnServer:
                     c["state"] = "NEEDS_UPGRADE"
         if state == "UPGRADING_AUTO_FINALIZE" and "NEEDS_UPGRADE" not in svc.comp_state.values():
             svc.finalize()
-        return 202, {
-            "diagnostics": f"Service {name} version {target['version']} saved.",
-            "state": "ACCEPTED",
-        }
+        return answer(202, f"Service {name} version {target['version']} saved.", "ACCEPTED")
 
     def _component_put(self, svc: _Service, comp: str, body: Any) -> tuple[int, Any]:
         svc.comp(comp)
@@ -428,12 +426,12 @@ class YarnServer:
                 if c["state"] == "NEEDS_UPGRADE":
                     c["state"] = "UPGRADING"
             svc.comp_state[comp] = "UPGRADING"
-            return 202, {"diagnostics": f"Upgrading components {comp}."}
+            return answer(202, f"Upgrading components {comp}.")
         if body.get("number_of_containers") is None:
             raise HttpAnswer(400, "No container count provided")
         old = self._flex(svc, comp, int(body["number_of_containers"]))
         new = body["number_of_containers"]
-        return 200, {"diagnostics": f"Updating component ({comp}) size from {old} to {new}"}
+        return answer(200, f"Updating component ({comp}) size from {old} to {new}")
 
     def _flex(self, svc: _Service, comp: str, count: int) -> int:
         if count < 0:
