@@ -75,7 +75,8 @@ class DaemonConfig:
     repo: str
     branch: str = "main"
     path: str = "."
-    data_dir: Path = Path(".reconciler")
+    data_dir: Path | None = None
+    """Mirrors and history; None: $RECONCILER_DATA_DIR or the per-user default, as the CLI."""
     listen: str | None = "127.0.0.1:8080"
     """host:port for the status page, API, metrics and webhooks; None disables it."""
     public_url: str | None = None
@@ -230,7 +231,7 @@ def parse_config(text: str, *, source: str = "reconciler-daemon.yaml",
         repo=repo,
         branch=r.string(top, "branch", "main") or "main",
         path=r.string(top, "path", ".") or ".",
-        data_dir=_path(r.string(top, "data_dir", ".reconciler"), base_dir) or base_dir,
+        data_dir=_path(r.string(top, "data_dir", None), base_dir),
         listen=parse_listen(top.get("listen", "127.0.0.1:8080"), r.where(top, "listen")),
         public_url=_public_url(r, top),
         poll_interval=_interval(r, top, "poll_interval", 30.0, minimum=0.1),

@@ -83,8 +83,11 @@ def remember(memory: Memory, sha: str, *, ok: bool) -> Memory:
 
 
 class DeployLike(Protocol):
-    revision: str
-    result: str
+    @property
+    def revision(self) -> str: ...
+
+    @property
+    def result(self) -> str: ...
 
 
 def seed(deploys: Iterable[DeployLike]) -> Memory:
@@ -121,6 +124,7 @@ class WorkQueue:
         self._wake_at: float | None = None
         self._wake_request: Request | None = None
         self._closed = False
+        self._busy = False
 
     def put(self, request: Request) -> None:
         with self._cond:
@@ -149,6 +153,17 @@ class WorkQueue:
     def closed(self) -> bool:
         return self._closed
 
+    def done(self) -> None:
+        """The job the worker took last has finished."""
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+
+    def idle(self) -> bool:
+        """Nothing queued and nothing running (a timed wake-up may still be due)."""
+        with self._cond:
+            return not (self._busy or self._pending is not None or self._drift)
+
     def get(self, timeout: float | None = None) -> Job | None:
         """The next job; None when closed or on timeout. Syncs go before drift checks."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -157,9 +172,10 @@ class WorkQueue:
                 self._release_due()
                 if self._pending is not None:
                     request, self._pending = self._pending, None
+                    self._busy = True
                     return Job(request=request)
                 if self._drift:
-                    self._drift = False
+                    self._drift, self._busy = False, True
                     return Job(drift=True)
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:

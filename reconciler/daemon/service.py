@@ -1,0 +1,241 @@
+"""The daemon's wiring and lifecycle: config in, a running loop around the Engine out.
+
+`Daemon` builds the Engine, the reporters, the work queue and the triggers,
+runs one worker thread, and stops cleanly. `run(config)` is what
+`reconciler run` calls: it installs signal handlers and blocks until SIGTERM
+or SIGINT.
+
+Lifecycle invariants:
+- Start: the history marks deploys left running by a dead process as
+  interrupted (History does this at open); the failed-commit memory is seeded
+  from the newest deploy; the first job fetches and re-plans the head from
+  live state, so a restart finishes whatever a killed daemon left half done.
+- Stop (first SIGTERM/SIGINT): triggers stop first, so no new job starts; the
+  running sync finishes (every batch it started completes its writes and its
+  health gate); then the process exits 0. A second signal exits at once with
+  status 1: still safe, because the next start re-plans from live state.
+- `trigger()` is thread-safe and never blocks: webhooks, timers and the file
+  watch only queue a request.
+- The HTTP server (status page, API, metrics, webhooks) lives in
+  `reconciler.web.server`; when that module exists, `start(daemon, listen)`
+  is called after the worker starts and the object it returns is stopped
+  (`stop()` or `close()`) before the worker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from prometheus_client import Counter
+
+from reconciler.daemon import logging as daemon_logging
+from reconciler.daemon import scheduler, statuses
+from reconciler.daemon.config import DaemonConfig, ReporterConfig, missing_secrets
+from reconciler.daemon.logging import fields
+from reconciler.daemon.triggers import RefWatcher, Timers, local_git_dir
+from reconciler.daemon.worker import Worker, WorkerState
+from reconciler.engine import Engine, EngineSettings
+from reconciler.errors import ConfigError
+from reconciler.reporters import Reporter
+from reconciler.reporters.gitnotes import GitNotesReporter
+from reconciler.source import Credentials
+
+log = logging.getLogger("reconciler.daemon")
+
+TRIGGERS = Counter("reconciler_daemon_triggers_total", "Requests to look for a new commit",
+                   ["reason"])
+
+
+def engine_settings(config: DaemonConfig, data_dir: Path) -> EngineSettings:
+    creds = config.credentials
+    credentials = None
+    if creds.token_file or creds.token_env or creds.ssh_key or creds.known_hosts:
+        extra = {"username": creds.username} if creds.username else {}
+        credentials = Credentials(token_file=creds.token_file, token_env=creds.token_env,
+                                  ssh_key=creds.ssh_key, known_hosts=creds.known_hosts, **extra)
+    return EngineSettings(
+        repo=config.repo, rev=f"refs/heads/{config.branch}", path=config.path,
+        data_dir=data_dir, credentials=credentials, targets=config.targets or (),
+    )
+
+
+def make_reporter(rc: ReporterConfig, engine: Engine) -> Reporter:
+    """gitnotes is built in; other types live in `reconciler.reporters.<type>` and
+    expose `create(options) -> Reporter`."""
+    if rc.type == "gitnotes":
+        return GitNotesReporter(engine.mirror, push=bool(rc.options.get("push", False)))
+    name = f"reconciler.reporters.{rc.type}"
+    if importlib.util.find_spec(name) is None:
+        raise ConfigError(f"{rc.location}: reporter type {rc.type!r} is not available here")
+    module = importlib.import_module(name)
+    reporter: Reporter = module.create(rc.options)
+    return reporter
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snapshot:
+    """The daemon's state for the status page and `/readyz`."""
+
+    repo: str
+    branch: str
+    ready: bool
+    stopping: bool
+    worker: WorkerState
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, data_dir: Path) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.engine = Engine(engine_settings(config, data_dir))
+        self.history = self.engine.history
+        self.events = self.engine.events
+        reporters = [make_reporter(rc, self.engine) for rc in config.reporters]
+        self.publisher = statuses.Publisher(reporters, config.public_url)
+        self.progress = statuses.Progress(self.publisher)
+        self.engine.subscribe(self.progress)
+        self.queue = scheduler.WorkQueue()
+        self.worker = Worker(self.engine, self.publisher, self.progress, self.queue,
+                             self_heal=config.self_heal)
+        self.worker.state.memory = scheduler.seed(self.history.deploys(limit=5))
+        self._timers = Timers()
+        self._watcher: RefWatcher | None = None
+        self._web: Any = None
+        self._thread = threading.Thread(target=self._loop, name="reconciler-worker",
+                                        daemon=True)
+        self._stopping = threading.Event()
+
+    # --- the public surface (web server, tests) -----------------------------
+
+    def trigger(self, reason: str, ref: str | None = None, *, explicit: bool = False) -> None:
+        """Ask the daemon to fetch and deploy the branch head (or `ref`). Thread-safe."""
+        if self._stopping.is_set():
+            return
+        TRIGGERS.labels(reason=reason).inc()
+        self.queue.put(scheduler.Request(reason=reason, ref=ref, explicit=explicit))
+
+    def check_drift(self) -> None:
+        if not self._stopping.is_set():
+            self.queue.put_drift()
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(repo=self.engine.mirror.display_url, branch=self.config.branch,
+                        ready=self.worker.state.fetched, stopping=self._stopping.is_set(),
+                        worker=self.worker.state)
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+        self.trigger("start")
+        self._timers.every(self.config.poll_interval, "poll", lambda: self.trigger("poll"))
+        self._timers.every(self.config.drift_interval, "drift", self.check_drift)
+        self._timers.start()
+        git_dir = local_git_dir(self.config.repo)
+        if git_dir is not None:
+            self._watcher = RefWatcher(git_dir, self.config.branch,
+                                       lambda: self.trigger("file-watch"))
+            self._watcher.start()
+        self._start_web()
+        log.info("daemon started", extra=fields(
+            repo=self.engine.mirror.display_url, branch=self.config.branch,
+            targets=list(self.config.targets or ()) or "all",
+            poll_interval=self.config.poll_interval, watch=git_dir is not None))
+
+    def _start_web(self) -> None:
+        if self.config.listen is None:
+            return
+        if importlib.util.find_spec("reconciler.web") is None or \
+                importlib.util.find_spec("reconciler.web.server") is None:
+            log.info("no HTTP server in this build", extra=fields(listen=self.config.listen))
+            return
+        server = importlib.import_module("reconciler.web.server")
+        self._web = server.start(self, self.config.listen)
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop triggers, let the running job finish, stop the worker. True when it did."""
+        self._stopping.set()
+        self._timers.stop()
+        if self._watcher is not None:
+            self._watcher.stop()
+        for method in ("stop", "close"):
+            if self._web is not None and hasattr(self._web, method):
+                getattr(self._web, method)()
+                break
+        self.queue.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        done = not self._thread.is_alive()
+        if done:
+            self.engine.close()
+        log.info("daemon stopped" if done else "daemon stop timed out")
+        return done
+
+    def _loop(self) -> None:
+        while True:
+            job = self.queue.get()
+            if job is None:
+                return
+            try:
+                if job.request is not None:
+                    self.worker.sync_job(job.request)
+                else:
+                    self.worker.drift_job()
+            except Exception:
+                # The loop must outlive any bug in one job; the next trigger retries.
+                log.exception("job failed")
+            finally:
+                self.queue.done()
+
+
+def run(config: DaemonConfig, data_dir: Path) -> int:
+    """Run until SIGTERM/SIGINT; 0 after a clean stop. Raises ConfigError early."""
+    handler = daemon_logging.configure(config.log_format, config.log_level)
+    try:
+        problems = missing_secrets(config, os.environ)
+        if problems:
+            raise ConfigError(problems[0])
+        daemon = Daemon(config, data_dir)
+        stop = threading.Event()
+        _install_signals(stop)
+        daemon.start()
+        while not stop.wait(1.0):
+            pass
+        log.info("stopping: waiting for the running job to finish")
+        daemon.stop()
+        return 0
+    finally:
+        daemon_logging.unconfigure(handler)
+
+
+def _install_signals(stop: threading.Event) -> None:
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            log.warning("second signal: exiting now; the next start re-plans from live state")
+            logging.shutdown()
+            os._exit(1)
+        log.info("signal received", extra=fields(signal=signal.Signals(signum).name))
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def wait_idle(daemon: Daemon, timeout: float) -> bool:
+    """For tests and benches: wait until the queue is empty and nothing runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.queue.idle():
+            return True
+        time.sleep(0.02)
+    return False

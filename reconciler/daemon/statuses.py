@@ -1,0 +1,111 @@
+"""From engine events and results to commit statuses, through every reporter.
+
+Why here and not in the engine: statuses are the daemon's conversation with
+the forge. The engine emits neutral events; this module decides what a person
+looking at the commit should read ("deploying wave 2 of 3", "web: health check
+failed; rolled back", "apps/web/app.yaml:3: unknown key 'wav'").
+
+Invariants:
+- A reporter that raises never stops a deploy: the failure is logged with the
+  reporter's name and counted (`reconciler_daemon_reporter_failures_total`).
+- Descriptions are one line of at most 140 characters, built from the
+  engine's messages (which carry no secrets) and file:line problems.
+- `target_url` points at the status page for the commit when `public_url` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from prometheus_client import Counter
+
+from reconciler.daemon.logging import fields
+from reconciler.errors import ValidationError
+from reconciler.events import Event, EventKind
+from reconciler.reporters import CommitStatus, Context, Reporter, State, shorten
+
+log = logging.getLogger(__name__)
+
+REPORTER_FAILURES = Counter(
+    "reconciler_daemon_reporter_failures_total",
+    "Commit statuses a reporter failed to post", ["reporter"],
+)
+MAX_PROBLEMS = 3
+
+
+def validation_description(error: ValidationError) -> str:
+    """The first few problems with file:line, then how many more."""
+    problems = [str(p) for p in error.problems[:MAX_PROBLEMS]]
+    more = len(error.problems) - len(problems)
+    text = "invalid: " + "; ".join(problems) if problems else f"invalid: {error}"
+    return shorten(text + (f" (+{more} more)" if more > 0 else ""))
+
+
+def wave_description(index: int, total: int, verb: str = "deploying") -> str:
+    return f"{verb} wave {index} of {total}" if total else f"{verb} wave {index}"
+
+
+class Publisher:
+    """Sends one status to every reporter, containing their failures."""
+
+    def __init__(self, reporters: Sequence[Reporter], public_url: str | None) -> None:
+        self.reporters = tuple(reporters)
+        self.public_url = public_url
+
+    def target_url(self, sha: str) -> str | None:
+        return f"{self.public_url}/commits/{sha}" if self.public_url else None
+
+    def publish(self, sha: str, state: State, description: str,
+                context: Context = Context.DEPLOY) -> None:
+        status = CommitStatus.make(sha=sha, context=context, state=state,
+                                   description=description, target_url=self.target_url(sha))
+        for reporter in self.reporters:
+            try:
+                reporter.report(status)
+            except Exception as exc:
+                REPORTER_FAILURES.labels(reporter=reporter.name).inc()
+                log.warning("reporter failed", extra=fields(
+                    reporter=reporter.name, sha=sha, state=state.value,
+                    error=shorten(str(exc) or type(exc).__name__)))
+
+
+class Progress:
+    """An EventBus listener: a `pending` status as each wave of a deploy starts.
+
+    `expect(sha, waves)` is called by the daemon before a sync with the plan's
+    wave numbers, so a wave event can say "wave 2 of 3" rather than naming
+    the raw wave number; the final status comes from the sync result instead.
+    """
+
+    def __init__(self, publisher: Publisher) -> None:
+        self._publisher = publisher
+        self._lock = threading.Lock()
+        self._waves: dict[str, tuple[int, ...]] = {}
+
+    def expect(self, sha: str, waves: Sequence[int]) -> None:
+        with self._lock:
+            self._waves[sha] = tuple(waves)
+
+    def forget(self, sha: str) -> None:
+        with self._lock:
+            self._waves.pop(sha, None)
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            waves = self._waves.get(event.revision)
+        if waves is None:
+            return  # not a deploy this daemon started (a CLI sync, a rollback plan)
+        if event.kind is EventKind.DEPLOY_STARTED:
+            self._publisher.publish(event.revision, State.PENDING,
+                                    f"deploy started: reading live state ({len(waves)} waves)")
+        elif event.kind is EventKind.WAVE_STARTED and event.wave is not None:
+            index = waves.index(event.wave) + 1 if event.wave in waves else 0
+            text = (wave_description(index, len(waves)) if index
+                    else f"deploying wave {event.wave}")
+            self._publisher.publish(event.revision, State.PENDING, text)
+        elif event.kind is EventKind.ROLLBACK_STARTED:
+            what = f"{event.app}: {event.message}" if event.app else event.message
+            self._publisher.publish(event.revision, State.PENDING,
+                                    f"failed ({what}); rolling back")

@@ -1,0 +1,226 @@
+"""The daemon's two jobs, run one at a time on its worker thread.
+
+`sync_job`: fetch, resolve the branch, decide (scheduler.decide), wait for a
+sync window or call `Engine.sync`, then post the final commit status and
+update the failed-commit memory. `drift_job`: plan the last deployed revision
+against live state (`Engine.drift`); report what drifted, and correct it when
+`self_heal` is on.
+
+Invariants:
+- Nothing here raises out of a job: a fetch that fails, an unknown target or
+  a broken backend is logged, and the daemon waits for the next trigger.
+- A commit that fails validation gets an `error` status naming file:line and
+  is never applied (the engine records it as an "error" deploy).
+- The engine never runs two jobs at once for this daemon: the worker thread
+  is the only caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from prometheus_client import Counter, Gauge
+
+from reconciler import plan as planner
+from reconciler.daemon import scheduler, statuses, windows
+from reconciler.daemon.logging import fields
+from reconciler.daemon.scheduler import Memory, Request, Verdict
+from reconciler.engine import Engine, SyncResult
+from reconciler.errors import ReconcilerError, ValidationError
+from reconciler.model import DesiredState, Plan
+from reconciler.reporters import State
+
+log = logging.getLogger("reconciler.daemon")
+
+ROLLOUTS = Counter("reconciler_daemon_rollouts_total", "Deploys the daemon ran", ["result"])
+DRIFT_CHECKS = Counter("reconciler_daemon_drift_checks_total", "Drift checks", ["result"])
+DRIFT_CHANGES = Gauge("reconciler_daemon_drift_changes",
+                      "Changes the last drift check found between Git and live state")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftReport:
+    revision: str
+    checked: float
+    summary: dict[str, int]
+    resources: tuple[str, ...] = ()
+    healed: bool = False
+
+
+@dataclass(kw_only=True)
+class WorkerState:
+    """What the status page and tests may read; written by the worker only."""
+
+    memory: Memory = field(default_factory=Memory)
+    head: str | None = None
+    running: str | None = None
+    waiting: dict[str, str] = field(default_factory=dict)
+    """Target -> why a sync window holds its deploy back."""
+    last_result: SyncResult | None = None
+    last_drift: DriftReport | None = None
+    fetched: bool = False
+
+
+class Worker:
+    def __init__(self, engine: Engine, publisher: statuses.Publisher,
+                 progress: statuses.Progress, queue: scheduler.WorkQueue,
+                 *, self_heal: bool, clock: Callable[[], datetime] | None = None) -> None:
+        self.engine = engine
+        self.publisher = publisher
+        self.progress = progress
+        self.queue = queue
+        self.self_heal = self_heal
+        self.state = WorkerState()
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._waiting_posted: str | None = None
+        self.idle = threading.Event()
+
+    # --- sync --------------------------------------------------------------
+
+    def sync_job(self, request: Request) -> None:
+        try:
+            sha = self.engine.resolve(request.ref)
+        except ReconcilerError as err:
+            log.error("cannot fetch", extra=fields(reason=request.reason, error=str(err)))
+            return
+        self.state.fetched, self.state.head = True, sha
+        try:
+            desired: DesiredState | None = self.engine.load_revision(sha)
+        except ValidationError:
+            desired = None  # the engine records it and we post `error` below
+        try:
+            blocked = self._blocked(desired) if desired is not None else ()
+        except ReconcilerError as err:
+            return self._refuse(sha, err)
+        verdict = scheduler.decide(self.state.memory, sha, explicit=request.explicit,
+                                   blocked=bool(blocked))
+        if verdict is Verdict.DEPLOY:
+            self._deploy(sha, desired, request.reason)
+        elif verdict is Verdict.WAIT_WINDOW and desired is not None:
+            self._wait(sha, desired, blocked, request)
+        else:
+            log.debug("nothing to deploy",
+                      extra=fields(sha=sha, verdict=verdict.value, reason=request.reason))
+
+    def _blocked(self, desired: DesiredState) -> tuple[str, ...]:
+        names = self.engine.selected_targets(desired)
+        now = self._clock()
+        blocked = windows.blocked_targets(desired.sync_windows, names, now)
+        self.state.waiting = {t: windows.describe(desired.sync_windows, t, now) for t in blocked}
+        return blocked
+
+    def _refuse(self, sha: str, err: ReconcilerError) -> None:
+        """The daemon cannot deploy this commit as configured (e.g. an unknown target)."""
+        log.error("cannot deploy", extra=fields(sha=sha, error=str(err)))
+        if sha not in self.state.memory.failed:
+            self.publisher.publish(sha, State.ERROR, str(err))
+        self.state.memory = scheduler.remember(self.state.memory, sha, ok=False)
+
+    def _wait(self, sha: str, desired: DesiredState, blocked: tuple[str, ...],
+              request: Request) -> None:
+        now = self._clock()
+        reasons = "; ".join(f"{t}: {self.state.waiting[t]}" for t in blocked)
+        if self._waiting_posted != sha:
+            self._waiting_posted = sha
+            log.info("deploy waits for a sync window", extra=fields(sha=sha, windows=reasons))
+            self.publisher.publish(sha, State.PENDING, f"waiting for sync window ({reasons})")
+        changes = [windows.next_change(desired.sync_windows, t, now) for t in blocked]
+        upcoming = [c for c in changes if c is not None]
+        if upcoming:
+            delay = max(0.0, (min(upcoming) - now).total_seconds()) + 0.05
+            self.queue.put_at(time.monotonic() + delay, replace(request, reason="window"))
+
+    def _deploy(self, sha: str, desired: DesiredState | None, reason: str) -> None:
+        if desired is not None:
+            names = set(self.engine.selected_targets(desired))
+            waves = sorted({a.wave for a in desired.apps.values() if a.target in names})
+            self.progress.expect(sha, waves)
+        self.state.running, self.state.waiting = sha, {}
+        log.info("rollout started", extra=fields(sha=sha, trigger=reason))
+        try:
+            result = self.engine.sync(sha, trigger=reason)
+        except ReconcilerError as err:
+            self._refuse(sha, err)
+            return
+        finally:
+            self.state.running = None
+            self.progress.forget(sha)
+        self._finished(result)
+
+    def _finished(self, result: SyncResult) -> None:
+        ok = result.result == "success"
+        self.state.memory = scheduler.remember(self.state.memory, result.revision, ok=ok)
+        self.state.last_result = result
+        ROLLOUTS.labels(result=result.result).inc()
+        state, text = final_status(result)
+        level = logging.INFO if ok else logging.WARNING
+        log.log(level, "rollout finished", extra=fields(
+            sha=result.revision, result=result.result, deploy=result.deploy_id,
+            rolled_back=result.rolled_back, message=text))
+        self.publisher.publish(result.revision, state, text)
+
+    # --- drift -------------------------------------------------------------
+
+    def drift_job(self) -> None:
+        try:
+            found = self.engine.drift()
+        except ReconcilerError as err:
+            DRIFT_CHECKS.labels(result="error").inc()
+            log.error("drift check failed", extra=fields(error=str(err)))
+            return
+        if not found.revision:
+            return  # nothing deployed yet
+        report = drift_report(found, time.time())
+        self.state.last_drift = report
+        DRIFT_CHANGES.set(len(report.resources))
+        if found.empty:
+            DRIFT_CHECKS.labels(result="clean").inc()
+            log.debug("no drift", extra=fields(sha=found.revision))
+            return
+        DRIFT_CHECKS.labels(result="drift").inc()
+        log.warning("drift detected", extra=fields(
+            sha=found.revision, summary=planner.summary_line(found),
+            resources=list(report.resources[:20]), self_heal=self.self_heal))
+        if self.self_heal:
+            self._heal(found.revision, report)
+
+    def _heal(self, sha: str, report: DriftReport) -> None:
+        try:
+            desired = self.engine.load_revision(sha)
+            if self._blocked(desired):
+                log.info("self-heal waits for a sync window", extra=fields(sha=sha))
+                return
+        except ReconcilerError as err:
+            log.error("cannot self-heal", extra=fields(sha=sha, error=str(err)))
+            return
+        self._deploy(sha, desired, "self-heal")
+        result = self.state.last_result
+        healed = result is not None and result.revision == sha and result.result == "success"
+        self.state.last_drift = replace(report, healed=healed)
+
+
+def drift_report(found: Plan, now: float) -> DriftReport:
+    resources = tuple(
+        f"{c.target}:{c.host + '/' if c.host else ''}{c.id} ({c.action.value})"
+        for c in found.changes()
+    )
+    return DriftReport(revision=found.revision, checked=now, summary=found.summary(),
+                       resources=resources)
+
+
+def final_status(result: SyncResult) -> tuple[State, str]:
+    """The commit status that ends a deploy, from the engine's result."""
+    if result.result == "success":
+        return State.SUCCESS, result.message or "deployed"
+    if result.result == "error":
+        if result.problems:
+            return State.ERROR, statuses.validation_description(
+                ValidationError(result.problems))
+        return State.ERROR, result.message or "invalid state repository"
+    tail = "rolled back" if result.rolled_back else "not rolled back"
+    return State.FAILURE, f"{result.message or 'deploy failed'}; {tail}"
