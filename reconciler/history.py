@@ -257,6 +257,11 @@ class History:
             )
             if event.kind is EventKind.APP_DONE and event.app:
                 _upsert_app_result(db, event)
+            elif event.kind is EventKind.ROLLBACK_STARTED and event.app:
+                # From here on the app's own result is frozen: the rollback's
+                # steps report on the old revision, not on this deploy's.
+                db.execute("UPDATE app_results SET rollback='running' WHERE deploy_id=? AND app=?",
+                           (event.deploy_id, event.app))
             elif event.kind is EventKind.ROLLBACK_DONE and event.app:
                 db.execute(
                     "UPDATE app_results SET rollback=? WHERE deploy_id=? AND app=?",
@@ -339,8 +344,12 @@ def _upsert_app_result(db: sqlite3.Connection, event: Event) -> None:
         (event.deploy_id, event.app),
     ).fetchone()[0]
     db.execute(
-        "INSERT OR REPLACE INTO app_results (deploy_id, app, target, wave, hosts, status, "
-        "error, started, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO app_results (deploy_id, app, target, wave, hosts, status, "
+        "error, started, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (deploy_id, app) DO UPDATE SET target=excluded.target, "
+        "wave=excluded.wave, hosts=excluded.hosts, status=excluded.status, "
+        "error=excluded.error, started=excluded.started, finished=excluded.finished "
+        "WHERE app_results.rollback = ''",
         (event.deploy_id, event.app, event.target, event.wave, json.dumps(list(event.hosts)),
          event.status, "" if event.status == "success" else event.message,
          first, event.timestamp),
