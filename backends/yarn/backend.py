@@ -155,12 +155,15 @@ class YarnBackend:
         if reply.status in _LIST_UNSUPPORTED or not isinstance(reply.body, list):
             self._list_supported = False
             return {}
-        self._list_supported = True
-        return {
+        full = {
             str(s["name"]): s
             for s in reply.body
             if isinstance(s, Mapping) and "name" in s and "components" in s
         }
+        # A "minimal projection" (the docs' words) without components cannot be
+        # compared; stop asking for it and read each service instead.
+        self._list_supported = bool(full) or not reply.body
+        return full
 
     def get(self, name: str) -> Mapping[str, Any] | None:
         """One service's GET answer, None when it does not exist."""

@@ -269,3 +269,28 @@ def test_missing_list_call_is_probed_once_then_services_are_read_one_by_one(
     assert yarn_server.count("GET", SVC) == 1
     assert yarn_server.count("GET", f"{SVC}/a") == 2
     assert yarn_server.count("GET", f"{SVC}/b") == 2
+
+
+def test_a_minimal_list_is_dropped_for_per_service_reads(
+    make_backend: MakeBackend, yarn_server: YarnServer
+) -> None:
+    yarn_server.list_services = True
+    yarn_server.seed(service_spec("a"))
+    backend = make_backend()
+    minimal = yarn_server.handle
+
+    def projection(method: str, parts: list[str], body: object) -> tuple[int, object]:
+        code, answer = minimal(method, parts, body)
+        if parts == [] and isinstance(answer, list):
+            answer = [{"name": s["name"], "state": s["state"]} for s in answer]
+        return code, answer
+
+    yarn_server.handle = projection  # type: ignore[method-assign]
+    app = app_of(service_spec("a"))
+
+    first = backend.read_live(app.resources, {})
+    second = backend.read_live(app.resources, {})
+
+    assert first.live.keys() == second.live.keys() and len(first.live) == 1
+    assert yarn_server.count("GET", SVC) == 1
+    assert yarn_server.count("GET", f"{SVC}/a") == 2
