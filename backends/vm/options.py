@@ -40,7 +40,8 @@ def _number(options: Mapping[str, Any], key: str, default: float, where: str) ->
 
 
 def _hosts(options: Mapping[str, Any], transport: str, where: str) -> tuple[str, ...]:
-    raw = options.get("hosts", ["localhost"] if transport == "local" else [])
+    # The loader gives () when the key is absent; local means the one host "localhost".
+    raw = options.get("hosts") or (["localhost"] if transport == "local" else [])
     if isinstance(raw, str) or not isinstance(raw, list | tuple):
         raise BackendError(f"{where}: hosts must be a list")
     hosts = tuple(str(h) for h in raw)
