@@ -154,6 +154,13 @@ class Callbacks(pygit2.RemoteCallbacks):
             self.rejected.append(f"{refname}: {message}")
 
 
+def check_ssh_key(credentials: Credentials) -> None:
+    """A missing key is a configuration mistake, not a refusal by the server."""
+    key = credentials.ssh_key
+    if key is not None and not os.access(key, os.R_OK):
+        raise SourceError(f"cannot read ssh key {key}")
+
+
 @contextmanager
 def ssh_home(data_dir: Path, credentials: Credentials) -> Iterator[None]:
     """Point libgit2's home at a directory whose .ssh/known_hosts is the configured one."""

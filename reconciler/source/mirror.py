@@ -79,9 +79,13 @@ class Mirror:
 
     # --- changing the mirror -------------------------------------------------
 
-    def fetch(self, refspecs: Sequence[str] = ()) -> None:
+    def fetch(self, refspecs: Sequence[str] | None = ()) -> None:
         """Clone on first use, then fetch what changed; extra refspecs add PR heads."""
-        specs = [*DEFAULT_REFSPECS, *(s for s in refspecs if s not in DEFAULT_REFSPECS)]
+        # A bare pattern such as "refs/pull/*/head" (the daemon config's spelling)
+        # is mirrored to the same name; git would otherwise fetch it and keep nothing.
+        full = [s if ":" in s else f"+{s.lstrip('+')}:{s.lstrip('+')}" for s in refspecs or ()]
+        extra = [s for s in full if s not in DEFAULT_REFSPECS]
+        specs = [*DEFAULT_REFSPECS, *extra]
         with self._locked():
             repo = self._open(create=True)
             remote = repo.remotes.create_anonymous(self.url)
@@ -206,12 +210,16 @@ class Mirror:
     @contextmanager
     def _network(self, what: str) -> Iterator[auth.Callbacks]:
         """Run one network call with credentials, host checks and one-line errors."""
-        token = self.credentials.token()
+        ssh = auth.is_ssh(self.url)
+        # Only a protocol that can send a token needs one: a missing token
+        # variable must not break an ssh or local mirror.
+        token = self.credentials.token() if self.url.startswith(("http://", "https://")) else None
+        if ssh:
+            auth.check_ssh_key(self.credentials)
         secrets = (*(t for t in (token,) if t), *auth.url_secrets(self.url))
         callbacks = auth.Callbacks(self.credentials, token)
         where = self.display_url
-        home = (auth.ssh_home(self.data_dir, self.credentials) if auth.is_ssh(self.url)
-                else _nothing())
+        home = auth.ssh_home(self.data_dir, self.credentials) if ssh else _nothing()
         try:
             with home:
                 yield callbacks

@@ -99,6 +99,9 @@ def test_pull_request_heads_with_extra_refspecs(mirror: Mirror, origin: Origin) 
     mirror.fetch(["+refs/pull/*/head:refs/pull/*/head"])
     assert mirror.refs("refs/pull/*/head") == {"refs/pull/7/head": head}
     assert mirror.resolve("refs/pull/7/head") == head
+    origin.run("update-ref", "refs/pull/8/head", head)
+    mirror.fetch(["refs/pull/*/head"])  # the daemon config's short spelling
+    assert set(mirror.refs("refs/pull/*/head")) == {"refs/pull/7/head", "refs/pull/8/head"}
 
 
 def test_commit_info(mirror: Mirror, origin: Origin) -> None:

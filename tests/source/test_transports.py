@@ -170,3 +170,14 @@ def test_ssh_key_without_public_key_file_and_url_without_user(
     url = f"ssh://{host.address}:{host.port}{origin.bare}"
     creds = Credentials(ssh_key=key, known_hosts=fleet.known_hosts)
     assert_reads_main(Mirror(url, data_dir, creds), origin)
+
+
+def test_ssh_missing_key_file(origin: Origin, data_dir: Path, tmp_path: Path) -> None:
+    creds = Credentials(ssh_key=tmp_path / "no_such_key", known_hosts=tmp_path / "kh")
+    with pytest.raises(SourceError, match=r"^cannot read ssh key .*no_such_key$"):
+        Mirror(f"ssh://127.0.0.1:1{origin.bare}", data_dir, creds).fetch()
+
+
+def test_token_is_not_needed_for_local_mirrors(origin: Origin, data_dir: Path) -> None:
+    creds = Credentials(token_env="RECONCILER_TEST_UNSET_VARIABLE")
+    assert_reads_main(Mirror(str(origin.bare), data_dir, creds), origin)
