@@ -366,6 +366,7 @@ class SafeReporter:
         self.stats.record(self.name, ok=False)
         sha = str(getattr(status, "sha", ""))[:12]
         context = getattr(status, "context", "")
+        context = getattr(context, "value", context)
         log.warning("status %s on %s via %s not posted: %s", context, sha, self.name, reason)
 
     def __repr__(self) -> str:

@@ -1,0 +1,221 @@
+"""Pull-request plans: validate and plan every new pull-request head, post `reconciler/plan`.
+
+The daemon fetches pull-request heads (GitHub and Gitea `refs/pull/*/head`,
+GitLab `refs/merge-requests/*/head`, or branches matching a pattern) and calls
+`PullRequestPlanner.scan()` on its poll timer and on webhook events. For each
+head commit not planned before, the planner posts `pending`, then:
+- `success` with the plan summary ("2 to create, 1 to change, 0 to delete"),
+  when the commit is valid and live state could be read;
+- `error` with the first validation problems as `file:line: message`;
+- `failure` when live state could not be read (a backend is down): that head
+  is tried again on a later scan, after `retry_after` seconds.
+
+Invariants:
+- A plan never changes anything on any target: it opens backends only to read
+  live state (`Backend.read_live`), and never calls apply. It takes no target
+  lock either, so a pull request is planned even while a long rollout runs.
+- The full plan (`plan.to_json`, diffs already redacted) is kept for the status
+  page as `data_dir/plans/<sha>.json`, written atomically; a head whose record
+  exists is not planned again, across restarts too.
+- A reporter that fails never stops the scan (`reporters.http.SafeReporter`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler import plan as planner
+from reconciler.engine import Engine
+from reconciler.errors import ReconcilerError, ValidationError
+from reconciler.model import Plan
+from reconciler.reporters import CommitStatus, Context, Reporter, State, shorten
+from reconciler.reporters.http import SafeReporter
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATTERNS = ("refs/pull/*/head",)
+MAX_PROBLEMS = 3
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanResult:
+    sha: str
+    ref: str
+    state: State
+    description: str
+    plan: Plan | None = None
+    problems: tuple[str, ...] = ()
+    """`file:line: message` for every validation problem (error), else empty."""
+
+    def record(self) -> dict[str, Any]:
+        """What the status page and `/api/v1/plans/<sha>` show."""
+        return {
+            "sha": self.sha, "ref": self.ref, "state": self.state.value,
+            "description": self.description, "problems": list(self.problems),
+            "plan": planner.to_json(self.plan) if self.plan is not None else None,
+        }
+
+
+# --- pure helpers --------------------------------------------------------------
+
+
+def fetch_refspecs(patterns: Sequence[str]) -> tuple[str, ...]:
+    """"refs/pull/*/head" -> "+refs/pull/*/head:refs/pull/*/head"; full refspecs pass."""
+    return tuple(p if ":" in p else f"+{p}:{p}" for p in patterns)
+
+
+def ref_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
+    """The local ref globs the refspecs (or plain patterns) fetch into."""
+    return tuple(p.split(":", 1)[1] if ":" in p else p for p in patterns)
+
+
+def problem_lines(error: ValidationError, prefix: str = "") -> tuple[str, ...]:
+    """Each problem as `file:line: message`, file relative to the repository root."""
+    return tuple(f"{prefix}{p}" for p in error.problems)
+
+
+def error_description(problems: Sequence[str]) -> str:
+    shown = list(problems[:MAX_PROBLEMS])
+    more = len(problems) - len(shown)
+    return shorten("invalid: " + "; ".join(shown) + (f" (+{more} more)" if more > 0 else ""))
+
+
+def path_prefix(path: str) -> str:
+    clean = path.strip("/")
+    return "" if clean in ("", ".") else clean + "/"
+
+
+def plan_commit(engine: Engine, sha: str) -> Plan:
+    """Validate commit `sha` and plan it against live state, reading only.
+
+    Engine.plan without its fetch and its target locks: the caller fetched
+    already, and a read-only plan must not wait for a rollout to finish.
+    """
+    desired = engine.load_revision(sha)
+    names = engine.selected_targets(desired)
+    with engine.backends(desired, names) as opened:
+        return planner.plan(desired, engine.read_live(desired, opened))
+
+
+def evaluate(engine: Engine, sha: str, ref: str, prefix: str = "") -> PlanResult:
+    """Plan one commit and turn the outcome into a result; raises nothing ours."""
+    try:
+        result = plan_commit(engine, sha)
+    except ValidationError as error:
+        problems = problem_lines(error, prefix)
+        return PlanResult(sha=sha, ref=ref, state=State.ERROR,
+                          description=error_description(problems), problems=problems)
+    except ReconcilerError as error:
+        return PlanResult(sha=sha, ref=ref, state=State.FAILURE,
+                          description=shorten(f"cannot plan: {error}"))
+    return PlanResult(sha=sha, ref=ref, state=State.SUCCESS,
+                      description=planner.summary_line(result), plan=result)
+
+
+# --- the plan store ------------------------------------------------------------
+
+
+def plan_path(data_dir: Path, sha: str) -> Path:
+    if not _SHA.match(sha):
+        raise ValueError("not a commit id")
+    return data_dir / "plans" / f"{sha}.json"
+
+
+def save_record(data_dir: Path, result: PlanResult) -> Path:
+    """Write the plan record atomically (a reader never sees half a file)."""
+    path = plan_path(data_dir, result.sha)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".plan-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(result.record(), handle, indent=1, sort_keys=True)
+    os.replace(temp, path)
+    return path
+
+
+def load_record(data_dir: Path, sha: str) -> dict[str, Any] | None:
+    """The stored plan of `sha` for the status page; None when unknown or malformed."""
+    try:
+        path = plan_path(data_dir, sha)
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# --- the planner ---------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class PullRequestPlanner:
+    """Plans pull-request heads once each. Call `scan()` from one thread at a time."""
+
+    engine: Engine
+    reporters: Sequence[Reporter] = ()
+    patterns: Sequence[str] = DEFAULT_PATTERNS
+    exclude: Sequence[str] = ()
+    """Refs never planned here (the tracked branch, when patterns cover branches)."""
+    public_url: str | None = None
+    retry_after: float = 300.0
+    clock: Callable[[], float] = time.monotonic
+    _failed: dict[str, float] = field(default_factory=dict)
+    _safe: list[SafeReporter] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._safe = [SafeReporter(r, getattr(r, "name", type(r).__name__))
+                      for r in self.reporters]
+
+    @property
+    def data_dir(self) -> Path:
+        return self.engine.settings.data_dir
+
+    def scan(self, *, fetch: bool = True) -> list[PlanResult]:
+        """Fetch the heads, then plan and report every head not planned yet."""
+        mirror = self.engine.mirror
+        if fetch:
+            mirror.fetch(fetch_refspecs(self.patterns))
+        refs: dict[str, str] = {}
+        for pattern in ref_patterns(self.patterns):
+            refs.update(mirror.refs(pattern))
+        results = []
+        for ref, sha in sorted(self.heads(refs).items()):
+            if self._due(sha):
+                results.append(self.plan_head(ref, sha))
+        return results
+
+    def heads(self, refs: Mapping[str, str]) -> dict[str, str]:
+        return {ref: sha for ref, sha in refs.items() if ref not in self.exclude}
+
+    def plan_head(self, ref: str, sha: str) -> PlanResult:
+        self._post(sha, State.PENDING, "planning against live state")
+        prefix = path_prefix(self.engine.settings.path)
+        result = evaluate(self.engine, sha, ref, prefix)
+        if result.state is State.FAILURE:
+            self._failed[sha] = self.clock()
+        else:
+            self._failed.pop(sha, None)
+            save_record(self.data_dir, result)
+        self._post(sha, result.state, result.description)
+        log.info("planned %s at %s: %s", ref, sha[:12], result.description)
+        return result
+
+    def _due(self, sha: str) -> bool:
+        if sha in self._failed:
+            return self.clock() - self._failed[sha] >= self.retry_after
+        return not plan_path(self.data_dir, sha).exists()
+
+    def _post(self, sha: str, state: State, description: str) -> None:
+        target = f"{self.public_url.rstrip('/')}/plans/{sha}" if self.public_url else None
+        status = CommitStatus.make(sha=sha, context=Context.PLAN, state=state,
+                                   description=description, target_url=target)
+        for reporter in self._safe:
+            reporter.report(status)
