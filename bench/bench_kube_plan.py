@@ -18,9 +18,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backends.base import BackendContext  # noqa: E402
-from backends.kubernetes import open as open_backend  # noqa: E402
-from reconciler.model import (  # noqa: E402
+from backends.base import BackendContext
+from backends.kubernetes import open as open_backend
+from reconciler.model import (
     Action,
     App,
     BackendKind,
@@ -30,7 +30,7 @@ from reconciler.model import (  # noqa: E402
     ResourceId,
     Target,
 )
-from tests.support.kube_apiserver import KubeApiServer  # noqa: E402
+from tests.support.kube_apiserver import KubeApiServer
 
 
 def manifests(namespaces: int, per_namespace: int) -> list[dict[str, Any]]:
