@@ -1,0 +1,1 @@
+"""Tests of `reconciler run`: config, windows, scheduling, and the daemon end to end."""
