@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.source.servers import GitDaemon, GitHttpServer, start_git_daemon, start_git_http
+from tests.source.servers import (
+    GitDaemon,
+    GitHttpServer,
+    make_certificate,
+    start_git_daemon,
+    start_git_http,
+)
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Ada Lovelace",
@@ -106,3 +112,17 @@ def git_http(origin: Origin) -> Iterator[GitHttpServer]:
     server = start_git_http(origin.bare.parent, user="x-access-token", token=TOKEN)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def git_https(origin: Origin, certificate: tuple[Path, Path]) -> Iterator[GitHttpServer]:
+    server = start_git_http(origin.bare.parent, user="x-access-token", token=TOKEN,
+                            tls=certificate)
+    yield server
+    server.stop()
+

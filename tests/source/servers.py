@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -146,9 +147,10 @@ class _GitHandler(BaseHTTPRequestHandler):
 class GitHttpServer:
     server: _GitHttpServer
     thread: threading.Thread
+    scheme: str = "http"
 
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/{name}"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}/{name}"
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -156,12 +158,30 @@ class GitHttpServer:
         self.thread.join(timeout=5)
 
 
-def start_git_http(project_root: Path, user: str, token: str) -> GitHttpServer:
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1: (certificate, private key)."""
+    cert, key = directory / "server.crt", directory / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def start_git_http(
+    project_root: Path, user: str, token: str, tls: tuple[Path, Path] | None = None
+) -> GitHttpServer:
     server = _GitHttpServer(("127.0.0.1", 0), _GitHandler)
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     server.project_root = project_root
     server.user = user
     server.authorization = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               name="git-http", daemon=True)
     thread.start()
-    return GitHttpServer(server=server, thread=thread)
+    return GitHttpServer(server=server, thread=thread, scheme="https" if tls else "http")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,6 +75,50 @@ def test_https_wrong_token_is_one_clear_line_without_the_token(
     message = str(caught.value)
     assert message == f"authentication failed for {git_http.url('origin.git')}"
     assert wrong not in message and TOKEN not in message
+
+
+# Trusting a certificate is process-wide in libgit2 and cannot be undone (OpenSSL
+# only adds locations), so the trusting side runs in its own interpreter.
+TRUSTING_FETCH = """
+import sys
+from pathlib import Path
+import pygit2
+from reconciler.source import Credentials, Mirror
+pygit2.settings.set_ssl_cert_locations(sys.argv[1], None)
+mirror = Mirror(sys.argv[2], Path(sys.argv[3]), Credentials(token_env="STATE_TOKEN"))
+mirror.fetch()
+sha = mirror.resolve("main")
+tree = mirror.tree(sha)
+entry = next(e for e in tree.entries() if e.path == "apps/web/app.yaml")
+print(sha, tree.read(entry).hex())
+"""
+
+
+def test_https_over_tls_with_a_token(
+    origin: Origin, data_dir: Path, git_https: GitHttpServer, certificate: tuple[Path, Path]
+) -> None:
+    url = git_https.url("origin.git")
+    assert url.startswith("https://127.0.0.1:")
+    done = subprocess.run(
+        [sys.executable, "-c", TRUSTING_FETCH, str(certificate[0]), url, str(data_dir)],
+        env={**os.environ, "STATE_TOKEN": TOKEN}, cwd=Path(__file__).parents[2],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    sha, data = done.stdout.split()
+    assert sha == origin.run("rev-parse", "main")
+    assert bytes.fromhex(data) == STATE_FILES["apps/web/app.yaml"]
+
+
+def test_https_untrusted_certificate_is_refused(
+    data_dir: Path, git_https: GitHttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATE_TOKEN", TOKEN)
+    mirror = Mirror(git_https.url("origin.git"), data_dir, Credentials(token_env="STATE_TOKEN"))
+    with pytest.raises(SourceError) as caught:
+        mirror.fetch()
+    message = str(caught.value)
+    assert message.startswith(f"cannot verify the identity of {git_https.url('origin.git')}: ")
+    assert TOKEN not in message
 
 
 def test_https_without_token_fails_authentication(data_dir: Path, git_http: GitHttpServer) -> None:
