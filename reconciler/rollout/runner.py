@@ -224,8 +224,10 @@ class Rollout:
             batch.hosts, gate.GatePolicy.for_app(app),
             clock=self.options.clock, sleep=self.options.sleep,
         )
+        # Every resource of the app on a passing host is verified, including
+        # those a killed run applied earlier (hosts batched only to be checked).
         self.recorder.mark_inventory(
-            ap.target, [k for k in _keys(batch.changes) if k[0] in report.passed], "healthy")
+            ap.target, [(h, r.id) for h in report.passed for r in app.resources], "healthy")
         self.event(EventKind.HEALTH_CHECKED, status="Healthy" if report.healthy else "Degraded",
                    message=report.message, **common)
         return list(report.failed)
