@@ -23,12 +23,13 @@ import pytest
 from backends.base import BackendContext
 from backends.kubernetes import KubernetesBackend
 from backends.kubernetes import open as open_backend
+from reconciler import plan
 from reconciler.errors import ApiError
 from reconciler.model import (
-    Action,
     App,
     BackendKind,
     Change,
+    DesiredState,
     LiveView,
     Location,
     Resource,
@@ -117,19 +118,12 @@ def diff_text(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> str:
 
 
 def plan_changes(view: LiveView, resources: Sequence[Resource], app: str = "web") -> list[Change]:
-    """The plan's rule from docs/architecture.md, for one app (the real plan lives elsewhere)."""
-    out: list[Change] = []
-    for r in resources:
-        key = ("", r.id)
-        desired, live = view.desired[key], view.live.get(key)
-        if live is None or live.state != desired:
-            action = Action.CREATE if live is None else Action.UPDATE
-            out.append(Change(id=r.id, app=app, target=view.target, action=action, desired=desired,
-                              live=live.state if live else None, resource=r,
-                              diff=diff_text(live.state if live else None, desired)))
-    named = {("", r.id) for r in resources}
-    for key, lr in view.live.items():
-        if lr.owner_app == app and key not in named:
-            out.append(Change(id=lr.id, app=app, target=view.target, action=Action.DELETE,
-                              live=lr.state, diff=diff_text(lr.state, None)))
-    return out
+    """What reconciler.plan makes of this view for one app: the backend's forms feed it."""
+    here = Location(file="reconciler.yaml", line=1)
+    state = DesiredState(
+        revision="test",
+        targets={view.target: Target(name=view.target, backend=BackendKind.KUBERNETES,
+                                     options={}, location=here)},
+        apps={app: make_app(app, resources, target=view.target)},
+    )
+    return plan.plan(state, {view.target: view}).changes()
