@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from reconciler import plan as planner
-from reconciler.events import EventKind
+from reconciler.events import Event, EventKind
 from reconciler.model import LiveResource, ResourceId
 from reconciler.rollout.runner import RolloutResult
 from tests.rollout.conftest import Harness, app, desired
 
 
-def _index(events: list, kind: EventKind, name: str, last: bool = False) -> int:
+def _index(events: list[Event], kind: EventKind, name: str, last: bool = False) -> int:
     found = [i for i, e in enumerate(events) if e.kind is kind and e.app == name]
     assert found, f"no {kind.value} for {name}"
     return found[-1] if last else found[0]
