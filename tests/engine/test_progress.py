@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from reconciler.events import Event, EventKind
 from reconciler.progress import Progress, describe
 
 
 def _events() -> list[Event]:
-    common = {"deploy_id": 7, "revision": "0123456789abcdef", "timestamp": 0.0}
-    web = {"wave": 1, "app": "web", "target": "fleet", "hosts": ("h1", "h2")}
+    common: dict[str, Any] = {"deploy_id": 7, "revision": "0123456789abcdef", "timestamp": 0.0}
+    web: dict[str, Any] = {"wave": 1, "app": "web", "target": "fleet", "hosts": ("h1", "h2")}
     return [
         Event(kind=EventKind.DEPLOY_STARTED, status="running", **common),
         Event(kind=EventKind.WAVE_STARTED, wave=1, status="running", **common),
