@@ -153,7 +153,7 @@ class _Loader:
     def _target_of(self, spec: AppSpec, config: Config) -> Target | None:
         name = spec.app.target
         target = config.targets.get(name)
-        if target is None and name and name not in config.declared:
+        if target is None and name and config.parsed and name not in config.declared:
             self._add(spec.app.location.file, spec.target_line,
                       f"unknown target {name!r}{suggest(name, config.declared)}")
         return target

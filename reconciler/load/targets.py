@@ -3,13 +3,15 @@
 Each backend has its own closed set of target keys; anything else is an error
 with a did-you-mean, and keys that look like inline secrets are refused with a
 message that says to name a file or an environment variable instead. Target
-options reach the backends with their defaults filled in, so every backend
-sees the same shape whatever the file left out.
+options reach the backends type-checked, durations as seconds, with only the
+defaults the design names filled in (vm transport ssh and root "/",
+kubernetes namespace "default"); each backend owns its other defaults.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,13 +34,6 @@ from reconciler.model import BackendKind, Location, RollbackPolicy, SyncWindow, 
 CONFIG_FILE = "reconciler.yaml"
 API_VERSION = "reconciler/v1"
 
-_TARGET_KEYS = {
-    BackendKind.VM: ("backend", "transport", "hosts", "user", "identity_file", "known_hosts",
-                     "root", "port", "sudo", "connect_timeout", "parallel"),
-    BackendKind.KUBERNETES: ("backend", "kubeconfig", "context", "in_cluster", "namespace",
-                             "force_conflicts"),
-    BackendKind.YARN: ("backend", "url", "user", "token_file", "token_env", "timeout"),
-}
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?)(:\d{1,5})?")
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 _CRON_NAMES = (
@@ -54,6 +49,9 @@ class Config:
     prune: bool = True
     rollback: RollbackPolicy = RollbackPolicy.AUTO
     sync_windows: tuple[SyncWindow, ...] = ()
+    parsed: bool = False
+    """False when reconciler.yaml could not be read: then no app is told that
+    its target is unknown, since nothing is known."""
     declared: frozenset[str] = frozenset()
     """Every target name in the file, valid or not, so apps naming an invalid
     target are not also told the target is unknown."""
@@ -83,7 +81,7 @@ def parse_config(p: Problems, doc: Any, line: int) -> Config:
             targets[name] = target
     windows = _parse_windows(p, root, set(target_map or ()))
     return Config(targets=targets, prune=prune, rollback=rollback, sync_windows=windows,
-                  declared=frozenset(target_map or ()))
+                  parsed=True, declared=frozenset(target_map or ()))
 
 
 def _or(value: Any, default: Any) -> Any:
@@ -102,37 +100,79 @@ def parse_target(p: Problems, name: str, spec: Any, line: int) -> Target | None:
     if backend is None:
         return None
     kind = BackendKind(backend)
-    check_keys(p, m, _TARGET_KEYS[kind], what)
+    extra = ("backend", "transport", "hosts") if kind is BackendKind.VM else ("backend",)
+    check_keys(p, m, (*extra, *_OPTION_TYPES[kind]), what)
     options = {BackendKind.VM: _vm_options, BackendKind.KUBERNETES: _k8s_options,
                BackendKind.YARN: _yarn_options}[kind](p, m, what)
     return Target(name=name, backend=kind, options=options,
                   location=Location(file=CONFIG_FILE, line=line))
 
 
+_Getter = Callable[[Problems, YamlMap, str, str], Any]
+
+
+def _str(p: Problems, m: YamlMap, key: str, what: str) -> Any:
+    return get_str(p, m, key, what, required=True)
+
+
+def _port(p: Problems, m: YamlMap, key: str, what: str) -> Any:
+    return get_int(p, m, key, what, minimum=1, maximum=65535)
+
+
+def _positive(p: Problems, m: YamlMap, key: str, what: str) -> Any:
+    return get_int(p, m, key, what, minimum=1)
+
+
+def _policy(p: Problems, m: YamlMap, key: str, what: str) -> Any:
+    return get_enum(p, m, key, what, ("Background", "Foreground", "Orphan"))
+
+
+# Values are type-checked here; only the defaults the design names are filled in
+# (vm transport and root, kubernetes namespace): the backends own the rest.
+_OPTION_TYPES: dict[BackendKind, dict[str, _Getter]] = {
+    BackendKind.VM: {
+        "user": _str, "identity_file": _str, "known_hosts": _str, "root": _str,
+        "port": _port, "sudo": get_bool, "connect_timeout": get_duration,
+        "parallel": _positive,
+    },
+    BackendKind.KUBERNETES: {
+        "kubeconfig": _str, "context": _str, "in_cluster": get_bool, "namespace": _str,
+        "force_conflicts": get_bool, "propagation_policy": _policy, "crd_timeout": get_duration,
+    },
+    BackendKind.YARN: {
+        "url": _str, "user": _str, "token_file": _str, "token_env": _str,
+        "timeout": get_duration, "poll_interval": get_duration, "settle_timeout": get_duration,
+    },
+}
+
+
+def _typed(p: Problems, m: YamlMap, what: str, kind: BackendKind) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for key, getter in _OPTION_TYPES[kind].items():
+        if key in m:
+            value = getter(p, m, key, what)
+            if value is not None:
+                options[key] = value
+    return options
+
+
 def _vm_options(p: Problems, m: YamlMap, what: str) -> dict[str, Any]:
-    transport = _or(get_enum(p, m, "transport", what, ("ssh", "local")), "ssh")
+    options = _typed(p, m, what, BackendKind.VM)
+    transport = get_enum(p, m, "transport", what, ("ssh", "local")) or "ssh"
+    options["transport"] = transport
+    options.setdefault("root", "/")
     hosts = get_str_list(p, m, "hosts", what)
     if hosts is not None:
         for index, host in enumerate(hosts):
             if not host_ok(host):
                 p.add(hosts.line_of(index), f"{what}: host {host!r} is not 'host' or 'host:port'")
-    if transport == "ssh" and not hosts and "hosts" not in m:
-        p.add(m.line, f"{what}: 'hosts' is required for transport ssh")
-    if transport == "local" and hosts is not None:
+        if len(set(hosts)) != len(hosts):
+            p.add(m.line_of("hosts"), f"{what}: 'hosts' lists a host twice")
+        options["hosts"] = tuple(hosts)
+    if transport == "ssh" and not hosts:
+        p.add(m.line_of("hosts"), f"{what}: transport ssh needs a non-empty 'hosts' list")
+    if transport == "local" and "hosts" in m:
         p.add(m.line_of("hosts"), f"{what}: 'hosts' applies to transport ssh only")
-    options: dict[str, Any] = {
-        "transport": transport,
-        "hosts": tuple(hosts) if hosts is not None else (),
-        "root": _or(get_str(p, m, "root", what), "/"),
-        "port": _or(get_int(p, m, "port", what, minimum=1, maximum=65535), 22),
-        "sudo": _or(get_bool(p, m, "sudo", what), False),
-        "connect_timeout": _or(get_duration(p, m, "connect_timeout", what), 10.0),
-        "parallel": _or(get_int(p, m, "parallel", what, minimum=1), 10),
-    }
-    for key in ("user", "identity_file", "known_hosts"):
-        value = get_str(p, m, key, what)
-        if value is not None:
-            options[key] = value
     return options
 
 
@@ -142,30 +182,20 @@ def host_ok(host: str) -> bool:
 
 
 def _k8s_options(p: Problems, m: YamlMap, what: str) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "in_cluster": _or(get_bool(p, m, "in_cluster", what), False),
-        "namespace": _or(get_str(p, m, "namespace", what), "default"),
-        "force_conflicts": _or(get_bool(p, m, "force_conflicts", what), False),
-    }
-    for key in ("kubeconfig", "context"):
-        value = get_str(p, m, key, what)
-        if value is not None:
-            options[key] = value
-    if options["in_cluster"] and "kubeconfig" in options:
+    options = _typed(p, m, what, BackendKind.KUBERNETES)
+    options.setdefault("namespace", "default")
+    if options.get("in_cluster") and "kubeconfig" in options:
         p.add(m.line_of("in_cluster"), f"{what}: 'in_cluster' and 'kubeconfig' exclude each other")
     return options
 
 
 def _yarn_options(p: Problems, m: YamlMap, what: str) -> dict[str, Any]:
-    url = get_str(p, m, "url", what, required=True)
-    if url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+    options = _typed(p, m, what, BackendKind.YARN)
+    url = options.get("url")
+    if "url" not in m:
+        p.add(m.line, f"{what}: 'url' is required")
+    elif url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
         p.add(m.line_of("url"), f"{what}: 'url' must be an http:// or https:// URL")
-    options: dict[str, Any] = {"url": url or "",
-                               "timeout": _or(get_duration(p, m, "timeout", what), 30.0)}
-    for key in ("user", "token_file", "token_env"):
-        value = get_str(p, m, key, what)
-        if value is not None:
-            options[key] = value
     if "token_file" in options and "token_env" in options:
         p.add(m.line_of("token_env"), f"{what}: 'token_file' and 'token_env' exclude each other")
     return options

@@ -181,7 +181,7 @@ def _service(p: Problems, m: YamlMap, body: dict[str, Any]) -> bool:
         p.add(m.line, "Service: needs a systemd 'unit', or 'start', 'stop' and 'status' "
                       f"commands (missing {', '.join(missing)})")
         ok = False
-    for key in ("unit", *commands):
+    for key in ("unit",) if "unit" in m else commands:
         ok = get_str(p, m, key, "Service", required=True) is not None and ok
     body["state"] = get_enum(p, m, "state", "Service", ("running", "stopped")) or "running"
     paths = get_str_list(p, m, "restart_on", "Service")
