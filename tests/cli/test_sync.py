@@ -26,19 +26,8 @@ def state_repo(tmp_path: Path, ssh_fleet_factory: Callable[..., SshFleet]) -> St
     return staterepo.create(tmp_path, ssh_fleet_factory(5))
 
 
-# The `sync` subcommand's own parser and main, in a fresh interpreter, exactly
-# as the `reconciler` dispatcher calls them.
-_RUN_SYNC = (
-    "import argparse, sys\n"
-    "from reconciler.cli import sync\n"
-    "parser = argparse.ArgumentParser(prog='reconciler sync')\n"
-    "sync.add_arguments(parser)\n"
-    "sys.exit(sync.main(parser.parse_args(sys.argv[1:])))\n"
-)
-
-
 def _command(repo: StateRepo, data: Path) -> list[str]:
-    return [sys.executable, "-c", _RUN_SYNC, "--repo", str(repo.path),
+    return [sys.executable, "-m", "reconciler", "sync", "--repo", str(repo.path),
             "--rev", "main", "--data-dir", str(data), "--target", "fleet"]
 
 
