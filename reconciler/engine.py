@@ -176,8 +176,11 @@ class Engine:
 
     # --- sync --------------------------------------------------------------
 
-    def sync(self, rev: str | None = None, trigger: str = "cli") -> SyncResult:
-        sha = self.resolve(rev)
+    def sync(
+        self, rev: str | None = None, trigger: str = "cli", *, fetch: bool = True
+    ) -> SyncResult:
+        """Deploy `rev`; `fetch=False` when the caller has just fetched and resolved it."""
+        sha = self.resolve(rev, fetch=fetch)
         try:
             desired = self.load_revision(sha)
         except ValidationError as err:

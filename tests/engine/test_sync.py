@@ -106,3 +106,33 @@ def test_a_deploy_left_running_by_a_dead_process_is_marked_interrupted(tmp_path:
         assert (version, mode) == (1, "wal")
     finally:
         reopened.close()
+
+
+def test_one_sync_per_target_at_a_time(tmp_path: Path) -> None:
+    import threading
+
+    settings = EngineSettings(repo=str(tmp_path / "repo"), data_dir=tmp_path / "d")
+    first, second = Engine(settings), Engine(settings)
+    order: list[str] = []
+    holding = threading.Event()
+
+    def hold() -> None:
+        with first._locked(["fleet", "prod"]):
+            order.append("first in")
+            holding.set()
+            threading.Event().wait(0.3)
+            order.append("first out")
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    holding.wait(5)
+    try:
+        with second._locked(["fleet"]):
+            order.append("second in")
+        with second._locked(["other"]):  # another target is never blocked
+            order.append("other in")
+    finally:
+        thread.join()
+        first.close()
+        second.close()
+    assert order == ["first in", "first out", "second in", "other in"]
