@@ -160,7 +160,9 @@ class Engine:
     def plan(self, rev: str | None = None) -> Plan:
         _, desired = self.load(rev)
         names = self.selected_targets(desired)
-        with self._locked(names), self.backends(desired, names) as opened:
+        # No target lock: a plan only reads, and a pull request's plan must not
+        # wait for a long rollout of the same target.
+        with self.backends(desired, names) as opened:
             return planner.plan(desired, self.read_live(desired, opened))
 
     def drift(self) -> Plan:
