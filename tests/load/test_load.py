@@ -1,0 +1,94 @@
+"""What a valid state repo loads into: defaults, options, identities, bodies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from reconciler.load.graph import find_cycles
+from reconciler.model import (
+    BatchSize,
+    CheckKind,
+    DesiredState,
+    ResourceId,
+    RollbackPolicy,
+)
+
+Loaded = Callable[..., DesiredState]
+
+
+def test_app_defaults_and_overrides(loaded: Loaded) -> None:
+    desired = loaded({
+        "apps/a/app.yaml": "target: fleet\n",
+        "apps/b/app.yaml": ("target: fleet\nwave: 3\nprune: false\nrollback: none\n"
+                            "timeout: 5m\nrollout: {batch: 25%, max_failures: 1}\n"
+                            "health:\n  - tcp: {port: 22}\n    timeout: 1h30m\n"
+                            "    interval: 500ms\n  - command: pgrep web\n"),
+    })
+    a, b = desired.apps["a"], desired.apps["b"]
+    assert (a.wave, a.prune, a.rollback, a.timeout) == (0, True, RollbackPolicy.AUTO, 300.0)
+    assert (b.wave, b.prune, b.rollback, b.timeout) == (3, False, RollbackPolicy.NONE, 300.0 * 1)
+    assert b.rollout.batch == BatchSize(percent=25) and b.rollout.max_failures == 1
+    tcp, command = b.health
+    assert (tcp.kind, tcp.spec, tcp.timeout, tcp.interval) == (
+        CheckKind.TCP, {"port": 22}, 5400.0, 0.5)
+    assert (command.kind, command.spec, command.retries) == (
+        CheckKind.COMMAND, {"run": "pgrep web"}, 3)
+    assert b.location.file == "apps/b/app.yaml"
+
+
+def test_target_options_are_typed(loaded: Loaded) -> None:
+    desired = loaded({})
+    fleet = desired.targets["fleet"].options
+    assert fleet["hosts"] == ("web-1", "web-2:2222")
+    assert fleet["transport"] == "ssh" and fleet["root"] == "/"
+    assert desired.targets["prod"].options["namespace"] == "default"
+    assert desired.targets["analytics"].options == {
+        "url": "http://rm.example.com:8088", "token_env": "YARN_TOKEN"}
+    assert desired.prune_default is True
+
+
+def test_resource_identities_per_backend(loaded: Loaded) -> None:
+    desired = loaded({
+        "apps/k/app.yaml": "target: prod\n",
+        "apps/k/all.yaml": ("apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\n"
+                            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"
+                            "---\napiVersion: example.com/v1\nkind: Secret\n"
+                            "metadata: {name: s}\n"),
+        "apps/v/app.yaml": "target: laptop\n",
+        "apps/v/all.yaml": ("kind: File\npath: /etc//x/./y.conf\nmode: 0644\ncontent: a\n"
+                            "secret: true\n---\nkind: Symlink\npath: /l\ntarget: /etc\n"
+                            "---\nkind: Command\nname: c\nrun: 'true'\ncreates: /a/../b\n"),
+        "apps/y/app.yaml": "target: analytics\n",
+        "apps/y/svc.yaml": ("name: sleeper\nversion: '1'\ncomponents:\n  - name: s\n"
+                            "    number_of_containers: 1\n"),
+    })
+    k = desired.apps["k"].resources
+    assert [(r.id, r.secret) for r in k] == [
+        (ResourceId(kind="Secret", namespace="n", name="s"), True),
+        (ResourceId(group="apps", kind="Deployment", name="d"), False),
+        (ResourceId(group="example.com", kind="Secret", name="s"), False),
+    ]
+    file, link, command = desired.apps["v"].resources
+    assert file.id == ResourceId(kind="File", name="/etc/x/y.conf") and file.secret
+    assert file.body["mode"] == "0644" and file.body["path"] == "/etc/x/y.conf"
+    assert link.id == ResourceId(kind="Symlink", name="/l")
+    assert command.body["creates"] == "/b"
+    (service,) = desired.apps["y"].resources
+    assert service.id == ResourceId(kind="Service", name="sleeper")
+    assert service.location.file == "apps/y/svc.yaml" and service.location.line == 1
+
+
+def test_find_cycles_reports_each_cycle_once() -> None:
+    edges = {"a": ("b",), "b": ("a", "c"), "c": (), "x": ("y",), "y": ("z",), "z": ("x",)}
+    assert find_cycles(edges) == [("a", "b", "a"), ("x", "y", "z", "x")]
+    chain = {f"n{i}": (f"n{i + 1}",) for i in range(5000)}
+    assert find_cycles(chain) == []
+
+
+def test_valid_tree_in_a_subfolder_loads(state: Callable[..., Path]) -> None:
+    from reconciler.load import load
+    from reconciler.tree import DirectoryTree
+
+    root = state({"apps/a/app.yaml": "target: laptop\n"})
+    assert list(load(DirectoryTree(root)).apps) == ["a"]
