@@ -103,3 +103,8 @@ def from_entry(
         token=http.load_token(entry, os.environ if environ is None else environ),
         client=client or http.Client(),
     )
+
+
+def create(options: Mapping[str, Any]) -> GitLabReporter:
+    """What the daemon's `make_reporter` calls: the config entry's options, tokens from env."""
+    return from_entry(options)

@@ -80,3 +80,16 @@ def test_build_refuses_unknown_types() -> None:
 
     with pytest.raises(ConfigError, match="unknown reporter type"):
         reporters.build({"type": "bitbucket"})
+
+
+def test_daemon_make_reporter_builds_forge_reporters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.daemon.config import ReporterConfig
+    from reconciler.daemon.service import make_reporter
+
+    monkeypatch.setenv("GL_TOKEN", "glpat-1")
+    entry = ReporterConfig(type="gitlab", options={"repo": "g/p", "token_env": "GL_TOKEN"})
+    reporter = make_reporter(entry, engine=None)  # type: ignore[arg-type]
+    assert isinstance(reporter, gitlab.GitLabReporter)
+    assert reporter.project == "g/p"
