@@ -1,0 +1,112 @@
+"""`python -m reconciler run` as a real process: SIGTERM mid-rollout, then a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from tests.daemon.conftest import StateRepo, app_yaml, wait_for
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Run:
+    """One daemon process whose JSON log lines are collected from stderr."""
+
+    def __init__(self, repo: StateRepo, data_dir: Path, log: Path) -> None:
+        self.log = log
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        with log.open("w") as stderr:
+            self.proc = self._start(repo, data_dir, stderr, env)
+
+    @staticmethod
+    def _start(repo: StateRepo, data_dir: Path, stderr: IO[str],
+               env: dict[str, str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "run", "--repo", str(repo.path),
+             "--data-dir", str(data_dir), "--listen", "off", "--poll-interval", "1h",
+             "--drift-interval", "0", "--log-format", "json"],
+            stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=REPO_ROOT)
+
+    def messages(self) -> list[str]:
+        lines = self.log.read_text().splitlines()
+        return [json.loads(line)["message"] for line in lines if line.startswith("{")]
+
+    def stop(self, signals: int = 1) -> int:
+        for _ in range(signals):
+            self.proc.send_signal(signal.SIGTERM)
+            # Pending signals of one kind merge: let the handler see each one.
+            wait_for(lambda: "signal received" in self.messages(), timeout=5)
+        return self.proc.wait(timeout=30)
+
+
+def rows(data_dir: Path) -> list[tuple[str, str]]:
+    path = data_dir / "history.sqlite3"
+    if not path.exists():
+        return []
+    with closing(sqlite3.connect(path)) as db:
+        try:
+            found = db.execute("SELECT revision, result FROM deploys ORDER BY id").fetchall()
+        except sqlite3.OperationalError:  # the daemon is still creating the schema
+            return []
+    return [(r[0], r[1]) for r in found]
+
+
+@pytest.fixture
+def runs() -> Iterator[list[Run]]:
+    started: list[Run] = []
+    yield started
+    for run in started:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+
+
+@pytest.mark.slow
+def test_sigterm_lets_the_rollout_finish_and_a_restart_has_nothing_left_to_do(
+    state_repo: StateRepo, tmp_path: Path, runs: list[Run]
+) -> None:
+    sha = state_repo.commit("slow", content="version 2\n", app=app_yaml("sleep 1.5"))
+    data = tmp_path / "data"
+    first = Run(state_repo, data, tmp_path / "first.log")
+    runs.append(first)
+    wait_for(lambda: rows(data) == [(sha, "running")], timeout=20)
+    assert first.stop() == 0
+    assert rows(data) == [(sha, "success")]
+    assert state_repo.web_conf() == "version 2\n"
+    assert "stopping: waiting for the running job to finish" in first.messages()
+
+    again = Run(state_repo, data, tmp_path / "again.log")
+    runs.append(again)
+    wait_for(lambda: "nothing to deploy" in again.messages(), timeout=20)
+    assert again.stop() == 0
+    assert rows(data) == [(sha, "success")]
+
+
+@pytest.mark.slow
+def test_a_second_signal_exits_at_once_and_the_restart_re_plans_from_live_state(
+    state_repo: StateRepo, tmp_path: Path, runs: list[Run]
+) -> None:
+    sha = state_repo.commit("slow", content="version 2\n", app=app_yaml("sleep 3"))
+    data = tmp_path / "data"
+    first = Run(state_repo, data, tmp_path / "first.log")
+    runs.append(first)
+    wait_for(lambda: rows(data) == [(sha, "running")], timeout=20)
+    assert first.stop(signals=2) == 1
+
+    again = Run(state_repo, data, tmp_path / "again.log")
+    runs.append(again)
+    wait_for(lambda: rows(data)[-1:] == [(sha, "success")], timeout=30)
+    assert rows(data) == [(sha, "interrupted"), (sha, "success")]
+    assert state_repo.web_conf() == "version 2\n"
+    assert again.stop() == 0
