@@ -84,6 +84,8 @@ class DaemonConfig:
     drift_interval: float = 300.0
     """Seconds between drift checks; 0 disables them."""
     self_heal: bool = False
+    watch: bool = True
+    """Watch the ref files of a local (path or file://) repository for new commits."""
     credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
     reporters: tuple[ReporterConfig, ...] = (ReporterConfig(type="gitnotes"),)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
@@ -98,7 +100,7 @@ class DaemonConfig:
 
 _TOP_KEYS = (
     "repo", "branch", "path", "data_dir", "listen", "public_url", "poll_interval",
-    "drift_interval", "self_heal", "credentials", "reporters", "webhooks",
+    "drift_interval", "self_heal", "watch", "credentials", "reporters", "webhooks",
     "pull_requests", "targets", "log_format", "log_level",
 )
 _CREDENTIAL_KEYS = ("token_file", "token_env", "username", "ssh_key", "known_hosts")
@@ -237,6 +239,7 @@ def parse_config(text: str, *, source: str = "reconciler-daemon.yaml",
         poll_interval=_interval(r, top, "poll_interval", 30.0, minimum=0.1),
         drift_interval=_interval(r, top, "drift_interval", 300.0, minimum=0.0),
         self_heal=r.boolean(top, "self_heal", False),
+        watch=r.boolean(top, "watch", True),
         credentials=_credentials(r, top.get("credentials"), r.where(top, "credentials"),
                                  base_dir),
         reporters=_reporters(r, top),

@@ -141,7 +141,7 @@ class Daemon:
         self._timers.every(self.config.poll_interval, "poll", lambda: self.trigger("poll"))
         self._timers.every(self.config.drift_interval, "drift", self.check_drift)
         self._timers.start()
-        git_dir = local_git_dir(self.config.repo)
+        git_dir = local_git_dir(self.config.repo) if self.config.watch else None
         if git_dir is not None:
             self._watcher = RefWatcher(git_dir, self.config.branch,
                                        lambda: self.trigger("file-watch"))

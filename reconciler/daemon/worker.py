@@ -104,8 +104,10 @@ class Worker:
         elif verdict is Verdict.WAIT_WINDOW and desired is not None:
             self._wait(sha, desired, blocked, request)
         else:
-            log.debug("nothing to deploy",
-                      extra=fields(sha=sha, verdict=verdict.value, reason=request.reason))
+            # Polls find nothing new most of the time; only say so when asked.
+            level = logging.DEBUG if request.reason in ("poll", "file-watch") else logging.INFO
+            log.log(level, "nothing to deploy",
+                    extra=fields(sha=sha, verdict=verdict.value, reason=request.reason))
 
     def _blocked(self, desired: DesiredState) -> tuple[str, ...]:
         names = self.engine.selected_targets(desired)
