@@ -1,0 +1,335 @@
+"""The HTTP server of `reconciler run`: status page, JSON API, SSE, metrics, probes, webhooks.
+
+A `ThreadingHTTPServer` from the standard library, no framework: the surface
+is a dozen GET routes and three POST receivers (`routes.ROUTES`). `WebApp`
+holds what requests read (a `StatusSource`, the metrics, the SSE hub, the page
+credentials, webhook secrets); `WebApp.feed` is the EventBus listener that
+moves the live rollout, the metrics and every open page. `start(daemon,
+listen)` is the hook `reconciler.daemon.service` calls.
+
+Invariants:
+- Read-only: no route changes anything except the webhook receivers, which only
+  ask the daemon to fetch (after `reconciler.webhooks.handle` checked the
+  signature); every other method answers 405 with an `Allow` header.
+- No secret in any response: pages and JSON are built from the status source
+  (no resource bodies; diffs redacted at the source), webhook answers carry
+  `WebhookResult.message` only, and page credentials are never echoed.
+- A request that fails inside renders a 500 page with no detail; the server
+  keeps serving, and a listener failure never reaches the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from reconciler import webhooks
+from reconciler.events import Event, EventKind
+from reconciler.web import api, pages, routes
+from reconciler.web.auth import PageAuth
+from reconciler.web.events_stream import Hub, format_message
+from reconciler.web.live import RolloutTracker
+from reconciler.web.metrics import Metrics
+from reconciler.web.status import CommitView, StatusSource
+
+log = logging.getLogger(__name__)
+
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    # Inline style and the one inline script only; nothing external, no forms.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "script-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+}
+HTML = "text/html; charset=utf-8"
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+
+
+@dataclass(kw_only=True)
+class WebApp:
+    source: StatusSource
+    tracker: RolloutTracker
+    metrics: Metrics = field(default_factory=Metrics)
+    hub: Hub = field(default_factory=Hub)
+    auth: PageAuth = field(default_factory=PageAuth)
+    hook_secrets: Mapping[str, str | None] = field(default_factory=dict)
+    """Provider name -> shared secret; a provider without one refuses every delivery."""
+    on_webhook: Callable[[webhooks.Trigger], None] = lambda _trigger: None
+    extra_metrics: Callable[[], bytes] = lambda: b""
+    keepalive: float = 15.0
+    deploys_shown: int = 20
+
+    def feed(self, event: Event) -> None:
+        """The EventBus listener: live rollout first, then metrics, then open pages."""
+        self.tracker(event)
+        self.metrics.observe(event)
+        names = ["rollout"]
+        if event.kind in (EventKind.DEPLOY_STARTED, EventKind.DEPLOY_FINISHED):
+            names += ["deploys", "targets"]
+        self.hub.publish("update", lambda: self.update(event, names))
+
+    def update(self, event: Event | None, names: list[str]) -> dict[str, Any]:
+        """An SSE payload: fresh HTML of the named page sections."""
+        sections: dict[str, str] = {}
+        for name in names:
+            if name == "rollout":
+                sections["rollout"] = pages.rollout_section(self.tracker.state)
+            elif name == "deploys":
+                records = self.source.deploys(self.deploys_shown)
+                sections["deploys"] = pages.deploys_section(records, self.commits(records))
+            elif name == "targets":
+                sections["targets"] = pages.targets_section(self.source.overview())
+        return {"kind": event.kind.value if event else "hello",
+                "deploy_id": event.deploy_id if event else None, "sections": sections}
+
+    def commits(self, records: Any) -> dict[str, CommitView]:
+        found = {r.revision: self.source.commit(r.revision) for r in records}
+        return {sha: c for sha, c in found.items() if c is not None}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    app: WebApp
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "reconciler"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    # --- dispatch ----------------------------------------------------------
+
+    def _dispatch(self, method: str) -> None:
+        self.close_connection = True
+        app = self.server.app
+        match = routes.resolve(method, urlsplit(self.path).path)
+        if match is None:
+            return self._page(404, "No such page.")
+        if not match.allowed:
+            return self._send(405, b"method not allowed\n", TEXT, {"Allow": match.allow_header})
+        if not match.route.public and not app.auth.allows(self.headers.get("Authorization")):
+            return self._send(401, b"authentication required\n", TEXT,
+                              {"WWW-Authenticate": app.auth.challenge()})
+        try:
+            getattr(self, f"_r_{match.route.name}")(app, **match.params)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception:
+            log.exception("request failed: %s %s", method, match.route.name)
+            self._page(500, "Something went wrong; the log has the details.")
+
+    def _send(self, status: int, body: bytes, content_type: str,
+              headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in {**_SECURITY_HEADERS, **(headers or {})}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _page(self, status: int, message: str) -> None:
+        self._send(status, pages.error_page(status, message).encode(), HTML)
+
+    def _html(self, text: str) -> None:
+        self._send(200, text.encode(), HTML)
+
+    def _json(self, value: Any, status: int = 200) -> None:
+        self._send(status, api.dumps(value), JSON)
+
+    # --- pages -------------------------------------------------------------
+
+    def _r_index(self, app: WebApp) -> None:
+        records = app.source.deploys(app.deploys_shown)
+        self._html(pages.index(app.source.overview(), app.source.rollout(), records,
+                               app.commits(records)))
+
+    def _r_deploy_page(self, app: WebApp, id: str) -> None:
+        record = app.source.deploy(int(id))
+        if record is None:
+            return self._page(404, f"No deploy #{id}.")
+        site = pages.site_of(app.source.overview())
+        self._html(pages.deploy_page(record, app.source.commit(record.revision), site))
+
+    def _r_plan_page(self, app: WebApp, sha: str) -> None:
+        record = app.source.plan(sha)
+        if record is None:
+            return self._page(404, "No plan is stored for this commit (yet).")
+        self._html(pages.plan_page(record, pages.site_of(app.source.overview())))
+
+    def _r_commit_page(self, app: WebApp, sha: str) -> None:
+        deploy_id = app.source.deploy_for_commit(sha)
+        if deploy_id is not None:
+            location = f"/deploys/{deploy_id}"
+        elif app.source.plan(sha) is not None:
+            location = f"/plans/{sha}"
+        else:
+            return self._page(404, "Nothing is known about this commit yet.")
+        self._send(303, b"", TEXT, {"Location": location})
+
+    # --- JSON --------------------------------------------------------------
+
+    def _r_api_status(self, app: WebApp) -> None:
+        self._json(api.status(app.source.overview(), app.source.rollout()))
+
+    def _r_api_deploys(self, app: WebApp) -> None:
+        records = app.source.deploys(app.deploys_shown)
+        self._json(api.deploys(records, app.commits(records)))
+
+    def _r_api_deploy(self, app: WebApp, id: str) -> None:
+        record = app.source.deploy(int(id))
+        if record is None:
+            return self._json({"error": f"no deploy #{id}"}, 404)
+        self._json(api.deploy_json(record, app.source.commit(record.revision), events=True))
+
+    def _r_api_plan(self, app: WebApp, sha: str) -> None:
+        record = app.source.plan(sha)
+        if record is None:
+            return self._json({"error": "no plan stored for this commit"}, 404)
+        self._json(dict(record))
+
+    def _r_api_events(self, app: WebApp) -> None:
+        self.send_response(200)
+        for name, value in {**_SECURITY_HEADERS, "Content-Type": "text/event-stream",
+                            "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        subscription = app.hub.subscribe()
+        try:
+            # A page that connects mid-rollout catches up at once.
+            hello = app.update(None, ["rollout"])
+            self.wfile.write(b"retry: 2000\n\n" + format_message("update", hello))
+            self.wfile.flush()
+            for message in subscription.messages(app.keepalive):
+                self.wfile.write(message)
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # the browser went away
+        finally:
+            subscription.close()
+
+    # --- operations --------------------------------------------------------
+
+    def _r_metrics(self, app: WebApp) -> None:
+        self._send(200, app.metrics.render() + app.extra_metrics(),
+                   "text/plain; version=0.0.4; charset=utf-8")
+
+    def _r_healthz(self, app: WebApp) -> None:
+        self._send(200, b"ok\n", TEXT)
+
+    def _r_readyz(self, app: WebApp) -> None:
+        ready = app.source.ready()
+        self._send(200 if ready else 503, b"ready\n" if ready else b"starting\n", TEXT)
+
+    def _r_webhook(self, app: WebApp, provider: str) -> None:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._json({"message": "a Content-Length is required"}, 411)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return self._json({"message": "bad Content-Length"}, 400)
+        if length > webhooks.MAX_BODY:  # refuse before reading it
+            return self._json({"message": f"body larger than {webhooks.MAX_BODY} bytes"}, 413)
+        body = self.rfile.read(length) if length > 0 else b""
+        headers = {k: v for k, v in self.headers.items()}
+        result = webhooks.handle(provider, headers, body, app.hook_secrets.get(provider))
+        if result.trigger is not None:
+            app.on_webhook(result.trigger)
+        self._json({"message": result.message}, result.status_code)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class WebServer:
+    """A running server: `address` once started, `stop()` to end it (and its streams)."""
+
+    def __init__(self, app: WebApp, listen: str) -> None:
+        host, port = parse_listen(listen)
+        server_class = _Server6 if ":" in host else _Server
+        self.app = app
+        self._httpd = server_class((host, port), Handler)
+        self._httpd.app = app
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="web",
+                                        kwargs={"poll_interval": 0.2}, daemon=True)
+        self._on_stop: list[Callable[[], None]] = []
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._httpd.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        self._on_stop.append(callback)
+
+    def start(self) -> WebServer:
+        self._thread.start()
+        log.info("status page listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        for callback in self._on_stop:
+            callback()
+        self.app.hub.close()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def start(daemon: Any, listen: str) -> WebServer:
+    """The daemon's hook: serve `daemon` on `listen` and follow its engine's events."""
+    from reconciler.web import wiring  # the daemon-facing half, imported only here
+
+    app = wiring.daemon_app(daemon)
+    server = WebServer(app, listen)
+    server.on_stop(daemon.events.subscribe(app.feed))
+    return server.start()

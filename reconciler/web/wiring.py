@@ -1,0 +1,143 @@
+"""From a running `Daemon` to a `WebApp`: the only module of the web that knows the daemon.
+
+Everything else in `reconciler.web` reads a `StatusSource`; this module builds
+one from the daemon's engine (history, mirror, loaded revisions), its worker
+state (branch head, drift report, sync windows) and its configuration
+(webhook secrets by environment variable name, page credentials).
+
+Invariants: only read-only calls on the daemon, plus `Daemon.trigger` from a
+verified webhook (a push to the tracked branch, or a pull request, which only
+makes the daemon fetch: a webhook never chooses what gets deployed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from prometheus_client import REGISTRY, generate_latest
+
+from reconciler.errors import ReconcilerError
+from reconciler.model import DesiredState
+from reconciler.reporters.http import STATS
+from reconciler.web import auth
+from reconciler.web.live import Layout, RolloutTracker, layout_of
+from reconciler.web.metrics import Metrics
+from reconciler.web.server import WebApp
+from reconciler.web.status import CommitView, Drift, HistorySource, Hooks
+from reconciler.webhooks import Trigger, TriggerKind
+
+log = logging.getLogger(__name__)
+
+
+def daemon_app(daemon: Any, environ: Mapping[str, str] | None = None) -> WebApp:
+    env = os.environ if environ is None else environ
+    engine = daemon.engine
+    tracker = RolloutTracker(lambda sha: _layout(engine, sha))
+    hooks = Hooks(
+        commit=lambda sha: _commit(engine, sha),
+        desired=lambda sha: _desired(engine, sha),
+        targets=engine.selected_targets,
+        drift=lambda: _drift(daemon),
+        head=lambda: daemon.worker.state.head,
+        ready=lambda: bool(daemon.snapshot().ready and not daemon.snapshot().stopping),
+        waiting=lambda: dict(daemon.worker.state.waiting),
+    )
+    source = HistorySource(repo=engine.mirror.display_url, branch=daemon.config.branch,
+                           path=daemon.config.path, history=daemon.history, tracker=tracker,
+                           data_dir=daemon.data_dir, hooks=hooks)
+    metrics = Metrics(targets_of=lambda sha: _targets_of(engine, sha),
+                      drifted=lambda: _drift_counts(daemon), reporter_errors=reporter_errors)
+    hooks_config = daemon.config.webhooks
+    secrets = {
+        "github": _env(env, hooks_config.github_secret_env),
+        "gitlab": _env(env, hooks_config.gitlab_secret_env),
+        "gitea": _env(env, hooks_config.gitea_secret_env),
+    }
+    return WebApp(source=source, tracker=tracker, metrics=metrics, auth=auth.from_env(env),
+                  hook_secrets=secrets, on_webhook=lambda t: on_webhook(daemon, t),
+                  extra_metrics=lambda: bytes(generate_latest(REGISTRY)))
+
+
+def on_webhook(daemon: Any, trigger: Trigger) -> None:
+    """Pushes to the tracked branch deploy its head; pull requests make the daemon fetch."""
+    if trigger.kind is TriggerKind.PUSH:
+        if trigger.ref == f"refs/heads/{daemon.config.branch}":
+            daemon.trigger(trigger.reason)
+        return
+    # Never pass a pull request's ref to trigger(): that would deploy it.
+    plan_pulls = getattr(daemon, "plan_pull_requests", None)
+    if callable(plan_pulls):
+        plan_pulls(trigger.reason)
+    else:
+        daemon.trigger(trigger.reason)
+
+
+def _env(environ: Mapping[str, str], name: str | None) -> str | None:
+    return environ.get(name) if name else None
+
+
+def _commit(engine: Any, sha: str) -> CommitView | None:
+    try:
+        info = engine.mirror.commit_info(sha)
+    except (ReconcilerError, KeyError, ValueError):
+        return None
+    return CommitView(sha=info.sha, author=info.author_name, summary=info.summary,
+                      time=info.time.timestamp())
+
+
+def _desired(engine: Any, sha: str) -> DesiredState | None:
+    try:
+        state: DesiredState = engine.load_revision(sha)
+    except (ReconcilerError, KeyError, ValueError):
+        return None
+    return state
+
+
+def _targets_of(engine: Any, sha: str) -> Sequence[str]:
+    desired = _desired(engine, sha)
+    names: Sequence[str] = engine.selected_targets(desired) if desired else ()
+    return names
+
+
+def _layout(engine: Any, sha: str) -> Layout:
+    desired = _desired(engine, sha)
+    if desired is None:
+        return ()
+    try:
+        names = set(engine.selected_targets(desired))
+    except ReconcilerError:
+        return ()
+    return layout_of([(a.name, a.target, a.wave) for a in desired.apps.values()
+                      if a.target in names])
+
+
+def _drift(daemon: Any) -> Drift | None:
+    report = daemon.worker.state.last_drift
+    if report is None:
+        return None
+    return Drift(checked=report.checked, resources=tuple(report.resources))
+
+
+def _drift_counts(daemon: Any) -> dict[str, float]:
+    drift = _drift(daemon)
+    counts: dict[str, float] = {}
+    for resource in drift.resources if drift else ():
+        target = resource.split(":", 1)[0]
+        counts[target] = counts.get(target, 0) + 1
+    return counts
+
+
+def reporter_errors() -> dict[str, float]:
+    """Failed statuses per reporter: the daemon's publisher plus pull-request plans."""
+    from reconciler.daemon.statuses import REPORTER_FAILURES
+
+    counts: dict[str, float] = {k: float(v) for k, v in STATS.snapshot()["failed"].items()}
+    for family in REPORTER_FAILURES.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                name = sample.labels.get("reporter", "")
+                counts[name] = counts.get(name, 0.0) + sample.value
+    return counts
