@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from prometheus_client import REGISTRY, generate_latest
@@ -35,11 +36,9 @@ log = logging.getLogger(__name__)
 def daemon_app(daemon: Any, environ: Mapping[str, str] | None = None) -> WebApp:
     env = os.environ if environ is None else environ
     engine = daemon.engine
-    tracker = RolloutTracker(lambda sha: _layout(engine, sha))
-    hooks = Hooks(
-        commit=lambda sha: _commit(engine, sha),
-        desired=lambda sha: _desired(engine, sha),
-        targets=engine.selected_targets,
+    tracker = RolloutTracker(lambda sha: layout(engine, sha))
+    hooks = replace(
+        engine_hooks(engine),
         drift=lambda: _drift(daemon),
         head=lambda: daemon.worker.state.head,
         ready=lambda: bool(daemon.snapshot().ready and not daemon.snapshot().stopping),
@@ -48,7 +47,7 @@ def daemon_app(daemon: Any, environ: Mapping[str, str] | None = None) -> WebApp:
     source = HistorySource(repo=engine.mirror.display_url, branch=daemon.config.branch,
                            path=daemon.config.path, history=daemon.history, tracker=tracker,
                            data_dir=daemon.data_dir, hooks=hooks)
-    metrics = Metrics(targets_of=lambda sha: _targets_of(engine, sha),
+    metrics = Metrics(targets_of=lambda sha: targets_of(engine, sha),
                       drifted=lambda: _drift_counts(daemon), reporter_errors=reporter_errors)
     hooks_config = daemon.config.webhooks
     secrets = {
@@ -59,6 +58,13 @@ def daemon_app(daemon: Any, environ: Mapping[str, str] | None = None) -> WebApp:
     return WebApp(source=source, tracker=tracker, metrics=metrics, auth=auth.from_env(env),
                   hook_secrets=secrets, on_webhook=lambda t: on_webhook(daemon, t),
                   extra_metrics=lambda: bytes(generate_latest(REGISTRY)))
+
+
+def engine_hooks(engine: Any) -> Hooks:
+    """The facts an Engine alone can answer: commits, desired states, its targets."""
+    return Hooks(commit=lambda sha: commit_view(engine, sha),
+                 desired=lambda sha: desired_state(engine, sha),
+                 targets=engine.selected_targets)
 
 
 def on_webhook(daemon: Any, trigger: Trigger) -> None:
@@ -79,7 +85,7 @@ def _env(environ: Mapping[str, str], name: str | None) -> str | None:
     return environ.get(name) if name else None
 
 
-def _commit(engine: Any, sha: str) -> CommitView | None:
+def commit_view(engine: Any, sha: str) -> CommitView | None:
     try:
         info = engine.mirror.commit_info(sha)
     except (ReconcilerError, KeyError, ValueError):
@@ -88,7 +94,7 @@ def _commit(engine: Any, sha: str) -> CommitView | None:
                       time=info.time.timestamp())
 
 
-def _desired(engine: Any, sha: str) -> DesiredState | None:
+def desired_state(engine: Any, sha: str) -> DesiredState | None:
     try:
         state: DesiredState = engine.load_revision(sha)
     except (ReconcilerError, KeyError, ValueError):
@@ -96,14 +102,14 @@ def _desired(engine: Any, sha: str) -> DesiredState | None:
     return state
 
 
-def _targets_of(engine: Any, sha: str) -> Sequence[str]:
-    desired = _desired(engine, sha)
+def targets_of(engine: Any, sha: str) -> Sequence[str]:
+    desired = desired_state(engine, sha)
     names: Sequence[str] = engine.selected_targets(desired) if desired else ()
     return names
 
 
-def _layout(engine: Any, sha: str) -> Layout:
-    desired = _desired(engine, sha)
+def layout(engine: Any, sha: str) -> Layout:
+    desired = desired_state(engine, sha)
     if desired is None:
         return ()
     try:
