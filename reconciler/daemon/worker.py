@@ -145,7 +145,7 @@ class Worker:
         self.state.running, self.state.waiting = sha, {}
         log.info("rollout started", extra=fields(sha=sha, trigger=reason))
         try:
-            result = self.engine.sync(sha, trigger=reason)
+            result = self.engine.sync(sha, trigger=reason, fetch=False)
         except ReconcilerError as err:
             self._refuse(sha, err)
             return
