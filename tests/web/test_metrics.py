@@ -1,0 +1,60 @@
+"""/metrics parsed as Prometheus parses it: counters and histograms move with real deploys."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from reconciler.events import Event, EventKind
+from reconciler.web.metrics import Metrics
+from tests.web.conftest import Web
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_counters_move_after_a_deploy_and_a_failed_one(web: Web) -> None:
+    before = samples(web.get("/metrics").text)
+    assert ("reconciler_deploys_total", (("result", "success"),)) not in before
+    assert before[("reconciler_rollout_duration_seconds_count", ())] == 0
+
+    ok = web.engine.sync()
+    assert ok.result == "success"
+    after = samples(web.get("/metrics").text)
+    assert after[("reconciler_deploys_total", (("result", "success"),))] == 1
+    assert after[("reconciler_rollout_duration_seconds_count", ())] == 1
+    assert after[("reconciler_wave_duration_seconds_count", ())] == 2  # waves 0 and 1
+    synced = after[("reconciler_last_successful_sync_timestamp_seconds", (("target", "laptop"),))]
+    assert abs(synced - web.engine.history.deploy(ok.deploy_id).finished) < 1  # type: ignore[union-attr]
+
+    # A health check that fails: one more failure counter, a failed deploy.
+    web.repo.write("apps/web/app.yaml", "target: laptop\nwave: 1\nhealth:\n"
+                   "  - command: \"false\"\n    retries: 0\n    interval: 0.05s\n    timeout: 2s\n")
+    web.repo.release("2.0\n", "other", "web 2.0 with a failing check")
+    failed = web.engine.sync()
+    assert failed.result == "failure"
+    last = samples(web.get("/metrics").text)
+    assert last[("reconciler_deploys_total", (("result", "failure"),))] == 1
+    assert last[("reconciler_deploys_total", (("result", "success"),))] == 1
+    failures = last[("reconciler_health_check_failures_total",
+                     (("app", "web"), ("target", "laptop")))]
+    assert failures >= 1
+    assert last[("reconciler_rollout_duration_seconds_count", ())] == 2
+
+
+def test_pulled_gauges_and_a_registry_per_server() -> None:
+    drifted = {"laptop": 3.0}
+    one = Metrics(drifted=lambda: drifted, reporter_errors=lambda: {"github": 2.0})
+    two = Metrics()
+    for kind, ts in ((EventKind.DEPLOY_STARTED, 10.0), (EventKind.DEPLOY_FINISHED, 70.0)):
+        one.observe(Event(kind=kind, deploy_id=1, revision="r", status="success", timestamp=ts))
+    first = samples(one.render().decode())
+    assert first[("reconciler_drifted_resources", (("target", "laptop"),))] == 3
+    assert first[("reconciler_reporter_errors_total", (("reporter", "github"),))] == 2
+    assert first[("reconciler_rollout_duration_seconds_sum", ())] == 60
+    assert ("reconciler_deploys_total", (("result", "success"),)) not in samples(
+        two.render().decode())
