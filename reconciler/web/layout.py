@@ -34,7 +34,8 @@ padding:1rem;margin:0 0 1rem}
 h1{font-size:1.35rem;margin:0 0 .75rem}h2{font-size:1.1rem;margin:0 0 .5rem}
 h3{font-size:1rem;margin:1rem 0 .4rem}
 table{border-collapse:collapse;width:100%}
-caption{text-align:left;font-weight:600;padding:0 0 .4rem;color:var(--muted)}
+caption{text-align:left;font-size:.85rem;padding:0 0 .3rem;color:var(--muted)}
+time{white-space:nowrap}
 th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:.85rem;color:var(--muted);font-weight:600}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}

@@ -229,9 +229,6 @@ def _app_result_row(a: AppResult) -> str:
 def plan_page(record: Mapping[str, Any], site: Site) -> str:
     sha = str(record.get("sha", ""))
     plan = record.get("plan") or {}
-    summary = plan.get("summary") or {}
-    counts = ", ".join(f"{summary.get(k, 0)} to {v}" for k, v in
-                       (("create", "create"), ("update", "change"), ("delete", "delete")))
     problems = "".join(f"<li><code>{e(p)}</code></li>" for p in record.get("problems") or ())
     facts = (f"<dt>Commit</dt><dd><code>{e(sha)}</code></dd>"
              f"<dt>Ref</dt><dd><code>{e(record.get('ref', ''))}</code></dd>"
@@ -242,7 +239,6 @@ def plan_page(record: Mapping[str, Any], site: Site) -> str:
         waves = '<p class="muted">Nothing to change: live state already matches.</p>'
     body = (f'<p><a href="/">← Status</a></p><section><h1>Plan for <code>{e(short(sha))}</code>'
             f'</h1><dl class="facts">{facts}</dl>'
-            + (f"<p><strong>{e(counts)}</strong></p>" if plan else "")
             + (f'<h2>Problems</h2><ul class="reason">{problems}</ul>' if problems else "")
             + f"</section>{waves}")
     return page(f"Plan {short(sha)}", body, site=site)
