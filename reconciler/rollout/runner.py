@@ -188,6 +188,7 @@ class Rollout:
         app = self.desired.apps[ap.app]
         touched: list[str] = []
         failed: list[str] = []
+        reason = ""
         planned = batches(ap.changes, app.rollout.batch,
                           fleet=self.options.fleet.get(ap.target, ()),
                           verify=self.options.verify.get(ap.app, ()))
@@ -196,18 +197,23 @@ class Rollout:
                 return self._finish(ap, "halted", touched, failed,
                                     f"halted before batch {batch.index + 1} of {len(planned)}")
             touched.extend(h for h in batch.hosts if any(c.host == h for c in batch.changes))
-            failed.extend(self._run_batch(app, ap, batch))
+            batch_failed, why = self._run_batch(app, ap, batch)
+            failed.extend(batch_failed)
+            reason = why if batch_failed else reason
             if len(failed) > app.rollout.max_failures:
                 self.halt.set()
+                # Kubernetes and YARN have one unnamed host: the reason is all there is to say.
+                named = ", ".join(h for h in failed if h)
                 return self._finish(ap, "failure", touched, failed,
                                     f"{len(failed)} host(s) failed "
-                                    f"(max_failures {app.rollout.max_failures}): "
-                                    + ", ".join(failed))
+                                    f"(max_failures {app.rollout.max_failures})"
+                                    + (f": {named}" if named else "")
+                                    + (f" ({reason})" if reason else ""))
         note = f"{len(failed)} host(s) failed within max_failures" if failed else ""
         return self._finish(ap, "success", touched, failed, note)
 
-    def _run_batch(self, app: App, ap: AppPlan, batch: Batch) -> list[str]:
-        """Apply one batch and gate it; returns the hosts that failed."""
+    def _run_batch(self, app: App, ap: AppPlan, batch: Batch) -> tuple[list[str], str]:
+        """Apply one batch and gate it; returns the hosts that failed, and why."""
         common = {"wave": ap.wave, "app": ap.app, "target": ap.target, "hosts": batch.hosts}
         self.event(EventKind.BATCH_STARTED, status="running",
                    message=f"batch {batch.index + 1}", **common)
@@ -216,7 +222,7 @@ class Rollout:
                 result = self._apply(app, ap.target, batch.changes)
             except ReconcilerError as err:
                 self.event(EventKind.BATCH_APPLIED, status="failure", message=str(err), **common)
-                return list(batch.hosts)
+                return list(batch.hosts), str(err)
             self.event(EventKind.BATCH_APPLIED, status="success",
                        message=f"{result.applied} write(s)", **common)
         report = gate.wait_healthy(
@@ -230,7 +236,7 @@ class Rollout:
             ap.target, [(h, r.id) for h in report.passed for r in app.resources], "healthy")
         self.event(EventKind.HEALTH_CHECKED, status="Healthy" if report.healthy else "Degraded",
                    message=report.message, **common)
-        return list(report.failed)
+        return list(report.failed), report.message
 
     def _probe(self, app: App, ap: AppPlan, hosts: Sequence[str]) -> HealthReport:
         return self.backends[ap.target].health(app, hosts)
