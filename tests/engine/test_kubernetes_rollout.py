@@ -1,0 +1,186 @@
+"""Kubernetes rollouts through the Engine: a real git repo, the Kubernetes API test
+server over real HTTP, a thread playing the Deployment controller via /status."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import sqlite3
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backends.kubernetes.normalize import MANAGED_BY_LABEL
+from reconciler.engine import Engine
+from reconciler.events import EventKind
+from tests.engine import support_targets as st
+from tests.support.kube_apiserver import KubeApiServer
+
+BROKEN = "registry.test/web:never-starts"
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeApiServer]:
+    server = KubeApiServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def repo(tmp_path: Path, kube: KubeApiServer) -> st.Repo:
+    made = st.create_repo(tmp_path)
+    made.kubernetes("prod", kube, tmp_path)
+    made.app("web", "prod")
+    return made
+
+
+@pytest.fixture
+def engine(tmp_path: Path, repo: st.Repo, kube: KubeApiServer) -> Iterator[Engine]:
+    eng = st.engine(repo, tmp_path / "data")
+    with st.deployment_controller(kube, stuck=lambda image: image == BROKEN):
+        yield eng
+    eng.close()
+
+
+def release(repo: st.Repo, image: str, data: dict[str, str] | None = None) -> str:
+    repo.write("apps/web/deploy.yaml", st.deployment("web", image))
+    repo.write("apps/web/config.yaml", st.configmap("web", data or {"mode": "blue"}))
+    return repo.commit(f"web {image}")
+
+
+def test_create_update_then_a_noop_that_makes_no_write(
+    engine: Engine, repo: st.Repo, kube: KubeApiServer
+) -> None:
+    release(repo, "nginx:1.27")
+    created = engine.sync()
+    assert created.result == "success", created.message
+    assert created.summary == {"create": 2, "update": 0, "delete": 0}
+    live = st.live_object(kube, "configmaps", "web")
+    assert live is not None and live["data"] == {"mode": "blue"}
+    assert live["metadata"]["labels"][MANAGED_BY_LABEL] == "reconciler"
+    assert st.image_of(kube, "web") == "nginx:1.27"
+
+    release(repo, "nginx:1.28")
+    kube.reset_counts()
+    updated = engine.sync()
+    assert updated.result == "success", updated.message
+    assert updated.summary == {"create": 0, "update": 1, "delete": 0}
+    # Only the Deployment changed, so only the Deployment was written.
+    assert [w[1] for w in st.object_writes(kube)] == [
+        "/apis/apps/v1/namespaces/default/deployments/web"]
+    assert st.image_of(kube, "web") == "nginx:1.28"
+
+    kube.reset_counts()
+    again = engine.sync()
+    assert (again.result, again.message) == ("success", "in sync: nothing to do")
+    assert kube.writes() == []
+    assert kube.counts()["PATCH dryRun"] == 0
+
+
+def test_prune_deletes_what_git_dropped_and_spares_unlabelled_objects(
+    engine: Engine, repo: st.Repo, kube: KubeApiServer
+) -> None:
+    repo.write("apps/web/extra.yaml", st.configmap("extra", {"k": "v"}))
+    release(repo, "nginx:1.27")
+    assert engine.sync().result == "success"
+    # Someone created an object by hand, without the ownership label.
+    request = urllib.request.Request(
+        f"{kube.url}/api/v1/namespaces/default/configmaps", method="POST",
+        data=json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": "hand-made"}, "data": {"k": "v"}}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {kube.token}"})
+    urllib.request.urlopen(request, timeout=5).close()
+
+    repo.remove("apps/web/extra.yaml")
+    repo.commit("drop extra")
+    kube.reset_counts()
+    result = engine.sync()
+
+    assert result.result == "success", result.message
+    assert result.summary == {"create": 0, "update": 0, "delete": 1}
+    assert [w[:2] for w in st.object_writes(kube)] == [
+        ("DELETE", "/api/v1/namespaces/default/configmaps/extra")]
+    assert st.live_object(kube, "configmaps", "extra") is None
+    assert st.live_object(kube, "configmaps", "hand-made") is not None
+    assert st.live_object(kube, "configmaps", "web") is not None
+    record = engine.history.deploy(result.deploy_id)
+    assert record is not None
+    pruned = [e for e in record.events if e.kind is EventKind.PRUNE_DONE]
+    assert [(e.app, e.status) for e in pruned] == [("web", "success")]
+    assert {e.id.name for e in engine.history.inventory_entries("prod")} == {"web"}
+
+
+def test_a_deployment_that_never_becomes_available_rolls_back_to_the_old_image(
+    engine: Engine, repo: st.Repo, kube: KubeApiServer
+) -> None:
+    good = release(repo, "nginx:1.27")
+    assert engine.sync().result == "success"
+
+    release(repo, BROKEN)
+    result = engine.sync()
+
+    assert result.result == "failure" and result.rolled_back
+    assert "progress deadline exceeded" in result.message
+    assert st.image_of(kube, "web") == "nginx:1.27"
+    record = engine.history.deploy(result.deploy_id)
+    assert record is not None and record.result == "failure" and record.rolled_back
+    web = next(a for a in record.apps if a.app == "web")
+    assert web.status == "failure" and "progress deadline exceeded" in web.error
+    assert web.rollback.startswith("success") and good[:12] in web.rollback
+    kinds = [e.kind for e in record.events]
+    assert kinds.index(EventKind.ROLLBACK_STARTED) > kinds.index(EventKind.WAVE_DONE)
+    assert engine.history.last_good("web") == good
+
+
+def test_secret_data_never_reaches_logs_diffs_history_or_messages(
+    engine: Engine, repo: st.Repo, kube: KubeApiServer, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    old, new = "first-pa55word-0xC0FFEE", "second-pa55word-0xBADF00D"
+
+    def secret(value: str) -> str:
+        encoded = base64.b64encode(value.encode()).decode()
+        return ("apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\n"
+                f"type: Opaque\ndata: {{password: {encoded}}}\n")
+
+    repo.write("apps/web/secret.yaml", secret(old))
+    release(repo, "nginx:1.27")
+    first = engine.sync()
+    assert first.result == "success", first.message
+    # The new value rides along with a release that fails and rolls back, so
+    # failure messages, rollback events and diffs all see the Secret change.
+    repo.write("apps/web/secret.yaml", secret(new))
+    release(repo, BROKEN)
+    second = engine.sync()
+    assert second.result == "failure" and second.rolled_back
+
+    live = st.live_object(kube, "secrets", "db")
+    assert live is not None and base64.b64decode(live["data"]["password"]).decode() == old
+    plan = second.plan
+    assert plan is not None
+    diffs = [c.diff for c in plan.changes() if c.id.kind == "Secret"]
+    assert len(diffs) == 1 and diffs[0]  # the change shows, its value does not
+    texts = [caplog.text, *diffs, first.message, second.message]
+    for deploy in (first, second):
+        record = engine.history.deploy(deploy.deploy_id)
+        assert record is not None
+        texts += [record.message, *(e.message for e in record.events),
+                  *(a.error + a.rollback for a in record.apps)]
+    texts += _every_history_value(tmp_path / "data" / "history.sqlite3")
+    for value in (old, new):
+        for form in (value, base64.b64encode(value.encode()).decode()):
+            assert not [t for t in texts if form in t], f"{form!r} leaked"
+
+
+def _every_history_value(path: Path) -> list[str]:
+    db = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return [str(value) for table in tables
+                for row in db.execute(f"SELECT * FROM {table}") for value in row]
+    finally:
+        db.close()
