@@ -2,8 +2,9 @@
 
 The daemon fetches pull-request heads (GitHub and Gitea `refs/pull/*/head`,
 GitLab `refs/merge-requests/*/head`, or branches matching a pattern) and calls
-`PullRequestPlanner.scan()` on its poll timer and on webhook events. For each
-head commit not planned before, the planner posts `pending`, then:
+`PullRequestPlanner.scan()` on its poll timer and file watch, and
+`plan_ref(ref)` for the one head a webhook names. For each head commit not
+planned before, the planner posts `pending`, then:
 - `success` with the plan summary ("2 to create, 1 to change, 0 to delete"),
   when the commit is valid and live state could be read;
 - `error` with the first validation problems as `file:line: message`;
@@ -22,6 +23,7 @@ Invariants:
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import os
@@ -77,6 +79,30 @@ def fetch_refspecs(patterns: Sequence[str]) -> tuple[str, ...]:
 def ref_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
     """The local ref globs the refspecs (or plain patterns) fetch into."""
     return tuple(p.split(":", 1)[1] if ":" in p else p for p in patterns)
+
+
+def remote_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
+    """The remote ref globs the refspecs (or plain patterns) fetch from."""
+    return tuple(spec.lstrip("+").partition(":")[0] for spec in fetch_refspecs(patterns))
+
+
+def match_ref(ref: str, patterns: Sequence[str]) -> tuple[str, str] | None:
+    """`(refspec, local ref)` that fetch just the remote `ref`; None when no pattern covers it.
+
+    A webhook names one pull-request head; fetching only that ref keeps the
+    plan of a busy repository (thousands of pull requests) as fast as one fetch.
+    """
+    for spec in fetch_refspecs(patterns):
+        src, _, dst = spec.lstrip("+").partition(":")
+        if not fnmatch.fnmatchcase(ref, src):
+            continue
+        if "*" not in src and "*" not in dst:
+            return f"+{ref}:{dst}", dst
+        if src.count("*") == 1 and dst.count("*") == 1:
+            head, tail = src.split("*")
+            local = dst.replace("*", ref[len(head):len(ref) - len(tail)])
+            return f"+{ref}:{local}", local
+    return None
 
 
 def problem_lines(error: ValidationError, prefix: str = "") -> tuple[str, ...]:
@@ -191,6 +217,24 @@ class PullRequestPlanner:
             if self._due(sha):
                 results.append(self.plan_head(ref, sha))
         return results
+
+    def plan_ref(self, ref: str, *, fetch: bool = True) -> PlanResult | None:
+        """Fetch one remote head (a webhook named it) and plan it when due.
+
+        None when no pattern covers `ref`, the remote has no such ref, the ref
+        is excluded, or its head was planned already.
+        """
+        matched = match_ref(ref, self.patterns)
+        if matched is None:
+            return None
+        spec, local = matched
+        mirror = self.engine.mirror
+        if fetch:
+            mirror.fetch((spec,))
+        sha = self.heads(mirror.refs(local)).get(local)
+        if sha is None or not self._due(sha):
+            return None
+        return self.plan_head(local, sha)
 
     def heads(self, refs: Mapping[str, str]) -> dict[str, str]:
         return {ref: sha for ref, sha in refs.items() if ref not in self.exclude}

@@ -16,6 +16,11 @@ Lifecycle invariants:
   status 1: still safe, because the next start re-plans from live state.
 - `trigger()` is thread-safe and never blocks: webhooks, timers and the file
   watch only queue a request.
+- Pull-request plans (`pull_requests`) run on a second thread
+  (`daemon.plans.PlanWorker`), so a plan never waits for a rollout and a
+  rollout never waits for a plan; a plan only reads, so it needs no target
+  lock. `on_webhook(trigger)` is the one call the web server makes for a
+  verified webhook.
 - The HTTP server (status page, API, metrics, webhooks) lives in
   `reconciler.web.server`; when that module exists, `start(daemon, listen)`
   is called after the worker starts and the object it returns is stopped
@@ -38,17 +43,20 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from reconciler import pulls
 from reconciler.daemon import logging as daemon_logging
 from reconciler.daemon import scheduler, statuses
 from reconciler.daemon.config import DaemonConfig, ReporterConfig, missing_secrets
 from reconciler.daemon.logging import fields
-from reconciler.daemon.triggers import RefWatcher, Timers, local_git_dir
+from reconciler.daemon.plans import PlanState, PlanWorker
+from reconciler.daemon.triggers import PatternWatcher, RefWatcher, Timers, local_git_dir
 from reconciler.daemon.worker import Worker, WorkerState
 from reconciler.engine import Engine, EngineSettings
 from reconciler.errors import ConfigError
 from reconciler.reporters import Reporter
 from reconciler.reporters.gitnotes import GitNotesReporter
 from reconciler.source import Credentials
+from reconciler.webhooks import Trigger, TriggerKind
 
 log = logging.getLogger("reconciler.daemon")
 
@@ -91,6 +99,8 @@ class Snapshot:
     ready: bool
     stopping: bool
     worker: WorkerState
+    plans: PlanState | None = None
+    """None when pull-request plans are off."""
 
 
 class Daemon:
@@ -108,8 +118,10 @@ class Daemon:
         self.worker = Worker(self.engine, self.publisher, self.progress, self.queue,
                              self_heal=config.self_heal)
         self.worker.state.memory = scheduler.seed(self.history.deploys(limit=5))
+        self.plans = self._plan_worker()
         self._timers = Timers()
         self._watcher: RefWatcher | None = None
+        self._pr_watcher: PatternWatcher | None = None
         self._web: Any = None
         self._thread = threading.Thread(target=self._loop, name="reconciler-worker",
                                         daemon=True)
@@ -124,6 +136,59 @@ class Daemon:
         TRIGGERS.labels(reason=reason).inc()
         self.queue.put(scheduler.Request(reason=reason, ref=ref, explicit=explicit))
 
+    def plan_pull_requests(self, reason: str, ref: str | None = None,
+                           sha: str | None = None) -> None:
+        """Fetch and plan pull-request heads now: the one `ref` a webhook named, or
+        every head matching `pull_requests.refspecs`. Thread-safe, never blocks.
+
+        `sha` is only logged: the daemon plans what the ref points at after
+        its own fetch, never a commit a payload names."""
+        if self.plans is None or self._stopping.is_set():
+            return
+        TRIGGERS.labels(reason=reason).inc()
+        if ref is None:
+            self.plans.scan(reason)
+        else:
+            log.info("pull request trigger", extra=fields(reason=reason, ref=ref, sha=sha))
+            self.plans.plan_ref(reason, ref)
+
+    def on_webhook(self, trigger: Trigger) -> None:
+        """What a verified webhook does, in one call for the web server:
+        - a push to the tracked branch: fetch and deploy its head (coalesced);
+        - a pull request, or a push to a branch that `pull_requests.refspecs`
+          covers (e.g. refs/heads/pr/*): fetch and plan that head at once;
+        - any other push: nothing.
+        Never deploys the ref a webhook names; thread-safe, never blocks."""
+        if trigger.kind is TriggerKind.PUSH and trigger.ref == self._tracked_ref:
+            self.trigger(trigger.reason)
+        elif trigger.kind is TriggerKind.PULL_REQUEST or self._covers(trigger.ref):
+            self.plan_pull_requests(trigger.reason, trigger.ref, trigger.sha)
+        else:
+            log.debug("webhook ignored: not the tracked branch",
+                      extra=fields(ref=trigger.ref, reason=trigger.reason))
+
+    @property
+    def _tracked_ref(self) -> str:
+        return f"refs/heads/{self.config.branch}"
+
+    def _covers(self, ref: str) -> bool:
+        return (self.plans is not None and ref != self._tracked_ref
+                and pulls.match_ref(ref, self.plans.planner.patterns) is not None)
+
+    def _plan_worker(self) -> PlanWorker | None:
+        settings = self.config.pull_requests
+        if not settings.enabled or not settings.refspecs:
+            return None
+        planner = pulls.PullRequestPlanner(
+            engine=self.engine, reporters=self.publisher.reporters,
+            patterns=settings.refspecs, exclude=(self._tracked_ref,),
+            public_url=self.config.public_url)
+        return PlanWorker(planner)
+
+    def _poll(self) -> None:
+        self.trigger("poll")
+        self.plan_pull_requests("poll")
+
     def check_drift(self) -> None:
         if not self._stopping.is_set():
             self.queue.put_drift()
@@ -131,14 +196,18 @@ class Daemon:
     def snapshot(self) -> Snapshot:
         return Snapshot(repo=self.engine.mirror.display_url, branch=self.config.branch,
                         ready=self.worker.state.fetched, stopping=self._stopping.is_set(),
-                        worker=self.worker.state)
+                        worker=self.worker.state,
+                        plans=self.plans.state if self.plans is not None else None)
 
     # --- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
         self._thread.start()
         self.trigger("start")
-        self._timers.every(self.config.poll_interval, "poll", lambda: self.trigger("poll"))
+        if self.plans is not None:
+            self.plans.start()
+            self.plan_pull_requests("start")
+        self._timers.every(self.config.poll_interval, "poll", self._poll)
         self._timers.every(self.config.drift_interval, "drift", self.check_drift)
         self._timers.start()
         git_dir = local_git_dir(self.config.repo) if self.config.watch else None
@@ -146,11 +215,17 @@ class Daemon:
             self._watcher = RefWatcher(git_dir, self.config.branch,
                                        lambda: self.trigger("file-watch"))
             self._watcher.start()
+        if git_dir is not None and self.plans is not None:
+            patterns = pulls.remote_patterns(self.plans.planner.patterns)
+            self._pr_watcher = PatternWatcher(
+                git_dir, patterns, lambda: self.plan_pull_requests("file-watch"))
+            self._pr_watcher.start()
         self._start_web()
         log.info("daemon started", extra=fields(
             repo=self.engine.mirror.display_url, branch=self.config.branch,
             targets=list(self.config.targets or ()) or "all",
-            poll_interval=self.config.poll_interval, watch=git_dir is not None))
+            poll_interval=self.config.poll_interval, watch=git_dir is not None,
+            pull_requests=list(self.plans.planner.patterns) if self.plans else "off"))
 
     def _start_web(self) -> None:
         if self.config.listen is None:
@@ -166,16 +241,20 @@ class Daemon:
         """Stop triggers, let the running job finish, stop the worker. True when it did."""
         self._stopping.set()
         self._timers.stop()
-        if self._watcher is not None:
-            self._watcher.stop()
+        for watcher in (self._watcher, self._pr_watcher):
+            if watcher is not None:
+                watcher.stop()
         for method in ("stop", "close"):
             if self._web is not None and hasattr(self._web, method):
                 getattr(self._web, method)()
                 break
         self.queue.close()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # Plans only read: stop them first so a rollout is the only thing left.
+        plans_done = self.plans is None or self.plans.stop(_left(deadline))
         if self._thread.is_alive():
-            self._thread.join(timeout)
-        done = not self._thread.is_alive()
+            self._thread.join(_left(deadline))
+        done = not self._thread.is_alive() and plans_done
         if done:
             self.engine.close()
         log.info("daemon stopped" if done else "daemon stop timed out")
@@ -196,6 +275,10 @@ class Daemon:
                 log.exception("job failed")
             finally:
                 self.queue.done()
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 def run(config: DaemonConfig, data_dir: Path) -> int:

@@ -9,6 +9,9 @@
   and renames it into place, and `git gc` moves refs into `packed-refs`, so
   the watch is on directories (the git dir and the branch's folder under
   refs/heads), filtered to the names that matter.
+- `PatternWatcher` does the same for pull-request heads of a local repository
+  (`refs/heads/pr/*`, `refs/pull/*/head`): a recursive watch of the folder the
+  pattern lives in, filtered by the pattern, so a new head is planned at once.
 
 Triggers only call a callback that queues a request; they never fetch or
 deploy themselves, so a burst of events costs nothing but a queue update.
@@ -16,9 +19,10 @@ deploy themselves, so a burst of events costs nothing but a queue update.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -83,16 +87,14 @@ def watched_names(git_dir: Path, branch: str) -> frozenset[str]:
     })
 
 
-class RefWatcher:
-    """A thread that calls `on_change` when the branch's ref file may have changed."""
+class _Watch:
+    """A thread that calls `on_change` when a file that `relevant` accepts changes."""
 
-    def __init__(self, git_dir: Path, branch: str, on_change: Callable[[], None]) -> None:
+    def __init__(self, git_dir: Path, on_change: Callable[[], None], name: str) -> None:
         self.git_dir = git_dir
-        self.branch = branch
         self._on_change = on_change
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ref-watch", daemon=True)
-        self._names = watched_names(git_dir, branch)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -101,21 +103,23 @@ class RefWatcher:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def _paths(self) -> tuple[list[Path], bool]:
+        """The directories to watch and whether recursively."""
+        raise NotImplementedError
+
     def _relevant(self, _change: object, path: str) -> bool:
-        # The lock file's rename lands on the ref's own name; packed-refs too.
-        return path in self._names or path.removesuffix(".lock") in self._names
+        raise NotImplementedError
 
     def _run(self) -> None:
         import watchfiles  # imported here: only daemons with a local repo need it
 
-        branch_dir = (self.git_dir / "refs" / "heads" / self.branch).parent
-        branch_dir.mkdir(parents=True, exist_ok=True)
-        paths = [self.git_dir, branch_dir]
-        log.info("watching refs", extra=fields(git_dir=str(self.git_dir), branch=self.branch))
         try:
+            paths, recursive = self._paths()
+            log.info("watching refs", extra=fields(
+                git_dir=str(self.git_dir), paths=[str(p) for p in paths]))
             for _changes in watchfiles.watch(
                 *paths, watch_filter=self._relevant, debounce=300, step=20,
-                stop_event=self._stop, recursive=False, raise_interrupt=False,
+                stop_event=self._stop, recursive=recursive, raise_interrupt=False,
                 rust_timeout=1000, yield_on_timeout=False,
             ):
                 self._on_change()
@@ -123,3 +127,61 @@ class RefWatcher:
             # Losing the watch is not fatal: the poll still finds new commits.
             log.exception("file watch stopped; polling continues",
                           extra=fields(git_dir=str(self.git_dir)))
+
+
+class RefWatcher(_Watch):
+    """Calls `on_change` when the tracked branch's ref file may have changed."""
+
+    def __init__(self, git_dir: Path, branch: str, on_change: Callable[[], None]) -> None:
+        super().__init__(git_dir, on_change, "ref-watch")
+        self.branch = branch
+        self._names = watched_names(git_dir, branch)
+
+    def _paths(self) -> tuple[list[Path], bool]:
+        branch_dir = (self.git_dir / "refs" / "heads" / self.branch).parent
+        branch_dir.mkdir(parents=True, exist_ok=True)
+        return [self.git_dir, branch_dir], False
+
+    def _relevant(self, _change: object, path: str) -> bool:
+        # The lock file's rename lands on the ref's own name; packed-refs too.
+        return path in self._names or path.removesuffix(".lock") in self._names
+
+
+def watch_root(git_dir: Path, pattern: str) -> Path:
+    """The deepest existing folder holding every ref that `pattern` matches.
+
+    Never above `refs/`: a recursive watch of the whole git dir would follow
+    every object write. Not created when missing (unlike the branch's folder,
+    a folder such as refs/heads/pr would be in the way of a branch named pr).
+    """
+    fixed = pattern.split("*", 1)[0].rsplit("/", 1)[0]
+    folder = git_dir / fixed
+    refs = git_dir / "refs"
+    while folder != refs and refs in folder.parents and not folder.is_dir():
+        folder = folder.parent
+    return folder if refs in folder.parents else refs
+
+
+class PatternWatcher(_Watch):
+    """Calls `on_change` when a ref matching one of `patterns` (remote ref globs such
+    as refs/heads/pr/*) is written in a local repository: pull-request heads to plan.
+
+    Refs packed by `git pack-refs` are only seen by the poll."""
+
+    def __init__(self, git_dir: Path, patterns: Sequence[str],
+                 on_change: Callable[[], None]) -> None:
+        super().__init__(git_dir, on_change, "pull-request-watch")
+        self.patterns = tuple(patterns)
+
+    def _paths(self) -> tuple[list[Path], bool]:
+        roots = {watch_root(self.git_dir, p) for p in self.patterns}
+        # A root inside another root is already covered by the recursive watch.
+        kept = [r for r in roots if not any(o in r.parents for o in roots)]
+        return sorted(kept), True
+
+    def _relevant(self, _change: object, path: str) -> bool:
+        try:
+            name = Path(path.removesuffix(".lock")).relative_to(self.git_dir).as_posix()
+        except ValueError:
+            return False
+        return any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
