@@ -29,7 +29,9 @@ def test_counters_move_after_a_deploy_and_a_failed_one(web: Web) -> None:
     assert after[("reconciler_rollout_duration_seconds_count", ())] == 1
     assert after[("reconciler_wave_duration_seconds_count", ())] == 2  # waves 0 and 1
     synced = after[("reconciler_last_successful_sync_timestamp_seconds", (("target", "laptop"),))]
-    assert abs(synced - web.engine.history.deploy(ok.deploy_id).finished) < 1  # type: ignore[union-attr]
+    record = web.engine.history.deploy(ok.deploy_id)
+    assert record is not None and record.finished is not None
+    assert abs(synced - record.finished) < 1
 
     # A health check that fails: one more failure counter, a failed deploy.
     web.repo.write("apps/web/app.yaml", "target: laptop\nwave: 1\nhealth:\n"
