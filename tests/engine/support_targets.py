@@ -34,6 +34,10 @@ class Repo:
     path: Path
     targets: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def url(self) -> str:
+        return f"file://{self.path}"
+
     def write(self, relative: str, text: str) -> None:
         target = self.path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +88,7 @@ def engine(repo: Repo, data: Path) -> Engine:
     The gate's timeouts still run on the real clock; only its pauses are short,
     so a test waits for the servers, not for the default one-second backoff.
     """
-    settings = EngineSettings(repo=str(repo.path), rev="main", data_dir=data)
+    settings = EngineSettings(repo=repo.url, rev="main", data_dir=data)
 
     def sleep(seconds: float) -> None:
         threading.Event().wait(min(seconds, 0.02))
