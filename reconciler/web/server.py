@@ -50,6 +50,7 @@ _SECURITY_HEADERS = {
     "script-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 }
+_DRAIN_LIMIT = 32 * 1024 * 1024
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
@@ -270,7 +271,8 @@ class Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             return self._json({"message": "bad Content-Length"}, 400)
-        if length > webhooks.MAX_BODY:  # refuse before reading it
+        if length > webhooks.MAX_BODY:  # refused unparsed, never held in memory
+            self._discard(length)
             return self._json({"message": f"body larger than {webhooks.MAX_BODY} bytes"}, 413)
         body = self.rfile.read(length) if length > 0 else b""
         headers = {k: v for k, v in self.headers.items()}
@@ -278,6 +280,18 @@ class Handler(BaseHTTPRequestHandler):
         if result.trigger is not None:
             app.on_webhook(result.trigger)
         self._json({"message": result.message}, result.status_code)
+
+
+    def _discard(self, length: int) -> None:
+        """Read and drop a refused body (up to a cap), so the sender sees our answer
+        instead of a reset connection; beyond the cap the connection just closes."""
+        left = min(length, _DRAIN_LIMIT)
+        self.connection.settimeout(5)
+        while left > 0:
+            chunk = self.rfile.read(min(left, 65536))
+            if not chunk:
+                return
+            left -= len(chunk)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -91,7 +91,7 @@ def test_bad_signatures_and_unconfigured_providers_get_401(web: Web) -> None:
     assert web.triggers == []
 
 
-def test_an_oversized_body_is_refused_with_413_before_it_is_read(web: Web) -> None:
+def test_an_oversized_body_is_refused_with_413_unparsed(web: Web) -> None:
     answer = web.request("POST", "/hooks/github", body=b"x" * (MAX_BODY + 1),
                          headers={"X-GitHub-Event": "push"})
     assert answer.status == 413
