@@ -68,7 +68,14 @@ def engine_hooks(engine: Any) -> Hooks:
 
 
 def on_webhook(daemon: Any, trigger: Trigger) -> None:
-    """Pushes to the tracked branch deploy its head; pull requests make the daemon fetch."""
+    """Pushes to the tracked branch deploy its head; pull requests make the daemon fetch.
+
+    The daemon decides when it offers `on_webhook` (it knows its pull-request
+    patterns); the rest is the fallback for a daemon without it."""
+    handler = getattr(daemon, "on_webhook", None)
+    if callable(handler):
+        handler(trigger)
+        return
     if trigger.kind is TriggerKind.PUSH:
         if trigger.ref == f"refs/heads/{daemon.config.branch}":
             daemon.trigger(trigger.reason)

@@ -6,8 +6,11 @@ import json
 import urllib.request
 from pathlib import Path
 
-from reconciler.daemon.config import DaemonConfig
+import pytest
+
+from reconciler.daemon.config import DaemonConfig, WebhooksConfig
 from reconciler.daemon.service import Daemon, wait_idle
+from reconciler.webhooks import sign
 from tests.web.staterepo import SECRET, StateRepo
 
 
@@ -16,11 +19,19 @@ def fetch(url: str) -> tuple[int, bytes]:
         return answer.status, answer.read()
 
 
+def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return int(answer.status)
+
+
 def test_the_daemon_starts_the_server_and_stops_it(
-    tmp_path: Path, state_repo: StateRepo
+    tmp_path: Path, state_repo: StateRepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("TEST_HOOK_SECRET", "s3cret-for-hooks")
     config = DaemonConfig(repo=str(state_repo.path), branch="main", listen="127.0.0.1:0",
-                          poll_interval=3600, drift_interval=0)
+                          poll_interval=3600, drift_interval=0,
+                          webhooks=WebhooksConfig(github_secret_env="TEST_HOOK_SECRET"))
     daemon = Daemon(config, tmp_path / "daemon-data")
     daemon.start()
     try:
@@ -38,6 +49,12 @@ def test_the_daemon_starts_the_server_and_stops_it(
         _, metrics = fetch(server.url + "/metrics")
         assert b'reconciler_deploys_total{result="success"} 1.0' in metrics
         assert b"reconciler_daemon_rollouts_total" in metrics  # the daemon's own counters too
+        body = json.dumps({"ref": "refs/heads/main", "after": "b" * 40}).encode()
+        signature = "sha256=" + sign(body, "s3cret-for-hooks")
+        assert post(server.url + "/hooks/github", body, {"X-GitHub-Event": "push",
+                    "X-Hub-Signature-256": signature}) == 202
+        _, metrics = fetch(server.url + "/metrics")
+        assert b'reconciler_daemon_triggers_total{reason="webhook:github:push"}' in metrics
     finally:
         assert daemon.stop(timeout=30)
     assert server.app.hub.listeners == 0
