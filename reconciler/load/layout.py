@@ -34,6 +34,8 @@ class AppFiles:
     name: str
     app_yaml: TreeEntry | None = None
     resources: list[TreeEntry] = field(default_factory=list)
+    entries: list[TreeEntry] = field(default_factory=list)
+    """Every state file of the folder (YAML and files/): its content identity."""
     first: str = ""
     """The first path seen in the folder, to point at when app.yaml is missing."""
 
@@ -94,8 +96,10 @@ def scan(tree: StateTree) -> Layout:
 
 
 def _check_entry(layout: Layout, entry: TreeEntry) -> bool:
-    parts = entry.path.split("/")
-    if entry.path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    path = entry.path
+    suspicious = path.startswith(("/", ".")) or "//" in path or "/." in path or path.endswith("/")
+    if suspicious and (path.startswith("/") or any(
+            p in ("", ".", "..") for p in path.split("/"))):
         layout.add(entry.path, "path has '.', '..' or empty components")
         return False
     if entry.kind is EntryKind.SUBMODULE:
@@ -135,6 +139,7 @@ def _classify(layout: Layout, entry: TreeEntry) -> None:
         files = layout.apps[name] = AppFiles(name=name, first=path)
         if not _APP_NAME.fullmatch(name):
             layout.add(path, f"app name {name!r} must be letters, digits, '.', '_' or '-'")
+    files.entries.append(entry)
     if in_files:
         _check_size(layout, entry, MAX_RAW_BYTES)
     elif len(parts) > 3:

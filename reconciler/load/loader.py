@@ -21,8 +21,20 @@ from reconciler.load.resources import ParsedResource, parse_resource
 from reconciler.load.schema import Problems, suggest
 from reconciler.load.targets import Config, parse_config
 from reconciler.load.yamlio import MAX_YAML_BYTES, Document
-from reconciler.model import DesiredState, Location, Resource, Target
+from reconciler.model import App, DesiredState, Location, Resource, Target
 from reconciler.tree import EntryKind, StateTree, TreeEntry
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _AppUnit:
+    """One app folder, validated on its own (cross-app checks come after)."""
+
+    spec: AppSpec | None
+    items: tuple[ParsedResource, ...] = ()
+    keys: tuple[tuple[str, ...], ...] = ()
+    app: App | None = None
+    """The finished app with its resources, when the folder itself is valid."""
+    problems: tuple[Problem, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -51,29 +63,58 @@ class _Loader:
         self.cache = cache
         self.problems: list[Problem] = []
         self.layout = Layout()
+        self.config_key: tuple[str, ...] = ()
 
     def run(self) -> DesiredState:
         self.layout = scan(self.tree)
         self.problems.extend(self.layout.problems)
         config = self._config()
-        specs = self._apps(config)
-        resources: dict[str, list[ParsedResource]] = {}
-        keys: list[tuple[str, ...]] = []
-        for name, spec in specs.items():
-            target = self._target_of(spec, config)
-            if target is not None:
-                resources[name] = self._resources(name, target, keys)
-        self._check_restart_on(resources)
+        units = {name: self._app_unit(name, config) for name in sorted(self.layout.apps)}
+        specs = {name: u.spec for name, u in units.items() if u.spec is not None}
+        keys = [key for unit in units.values() for key in unit.keys]
         if len(set(keys)) != len(keys):
-            self._check_duplicates(resources, specs)
-        self.problems.extend(check_graph(specs))
-        final = {name: self._resolve_sources(parsed) for name, parsed in resources.items()}
+            self._check_duplicates({name: u.items for name, u in units.items()}, specs)
+        graph_key = ("graph", *((n, s.app.wave, tuple(s.dependency_lines.items()),
+                                 s.app.location.file) for n, s in specs.items()))
+        self.problems.extend(self.cache.result(graph_key, lambda: tuple(check_graph(specs))))
         if self.problems:
             raise ValidationError(self.problems)
-        apps = {name: dataclasses.replace(spec.app, resources=final.get(name, ()))
-                for name, spec in specs.items()}
+        apps = {name: unit.app for name, unit in units.items() if unit.app is not None}
         return DesiredState(revision=self.tree.revision, targets=config.targets, apps=apps,
                             sync_windows=config.sync_windows, prune_default=config.prune)
+
+    def _app_unit(self, name: str, config: Config) -> _AppUnit:
+        """Everything one app folder yields, cached by the folder's content and the
+        config's, so an unchanged app costs one lookup. Folders holding symlinks
+        may depend on files elsewhere, so they are recomputed every time."""
+        files = self.layout.apps[name]
+
+        def compute() -> _AppUnit:
+            outer, self.problems = self.problems, []
+            try:
+                return self._compute_unit(name, config)
+            finally:
+                self.problems = outer
+
+        if any(e.kind is EntryKind.SYMLINK for e in files.entries):
+            unit = compute()
+        else:
+            signature = tuple((e.path, e.blob_id) for e in files.entries)
+            unit = self.cache.result(("unit", name, self.config_key, signature), compute)
+        self.problems.extend(unit.problems)
+        return unit
+
+    def _compute_unit(self, name: str, config: Config) -> _AppUnit:
+        spec = self._app_spec(name, config)
+        target = self._target_of(spec, config) if spec is not None else None
+        if spec is None or target is None:
+            return _AppUnit(spec=spec, problems=tuple(self.problems))
+        keys: list[tuple[str, ...]] = []
+        items = self._resources(name, target, keys)
+        self._check_restart_on(name, items)
+        app = dataclasses.replace(spec.app, resources=self._resolve_sources(items))
+        return _AppUnit(spec=spec, items=tuple(items), keys=tuple(keys), app=app,
+                        problems=tuple(self.problems))
 
     def _add(self, file: str, line: int, message: str) -> None:
         self.problems.append(Problem(location=Location(file=file, line=line), message=message))
@@ -123,32 +164,22 @@ class _Loader:
             p = Problems(path)
             return parse_config(p, doc.value, doc.line), tuple(p.items)
 
-        config, problems = self.cache.result(("config", blob, path), compute)
+        self.config_key = ("config", blob, path)
+        config, problems = self.cache.result(self.config_key, compute)
         self.problems.extend(problems)
         return config
 
-    def _apps(self, config: Config) -> dict[str, AppSpec]:
-        specs: dict[str, AppSpec] = {}
-        for name in sorted(self.layout.apps):
-            entry = self.layout.apps[name].app_yaml
-            found = self._single(entry, "app.yaml") if entry is not None else None
-            if found is None:
-                continue
-            path, blob, doc = found
-
-            def compute(name: str = name, path: str = path,
-                        doc: Document = doc) -> tuple[AppSpec | None, tuple[Problem, ...]]:
-                p = Problems(path)
-                spec = parse_app(p, name, doc.value, doc.line, prune=config.prune,
-                                 rollback=config.rollback)
-                return spec, tuple(p.items)
-
-            key = ("app", blob, path, name, config.prune, config.rollback)
-            spec, problems = self.cache.result(key, compute)
-            self.problems.extend(problems)
-            if spec is not None:
-                specs[name] = spec
-        return specs
+    def _app_spec(self, name: str, config: Config) -> AppSpec | None:
+        entry = self.layout.apps[name].app_yaml
+        found = self._single(entry, "app.yaml") if entry is not None else None
+        if found is None:
+            return None
+        path, _, doc = found
+        p = Problems(path)
+        spec = parse_app(p, name, doc.value, doc.line, prune=config.prune,
+                         rollback=config.rollback)
+        self.problems.extend(p.items)
+        return spec
 
     def _target_of(self, spec: AppSpec, config: Config) -> Target | None:
         name = spec.app.target
@@ -198,18 +229,17 @@ class _Loader:
             out.append(resource)
         return tuple(out)
 
-    def _check_restart_on(self, resources: dict[str, list[ParsedResource]]) -> None:
-        for app, parsed in resources.items():
-            if not any(item.restart_on for item in parsed):
-                continue
-            files = {r.resource.id.name for r in parsed if r.resource.id.kind == "File"}
-            for item in parsed:
-                for path, line in item.restart_on:
-                    if path not in files:
-                        self._add(item.resource.location.file, line,
-                                  f"Service: restart_on {path!r} is not a File of app {app!r}")
+    def _check_restart_on(self, app: str, parsed: list[ParsedResource]) -> None:
+        if not any(item.restart_on for item in parsed):
+            return
+        files = {r.resource.id.name for r in parsed if r.resource.id.kind == "File"}
+        for item in parsed:
+            for path, line in item.restart_on:
+                if path not in files:
+                    self._add(item.resource.location.file, line,
+                              f"Service: restart_on {path!r} is not a File of app {app!r}")
 
-    def _check_duplicates(self, resources: dict[str, list[ParsedResource]],
+    def _check_duplicates(self, resources: dict[str, tuple[ParsedResource, ...]],
                           specs: dict[str, AppSpec]) -> None:
         seen: dict[tuple[str, ...], ParsedResource] = {}
         for app in sorted(resources):
