@@ -3,20 +3,31 @@
 Diffs are shown on the terminal, in `plan --json`, on pull-request plans and on
 the status page, so they go through one function that redacts first. A value is
 redacted when the resource is secret and the value sits under a key that holds
-secret material; backends already hash such values in their comparable forms,
-and this is the second line of defence.
+secret material (a content hash counts: a plain hash of a weak secret can be
+guessed); backends already hash such values in their comparable forms, and this
+is the second line of defence.
+
+Markers are keyed with a per-process random key: equal values give equal
+markers within one process, so a diff still shows which secret changed, but a
+marker cannot be matched against a dictionary of guesses. Plans of secret
+resources are therefore identical only within one process.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import hmac
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
-SECRET_KEYS = frozenset({"data", "stringData", "content", "value", "password", "token"})
+SECRET_KEYS = frozenset(
+    {"data", "stringData", "content", "value", "password", "token", "sha256"}
+)
 REDACTED_PREFIX = "<redacted"
+_KEY = os.urandom(32)
 
 
 def redact(form: Any, *, secret: bool, under_secret_key: bool = False) -> Any:
@@ -39,7 +50,7 @@ def mask(value: Any) -> str:
     if isinstance(value, str) and value.startswith(REDACTED_PREFIX):
         return value
     raw = value if isinstance(value, bytes) else str(value).encode()
-    return f"{REDACTED_PREFIX} sha256:{hashlib.sha256(raw).hexdigest()[:12]}>"
+    return f"{REDACTED_PREFIX} {hmac.new(_KEY, raw, hashlib.sha256).hexdigest()[:12]}>"
 
 
 def render(form: Mapping[str, Any] | None) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from reconciler import diff, plan
 from tests.plan.conftest import build_state, build_view
@@ -43,7 +44,20 @@ def test_secret_values_never_reach_a_diff() -> None:
     result = plan.plan(state, {"t": view})
     text = json.dumps(plan.to_json(result))
     assert "hunter2" not in text
-    assert "<redacted sha256:" in result.changes()[0].diff
+    assert "<redacted " in result.changes()[0].diff
+
+
+def test_a_secret_files_content_hash_is_masked_too() -> None:
+    digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    state = build_state({"s": {"resources": {"File:/etc/key": {"sha256": digest}}}}, {"t": {}})
+    app = state.apps["s"]
+    secret_app = replace(app, resources=tuple(replace(r, secret=True) for r in app.resources))
+    state = replace(state, apps={"s": secret_app})
+    view = build_view("t", {"live": [
+        {"id": "File:/etc/key", "state": {"sha256": "0" * 64}, "owner": "s"}]}, state)
+    text = plan.plan(state, {"t": view}).changes()[0].diff
+    assert digest not in text and "0" * 64 not in text
+    assert "-sha256: <redacted " in text and "+sha256: <redacted " in text
 
 
 def test_mask_is_stable_and_idempotent() -> None:
