@@ -2,7 +2,10 @@
 
 Why this parser: measured on the 1.9 MB synthetic repo of `bench/gen_state.py`
 (2,500 files, 10,000 resources), ruamel.yaml's pure-Python safe loader takes
-5.6 s and its round-trip loader 7.9 s; ruamel.yaml.clib is not installed here.
+5.6 s and its round-trip loader 7.9 s. ruamel.yaml.clib's C parser is as
+fast, but it bundles an older libyaml that rejects `hosts: [web-1:22]` (a
+colon inside a plain scalar of a flow sequence), which the state-repo format
+itself uses. ruamel.yaml stays the parser of the daemon's own config file.
 libyaml's C composer, reached through PyYAML's `yaml._yaml.CParser`, builds
 the node graph of the same files in 0.14 s once its Python resolver callback is
 replaced by a constant one. So we compose with libyaml (falling back to
