@@ -237,7 +237,15 @@ class PullRequestPlanner:
         return self.plan_head(local, sha)
 
     def heads(self, refs: Mapping[str, str]) -> dict[str, str]:
-        return {ref: sha for ref, sha in refs.items() if ref not in self.exclude}
+        """The heads to plan: neither an excluded ref nor the commit one points at.
+
+        A branch just created off the tracked branch points at the tracked
+        branch's commit, which has a deploy status; a plan there says nothing.
+        """
+        mirror = self.engine.mirror
+        tracked = {sha for ref in self.exclude for sha in mirror.refs(ref).values()}
+        return {ref: sha for ref, sha in refs.items()
+                if ref not in self.exclude and sha not in tracked}
 
     def plan_head(self, ref: str, sha: str) -> PlanResult:
         self._post(sha, State.PENDING, "planning against live state")

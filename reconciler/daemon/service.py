@@ -193,6 +193,12 @@ class Daemon:
         if not self._stopping.is_set():
             self.queue.put_drift()
 
+    @property
+    def web_url(self) -> str | None:
+        """Where the HTTP server listens (after start), e.g. when `listen` asked for port 0."""
+        url = getattr(self._web, "url", None)
+        return str(url) if url is not None else None
+
     def snapshot(self) -> Snapshot:
         return Snapshot(repo=self.engine.mirror.display_url, branch=self.config.branch,
                         ready=self.worker.state.fetched, stopping=self._stopping.is_set(),
