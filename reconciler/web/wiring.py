@@ -28,7 +28,7 @@ from reconciler.web.live import Layout, RolloutTracker, layout_of
 from reconciler.web.metrics import Metrics
 from reconciler.web.server import WebApp
 from reconciler.web.status import CommitView, Drift, HistorySource, Hooks
-from reconciler.webhooks import Trigger, TriggerKind
+from reconciler.webhooks import Trigger
 
 log = logging.getLogger(__name__)
 
@@ -68,24 +68,10 @@ def engine_hooks(engine: Any) -> Hooks:
 
 
 def on_webhook(daemon: Any, trigger: Trigger) -> None:
-    """Pushes to the tracked branch deploy its head; pull requests make the daemon fetch.
-
-    The daemon decides when it offers `on_webhook` (it knows its pull-request
-    patterns); the rest is the fallback for a daemon without it."""
-    handler = getattr(daemon, "on_webhook", None)
-    if callable(handler):
-        handler(trigger)
-        return
-    if trigger.kind is TriggerKind.PUSH:
-        if trigger.ref == f"refs/heads/{daemon.config.branch}":
-            daemon.trigger(trigger.reason)
-        return
-    # Never pass a pull request's ref to trigger(): that would deploy it.
-    plan_pulls = getattr(daemon, "plan_pull_requests", None)
-    if callable(plan_pulls):
-        plan_pulls(trigger.reason)
-    else:
-        daemon.trigger(trigger.reason)
+    """Hand an accepted delivery to the daemon: it alone knows its tracked branch
+    and pull-request patterns, so it decides between deploying, planning and
+    ignoring (`Daemon.on_webhook`, which never blocks)."""
+    daemon.on_webhook(trigger)
 
 
 def _env(environ: Mapping[str, str], name: str | None) -> str | None:
