@@ -200,8 +200,8 @@ class _Loader:
 
             def compute(path: str = path, docs: tuple[Document, ...] = docs) -> _FileResult:
                 p = Problems(path)
-                parsed = [parse_resource(p, target.backend, app, doc) for doc in docs]
-                items = tuple(r for r in parsed if r is not None)
+                items = tuple(r for doc in docs
+                              for r in parse_resource(p, target.backend, app, doc))
                 return _FileResult(items=items, problems=tuple(p.items),
                                    keys=tuple((target.name, *r.identity) for r in items))
 

@@ -28,16 +28,20 @@ class ParsedResource:
 
 
 def parse_resource(p: Problems, backend: BackendKind, app: str,
-                   doc: Document) -> ParsedResource | None:
+                   doc: Document) -> tuple[ParsedResource, ...]:
+    """The valid resources of one document: usually one, several for a
+    Kubernetes List, none (after reporting why) when it is invalid."""
     # Imported here so each backend's rules stay in their own module.
     if backend is BackendKind.KUBERNETES:
         from reconciler.load import k8s
 
-        return k8s.parse(p, app, doc)
+        return k8s.parse_all(p, app, doc)
     if backend is BackendKind.VM:
         from reconciler.load import vm
 
-        return vm.parse(p, app, doc)
-    from reconciler.load import yarn
+        found = vm.parse(p, app, doc)
+    else:
+        from reconciler.load import yarn
 
-    return yarn.parse(p, app, doc)
+        found = yarn.parse(p, app, doc)
+    return (found,) if found is not None else ()

@@ -92,3 +92,21 @@ def test_valid_tree_in_a_subfolder_loads(state: Callable[..., Path]) -> None:
 
     root = state({"apps/a/app.yaml": "target: laptop\n"})
     assert list(load(DirectoryTree(root)).apps) == ["a"]
+
+
+def test_kubernetes_list_items_become_resources_at_their_own_lines(loaded: Loaded) -> None:
+    desired = loaded({
+        "apps/k/app.yaml": "target: prod\n",
+        "apps/k/list.yaml": ("apiVersion: v1\nkind: List\nitems:\n"
+                             "  - apiVersion: v1\n    kind: Secret\n"
+                             "    metadata: {name: s, namespace: n}\n"
+                             "  - apiVersion: apps/v1\n    kind: Deployment\n"
+                             "    metadata: {name: d}\n"
+                             "---\napiVersion: v1\nkind: ConfigMapList\nitems: []\n"),
+    })
+    secret, deployment = desired.apps["k"].resources
+    assert (secret.id, secret.secret, secret.location.line) == (
+        ResourceId(kind="Secret", namespace="n", name="s"), True, 4)
+    assert (deployment.id, deployment.location.line) == (
+        ResourceId(group="apps", kind="Deployment", name="d"), 7)
+    assert "items" not in deployment.body and deployment.body["kind"] == "Deployment"
