@@ -1,0 +1,241 @@
+"""The object store of the test API server: discovery, reads and writes with
+server-side apply field ownership, under one lock."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+import uuid
+
+from tests.support.kube.defaults import Defaults
+from tests.support.kube.objects import (
+    BUILTINS,
+    HttpError,
+    Kind,
+    Obj,
+    del_path,
+    get_path,
+    leaf_paths,
+    matches,
+    merge_patch,
+    now,
+    overlaps,
+    read_managers,
+    set_path,
+    write_managers,
+)
+
+
+class Api:
+    """Objects by (group, plural) then (namespace, name); one lock for everything."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
+        self.rv = itertools.count(1)
+        self.defaults = Defaults()
+
+    # discovery
+    def kinds(self) -> list[Kind]:
+        out = list(BUILTINS)
+        crds = self.objects.get(("apiextensions.k8s.io", "customresourcedefinitions"), {})
+        for crd in crds.values():
+            spec = crd.get("spec") or {}
+            names = spec.get("names") or {}
+            for version in spec.get("versions") or ():
+                if version.get("served", True):
+                    out.append(Kind(spec["group"], version["name"], names["kind"],
+                                    names["plural"], spec.get("scope") != "Cluster"))
+        return out
+
+    def discovery(self, parts: list[str]) -> Obj | None:
+        kinds = self.kinds()
+        if parts == ["api"]:
+            return {"kind": "APIVersions", "versions": ["v1"]}
+        if parts == ["apis"]:
+            groups: dict[str, list[str]] = {}
+            for k in kinds:
+                if k.group and k.version not in groups.setdefault(k.group, []):
+                    groups[k.group].append(k.version)
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+                 "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]}}
+                for g, vs in groups.items()]}
+        if parts[:1] == ["api"] and len(parts) == 2:
+            group, version = "", parts[1]
+        elif parts[:1] == ["apis"] and len(parts) == 3:
+            group, version = parts[1], parts[2]
+        else:
+            return None
+        served = [k for k in kinds if (k.group, k.version) == (group, version)]
+        if not served:
+            raise HttpError(404, "NotFound", f"the server could not find {'/'.join(parts)}")
+        resources = []
+        for k in served:
+            verbs = ["create", "delete", "get", "list", "patch", "update"]
+            resources.append({"name": k.plural, "singularName": k.kind.lower(),
+                              "namespaced": k.namespaced, "kind": k.kind, "verbs": verbs})
+            resources.append({"name": f"{k.plural}/status", "namespaced": k.namespaced,
+                              "kind": k.kind, "verbs": ["get", "patch", "update"]})
+        return {"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": f"{group}/{version}" if group else version, "resources": resources}
+
+    def route(self, parts: list[str]) -> tuple[Kind, str, str, str]:
+        """(kind, namespace, name, subresource) for an object or collection path."""
+        if parts[:1] == ["api"] and len(parts) >= 3:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 4:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise HttpError(404, "NotFound", "the server could not find the requested resource")
+        namespace = ""
+        if rest[0] == "namespaces" and len(rest) >= 3 and not (
+            len(rest) == 3 and rest[2] in ("status", "finalize")
+        ):
+            namespace, rest = rest[1], rest[2:]
+        for k in self.kinds():
+            if (k.group, k.version, k.plural) == (group, version, rest[0]):
+                if namespace and not k.namespaced:
+                    break
+                name = rest[1] if len(rest) > 1 else ""
+                return k, namespace, name, rest[2] if len(rest) > 2 else ""
+        raise HttpError(404, "NotFound", "the server could not find the requested resource")
+
+    # reads
+    def list(self, kind: Kind, namespace: str, selector: str) -> Obj:
+        with self.lock:
+            bucket = self.objects.get((kind.group, kind.plural), {})
+            items = []
+            for (ns, _), obj in sorted(bucket.items()):
+                labels = (obj.get("metadata") or {}).get("labels") or {}
+                if (not namespace or ns == namespace) and matches(labels, selector):
+                    item = copy.deepcopy(obj)
+                    item.pop("apiVersion", None)
+                    item.pop("kind", None)
+                    items.append(item)
+            rv = str(next(self.rv))
+        return {"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
+                "metadata": {"resourceVersion": rv}, "items": items}
+
+    def get(self, kind: Kind, namespace: str, name: str) -> Obj:
+        obj = self.objects.get((kind.group, kind.plural), {}).get((namespace, name))
+        if obj is None:
+            raise HttpError(404, "NotFound", f'{kind.plural} "{name}" not found')
+        out = copy.deepcopy(obj)
+        out["apiVersion"] = kind.api_version
+        return out
+
+    # writes
+    def write(self, kind: Kind, namespace: str, name: str, new: Obj, *,
+              old: Obj | None, dry_run: bool) -> Obj:
+        """Store `new` (defaults, bookkeeping) unless dry_run; returns the result."""
+        if kind.namespaced and not self.objects.get(("", "namespaces"), {}).get(("", namespace)):
+            raise HttpError(404, "NotFound", f'namespaces "{namespace}" not found')
+        new["apiVersion"], new["kind"] = kind.api_version, kind.kind
+        meta = new.setdefault("metadata", {})
+        meta["name"] = name
+        if kind.namespaced:
+            meta["namespace"] = namespace
+        self.defaults.apply(kind, new)
+        old_meta = (old or {}).get("metadata") or {}
+        meta["uid"] = old_meta.get("uid") or str(uuid.uuid4())
+        meta["creationTimestamp"] = old_meta.get("creationTimestamp") or now()
+        generation = int(old_meta.get("generation") or 0)
+
+        def content(o: Obj | None) -> Obj:
+            skip = ("metadata", "status", "apiVersion")
+            return {k: v for k, v in (o or {}).items() if k not in skip}
+
+        changed = old is None or content(old) != content(new)
+        meta["generation"] = generation + 1 if changed else generation
+        if dry_run:
+            meta["resourceVersion"] = old_meta.get("resourceVersion", "0")
+            return copy.deepcopy(new)
+        meta["resourceVersion"] = str(next(self.rv))
+        self.objects.setdefault((kind.group, kind.plural), {})[(namespace, name)] = new
+        return copy.deepcopy(new)
+
+    def create(self, kind: Kind, namespace: str, body: Obj, manager: str, dry_run: bool) -> Obj:
+        name = str((body.get("metadata") or {}).get("name", ""))
+        with self.lock:
+            if (namespace, name) in self.objects.get((kind.group, kind.plural), {}):
+                raise HttpError(409, "AlreadyExists", f'{kind.plural} "{name}" already exists')
+            new = copy.deepcopy(body)
+            write_managers(new, {(manager, "Update"): leaf_paths(body)})
+            return self.write(kind, namespace, name, new, old=None, dry_run=dry_run)
+
+    def apply(self, kind: Kind, namespace: str, name: str, patch: Obj, *,
+              manager: str, force: bool, dry_run: bool) -> Obj:
+        with self.lock:
+            old = self.objects.get((kind.group, kind.plural), {}).get((namespace, name))
+            managers = read_managers(old)
+            applied = leaf_paths(patch)
+            conflicts = []
+            for (other, op), paths in managers.items():
+                if (other, op) == (manager, "Apply"):
+                    continue
+                for p in list(paths):
+                    clashing = [q for q in applied if overlaps(p, q)
+                                and get_path(old, q) != get_path(patch, q)]
+                    if clashing and not force:
+                        conflicts.append(f'conflict with "{other}": .{".".join(p)}')
+                    elif clashing:
+                        paths.discard(p)
+            if conflicts:
+                message = "Apply failed with conflicts: " + "; ".join(conflicts)
+                raise HttpError(409, "Conflict", message)
+            new = copy.deepcopy(old) if old else {}
+            others = set().union(*(v for k, v in managers.items() if k != (manager, "Apply")))
+            for p in managers.get((manager, "Apply"), set()) - applied:
+                if not any(overlaps(p, o) for o in others):
+                    del_path(new, p)
+            for q in applied:
+                set_path(new, q, get_path(patch, q))
+            managers[(manager, "Apply")] = applied
+            write_managers(new, managers)
+            return self.write(kind, namespace, name, new, old=old, dry_run=dry_run)
+
+    def update(self, kind: Kind, namespace: str, name: str, body: Obj, *, merge: bool,
+               manager: str, subresource: str, dry_run: bool) -> Obj:
+        with self.lock:
+            old = self.get(kind, namespace, name)
+            if subresource == "status":
+                status = body.get("status")
+                if merge:
+                    status = merge_patch(old.get("status"), status)
+                new = {**copy.deepcopy(old), "status": status}
+            else:
+                new = merge_patch(old, body) if merge else copy.deepcopy(body)
+                new["status"] = old.get("status")
+                managers = read_managers(old)
+                touched = leaf_paths(body)
+                for paths in managers.values():
+                    paths -= {p for p in paths if any(overlaps(p, t) for t in touched)}
+                managers[(manager, "Update")] = managers.get((manager, "Update"), set()) | touched
+                write_managers(new, managers)
+            if new.get("status") is None:
+                new.pop("status", None)
+            return self.write(kind, namespace, name, new, old=old, dry_run=dry_run)
+
+    def delete(self, kind: Kind, namespace: str, name: str, options: Obj, dry_run: bool) -> Obj:
+        with self.lock:
+            old = self.get(kind, namespace, name)
+            uid = (options.get("preconditions") or {}).get("uid")
+            if uid and uid != old["metadata"]["uid"]:
+                message = f'{kind.plural} "{name}": precondition failed: uid'
+                raise HttpError(409, "Conflict", message)
+            if dry_run:
+                return old
+            del self.objects[(kind.group, kind.plural)][(namespace, name)]
+            if kind.kind == "Namespace":
+                for bucket in self.objects.values():
+                    for key in [k for k in bucket if k[0] == name]:
+                        del bucket[key]
+            if kind.kind == "CustomResourceDefinition":
+                spec = old.get("spec") or {}
+                plural = (spec.get("names") or {}).get("plural", "")
+                self.objects.pop((spec.get("group", ""), plural), None)
+            return {"kind": "Status", "apiVersion": "v1", "status": "Success",
+                    "details": {"name": name, "kind": kind.plural, "uid": old["metadata"]["uid"]}}
+
