@@ -186,12 +186,11 @@ class KubernetesBackend:
 
     def _api_for_delete(self, change: Change) -> ApiResource | None:
         api_version = str((change.live or {}).get("apiVersion") or "")
-        if not api_version:
-            version = self.discovery.preferred_version(change.id.group)
-            if version is None:
-                return None
-            api_version = f"{change.id.group}/{version}" if change.id.group else version
-        return self.discovery.lookup(api_version, change.id.kind)
+        if api_version:
+            api = self.discovery.lookup(api_version, change.id.kind)
+            if api is not None:
+                return api
+        return self.discovery.find(change.id.group, change.id.kind)
 
     # --- health --------------------------------------------------------------
 

@@ -11,6 +11,10 @@ Invariants:
 - A group-version the server does not serve (404) is cached as empty: its kinds
   are "unknown", which callers treat as "nothing live yet" (a CRD in the same
   app may be about to create it).
+- A group-version that is registered but unavailable (503: an aggregated API
+  whose server is down) is an error, not "empty": reporting its objects as
+  absent would plan re-creations, and would let the engine forget inventory
+  rows of objects that still exist (they would never be pruned).
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ class Discovery:
     def __init__(self, client: KubeClient) -> None:
         self._client = client
         self._cache: dict[str, dict[str, ApiResource]] = {}
-        self._groups: dict[str, str] | None = None
+        self._groups: dict[str, tuple[str, ...]] | None = None
         self.calls = 0
 
     def reset(self) -> None:
@@ -93,22 +97,40 @@ class Discovery:
         path = f"/api/{version}" if not group else f"/apis/{group}/{version}"
         self.calls += 1
         response = self._client.request(
-            "GET", path, what=f"discovery {api_version}", allow=(404, 503)
+            "GET", path, what=f"discovery {api_version}", allow=(404,)
         )
         if response.status >= 400:
             return {}
         return parse_resource_list(api_version, response.body)
 
-    def preferred_version(self, group: str) -> str | None:
-        """The server's preferred version of `group` (for inventory entries, which
-        carry no version); one /apis call per sync at most."""
+    def versions(self, group: str) -> tuple[str, ...]:
+        """The versions the server serves of `group`, preferred first; one /apis
+        call per sync at most."""
         if not group:
-            return "v1"
+            return ("v1",)
         if self._groups is None:
             self.calls += 1
             response = self._client.request("GET", "/apis", what="discovery /apis", allow=(404,))
             self._groups = {
-                str(g.get("name")): str((g.get("preferredVersion") or {}).get("version", ""))
+                str(g.get("name")): parse_group_versions(g)
                 for g in response.body.get("groups") or ()
             }
-        return self._groups.get(group) or None
+        return self._groups.get(group, ())
+
+    def find(self, group: str, kind: str) -> ApiResource | None:
+        """The resource serving `kind` of `group` in any served version, preferred
+        first: inventory entries and deletes carry no version, and a kind may be
+        served only by a version that is not the group's preferred one."""
+        for version in self.versions(group):
+            api = self.lookup(f"{group}/{version}" if group else version, kind)
+            if api is not None:
+                return api
+        return None
+
+
+def parse_group_versions(group: Mapping[str, Any]) -> tuple[str, ...]:
+    """Pure: an APIGroup document -> its versions, preferred first."""
+    preferred = str((group.get("preferredVersion") or {}).get("version") or "")
+    others = [str(v.get("version") or "") for v in group.get("versions") or ()]
+    ordered = [preferred, *others] if preferred else others
+    return tuple(dict.fromkeys(v for v in ordered if v))

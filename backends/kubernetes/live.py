@@ -182,12 +182,12 @@ class LiveReader:
             if p.api is not None:
                 apis.setdefault((p.api.group, p.kind), p.api)
         for rid in inventory:
+            # The inventory is the memory of every kind this target applied, so a
+            # kind that left Git entirely is still listed and its objects pruned.
             if (rid.group, rid.kind) in apis:
                 continue
-            version = self.discovery.preferred_version(rid.group)
-            api_version = f"{rid.group}/{version}" if rid.group else (version or "")
-            api = self.discovery.lookup(api_version, rid.kind) if version else None
-            if api is not None:
+            api = self.discovery.find(rid.group, rid.kind)
+            if api is not None:  # None: the kind is gone, and its objects with it
                 apis[(rid.group, rid.kind)] = api
         found: dict[ObjKey, dict[str, Any]] = {}
         for _, api in sorted(apis.items()):

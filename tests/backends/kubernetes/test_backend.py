@@ -283,3 +283,72 @@ def test_failed_job_is_degraded(test_server: KubeApiServer, cluster: Cluster) ->
                                      "reason": "BackoffLimitExceeded"}]})
     report = cluster.backend().health(app, [""])
     assert report.status is HealthStatus.DEGRADED and "BackoffLimitExceeded" in report.message
+
+
+def test_prune_finds_a_kind_that_left_git_through_the_inventory(cluster: Cluster) -> None:
+    ns = cluster.namespace
+    cfg, web = configmap(ns, "cfg", {"k": "v"}), deployment(ns, "web")
+    sync(cluster, [cfg, web])
+    backend = cluster.backend()
+    backend.client.request("POST", f"/api/v1/namespaces/{ns}/configmaps", what="cm",
+                           body=configmap(ns, "hand-made", {"k": "v"}))
+    # Git now names no ConfigMap at all; only the inventory remembers the kind.
+    inventory = {("", resource("web", m).id): "web" for m in (cfg, web)}
+    resources = [resource("web", web)]
+    changes = plan_changes(backend.read_live(resources, inventory), resources)
+    assert [(c.id.kind, c.id.name, c.action) for c in changes] == [
+        ("ConfigMap", "cfg", Action.DELETE)]
+    assert backend.apply(make_app("web", resources), changes).applied == 1
+    listed = backend.client.request("GET", f"/api/v1/namespaces/{ns}/configmaps", what="cms")
+    names = {i["metadata"]["name"] for i in listed.body["items"]}
+    assert "hand-made" in names and "cfg" not in names
+
+
+def _crd(group: str, kind: str, version: str) -> dict[str, Any]:
+    plural = kind.lower() + "s"
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.{group}"},
+            "spec": {"group": group, "scope": "Namespaced",
+                     "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+                     "versions": [{"name": version, "served": True, "storage": True,
+                                   "schema": schema}]}}
+
+
+def test_inventory_kinds_served_only_by_a_version_that_is_not_preferred(
+    cluster: Cluster,
+) -> None:
+    group = f"v{cluster.suffix}.example.com"
+    crds = [_crd(group, "Alpha", "v1"), _crd(group, "Beta", "v2")]
+    beta = {"apiVersion": f"{group}/v2", "kind": "Beta",
+            "metadata": {"name": "b1", "namespace": cluster.namespace}, "spec": {}}
+    try:
+        sync(cluster, crds, app="crds")
+        sync(cluster, [beta])
+        backend = cluster.backend()
+        # The inventory carries no version; Beta is not served by the group's
+        # preferred version, yet its object is still found and pruned.
+        view = backend.read_live([], {("", resource("web", beta).id): "web"})
+        assert [r.owner_app for r in view.live.values()] == ["web"]
+        changes = plan_changes(view, [], "web")
+        assert [(c.id.kind, c.action) for c in changes] == [("Beta", Action.DELETE)]
+        assert backend.apply(make_app("web", []), changes).applied == 1
+    finally:
+        backend = cluster.backend()
+        for crd in crds:
+            backend.client.request(
+                "DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+                f"{crd['metadata']['name']}", what="crd", allow=(404,))
+
+
+def test_an_unavailable_api_group_is_an_error_not_an_empty_list(
+    test_server: KubeApiServer, cluster: Cluster
+) -> None:
+    group = f"u{cluster.suffix}.example.com"
+    widget = {"apiVersion": f"{group}/v1", "kind": "Widget",
+              "metadata": {"name": "w1", "namespace": cluster.namespace}, "spec": {}}
+    sync(cluster, [_crd(group, "Widget", "v1"), widget])
+    test_server.unavailable.add(f"{group}/v1")
+    # Reporting its objects as absent would make the engine forget them, unpruned.
+    with pytest.raises(ApiError, match="503"):
+        cluster.backend().read_live([], {("", resource("web", widget).id): "web"})

@@ -79,6 +79,9 @@ class KubeApiServer:
         self.token = token
         self.api = Api()
         self.requests: list[tuple[str, str, str]] = []
+        self.unavailable: set[str] = set()
+        """Group-versions ("metrics.k8s.io/v1beta1") whose discovery answers 503, as an
+        aggregated API does while its server is down."""
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
         self._thread = threading.Thread(
@@ -126,6 +129,9 @@ class KubeApiServer:
                  content_type: str) -> tuple[int, Obj]:
         parts = [p for p in path.split("/") if p]
         if method == "GET":
+            if "/".join(parts[1:3] if parts[:1] == ["apis"] else parts[1:2]) in self.unavailable:
+                raise HttpError(503, "ServiceUnavailable", "the server is currently unable "
+                                "to handle the request")
             doc = self.api.discovery(parts)
             if doc is not None:
                 return 200, doc
