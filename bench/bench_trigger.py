@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,14 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler.daemon.config import DaemonConfig
 from reconciler.daemon.service import Daemon, wait_idle
-
-ENV = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com",
-       "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.com",
-       "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": "/nonexistent"}
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=repo, env=ENV, check=True, capture_output=True)
+from tests.support.gitrepo import git
 
 
 def write_state(repo: Path, root: Path, version: int) -> None:

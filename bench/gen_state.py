@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import argparse
 import random
-import subprocess
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.gitrepo import GitRepo
 
 VM_TARGETS = ("web-fleet", "db-fleet", "batch-fleet")
 K8S_TARGETS = ("prod", "staging")
@@ -106,17 +110,8 @@ def write_app(root: Path, index: int, per_app: int, rng: random.Random) -> None:
         (folder / "config.yaml").write_text(maps)
 
 
-def git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(root), *args], check=True,
-                          capture_output=True, text=True)
-    return done.stdout.strip()
-
-
 def commit_all(root: Path, message: str) -> str:
-    git(root, "add", "-A")
-    git(root, "-c", "user.name=bench", "-c", "user.email=bench@example.com",
-        "commit", "-q", "-m", message)
-    return git(root, "rev-parse", "HEAD")
+    return GitRepo(root).commit(message)
 
 
 def generate(root: Path, *, apps: int = 1000, per_app: int = 10, seed: int = 0) -> str:
@@ -127,7 +122,7 @@ def generate(root: Path, *, apps: int = 1000, per_app: int = 10, seed: int = 0) 
     for index in range(apps):
         write_app(root, index, per_app, rng)
     if not (root / ".git").exists():
-        git(root, "init", "-q", "-b", "main")
+        GitRepo(root).init()
     return commit_all(root, f"synthetic state: {apps} apps")
 
 

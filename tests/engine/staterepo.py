@@ -12,10 +12,10 @@ fails on every host whose root holds a file named `broken`.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.gitrepo import git
 from tests.support.sshd import SshFleet
 
 
@@ -70,13 +70,6 @@ class StateRepo:
         """(inode, mtime_ns) of every file under the roots: equal means untouched."""
         return {str(p): (p.stat().st_ino, p.stat().st_mtime_ns)
                 for p in sorted(self.roots.rglob("*")) if p.is_file()}
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
-        cwd=cwd, check=True, capture_output=True, text=True,
-    ).stdout
 
 
 def create(base: Path, fleet: SshFleet) -> StateRepo:
