@@ -61,7 +61,8 @@ def test_resource_identities_per_backend(loaded: Loaded) -> None:
                             "---\nkind: Command\nname: c\nrun: 'true'\ncreates: /a/../b\n"),
         "apps/y/app.yaml": "target: analytics\n",
         "apps/y/svc.yaml": ("name: sleeper\nversion: '1'\ncomponents:\n  - name: s\n"
-                            "    number_of_containers: 1\n"),
+                            "    number_of_containers: 1\n    launch_command: sleep 60\n"
+                            "    resource: {cpus: 1, memory: '256'}\n"),
     })
     k = desired.apps["k"].resources
     assert [(r.id, r.secret) for r in k] == [
@@ -110,3 +111,39 @@ def test_kubernetes_list_items_become_resources_at_their_own_lines(loaded: Loade
     assert (deployment.id, deployment.location.line) == (
         ResourceId(group="apps", kind="Deployment", name="d"), 7)
     assert "items" not in deployment.body and deployment.body["kind"] == "Deployment"
+
+
+def test_a_full_yarn_service_spec_is_valid(loaded: Loaded) -> None:
+    spec = """\
+name: hbase-app-1
+version: "2.0.0"
+description: an HBase cluster
+lifetime: 3600
+queue: default
+state: STARTED
+artifact: {id: "library/hbase:2", type: DOCKER}
+resource: {cpus: 1, memory: "2048", additional: {yarn.io/gpu: {value: 1, unit: ""}}}
+configuration:
+  properties: {docker.network: host, retries: 3}
+  env: {HBASE_LOG_DIR: "<LOG_DIR>"}
+  files: [{type: XML, dest_file: /etc/hadoop/conf/core-site.xml, properties: {a: b}}]
+kerberos_principal: {principal_name: hbase/_HOST@EXAMPLE.COM, keytab: "file:///k"}
+quicklinks: {UI: "http://${HBASEMASTER_HOST}:16010/"}
+components:
+  - name: hbasemaster
+    number_of_containers: 1
+    launch_command: /usr/hdp/current/hbase-master/bin/hbase master start
+    readiness_check: {type: HTTP, properties: {url: "http://${THIS_HOST}:16010"}}
+    placement_policy:
+      constraints: [{type: ANTI_AFFINITY, scope: NODE, target_tags: [hbasemaster]}]
+  - name: regionserver
+    number_of_containers: 3
+    dependencies: [hbasemaster]
+    resource: {cpus: 2, memory: 4096}
+    restart_policy: ON_FAILURE
+    run_privileged_container: false
+    quicklinks: [UI]
+"""
+    desired = loaded({"apps/y/app.yaml": "target: analytics\n", "apps/y/hbase.yaml": spec})
+    (service,) = desired.apps["y"].resources
+    assert service.id == ResourceId(kind="Service", name="hbase-app-1")
