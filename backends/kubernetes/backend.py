@@ -68,6 +68,7 @@ class KubernetesBackend:
         self.options = Options.of(target.options)
         self.client = client
         self.discovery = Discovery(client)
+        self.page_size = live_mod.PAGE_SIZE
 
     def close(self) -> None:
         self.client.close()
@@ -82,6 +83,7 @@ class KubernetesBackend:
             target=self.target.name,
             default_namespace=self.options.namespace,
             force=self.options.force_conflicts,
+            page_size=self.page_size,
         )
         return reader.read(resources, [key[1] for key in inventory])
 
@@ -200,7 +202,7 @@ class KubernetesBackend:
             live_mod.place(r, self.discovery, crd_scopes, self.options.namespace)
             for r in app.resources
         ]
-        found = live_mod.list_places(self.client, places)
+        found = live_mod.list_places(self.client, places, page_size=self.page_size)
         status, problems = HealthStatus.HEALTHY, []
         for resource, place in zip(app.resources, places, strict=True):
             obj = found.get(place.key)

@@ -2,8 +2,9 @@
 
 Call budget of one `read`: one discovery call per apiVersion, one LIST per
 (kind, namespace) the manifests use, one labelled cluster-wide LIST per kind
-for owned objects, and one dry-run apply only per object whose live fields
-differ from its manifest (checked locally first). Never one GET per object.
+for owned objects (each LIST one request per page of PAGE_SIZE items), and
+one dry-run apply only per object whose live fields differ from its manifest
+(checked locally first). Never one GET per object.
 
 Invariants:
 - Live objects that a manifest names are keyed by that manifest's ResourceId
@@ -88,23 +89,39 @@ def place(
     return Place(api_version=api_version, kind=kind, api=api, namespace=namespace, name=name)
 
 
+PAGE_SIZE = 500
+"""Items per LIST page (kubectl's default chunk size): bounds the size of one
+response, and the server's memory for it, in very large namespaces."""
+
+
 def list_objects(
-    client: KubeClient, api: ApiResource, namespace: str, selector: str = ""
+    client: KubeClient, api: ApiResource, namespace: str, selector: str = "", *,
+    page_size: int = PAGE_SIZE,
 ) -> list[dict[str, Any]]:
-    """One LIST (following `continue` if the server pages); items get apiVersion/kind,
+    """One LIST, page by page (`limit` + `continue`); items get apiVersion/kind,
     which real API servers leave out of list items."""
     path = object_path(group=api.group, version=api.version, plural=api.plural, namespace=namespace)
     what = f"{api.kind} list in {namespace or 'all namespaces'}"
     items: list[dict[str, Any]] = []
     token = ""
     while True:
-        query = [("labelSelector", selector)] if selector else []
+        query = [("limit", str(page_size))] if page_size > 0 else []
+        if selector:
+            query.append(("labelSelector", selector))
         if token:
             query.append(("continue", token))
-        body = client.request("GET", path, what=what, query=query).body
-        for item in body.get("items") or ():
+        response = client.request("GET", path, what=what, query=query, allow=(410,))
+        if response.status == 410 and token:
+            # The token expired (etcd compacted its revision) between pages: start
+            # over with one unpaged list, a consistent snapshot, as client-go's
+            # pager does; pages already read may be stale, so they are dropped.
+            items, token, page_size = [], "", 0
+            continue
+        if response.status == 410:
+            raise ApiError(f"GET {what}: 410 Expired", status=410)
+        for item in response.body.get("items") or ():
             items.append({"apiVersion": api.api_version, "kind": api.kind, **item})
-        token = str((body.get("metadata") or {}).get("continue") or "")
+        token = str((response.body.get("metadata") or {}).get("continue") or "")
         if not token:
             return items
 
@@ -119,15 +136,17 @@ def _obj_key(obj: Mapping[str, Any]) -> ObjKey:
     )
 
 
-def list_places(client: KubeClient, places: Sequence[Place]) -> dict[ObjKey, dict[str, Any]]:
-    """Live objects for `places`, with one LIST per (kind, namespace)."""
+def list_places(
+    client: KubeClient, places: Sequence[Place], *, page_size: int = PAGE_SIZE
+) -> dict[ObjKey, dict[str, Any]]:
+    """Live objects for `places`, with one LIST (of one or more pages) per (kind, namespace)."""
     found: dict[ObjKey, dict[str, Any]] = {}
     seen: set[tuple[str, str, str]] = set()
     for p in places:
         if p.api is None or (p.api_version, p.kind, p.namespace) in seen:
             continue
         seen.add((p.api_version, p.kind, p.namespace))
-        for obj in list_objects(client, p.api, p.namespace):
+        for obj in list_objects(client, p.api, p.namespace, page_size=page_size):
             found[_obj_key(obj)] = obj
     return found
 
@@ -143,18 +162,20 @@ class LiveReader:
         target: str,
         default_namespace: str,
         force: bool,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.client = client
         self.discovery = discovery
         self.target = target
         self.default_namespace = default_namespace
         self.force = force
+        self.page_size = page_size
         self.dry_runs = 0
 
     def read(self, resources: Sequence[Resource], inventory: Sequence[ResourceId]) -> LiveView:
         crds = crd_scopes(resources)
         places = [place(r, self.discovery, crds, self.default_namespace) for r in resources]
-        found = list_places(self.client, places)
+        found = list_places(self.client, places, page_size=self.page_size)
         found.update(self._owned(places, inventory))
         by_place = {p.key: r.id for r, p in zip(resources, places, strict=True)}
         live: dict[HostKey, LiveResource] = {}
@@ -191,7 +212,8 @@ class LiveReader:
                 apis[(rid.group, rid.kind)] = api
         found: dict[ObjKey, dict[str, Any]] = {}
         for _, api in sorted(apis.items()):
-            for obj in list_objects(self.client, api, "", OWNED_SELECTOR):
+            owned = list_objects(self.client, api, "", OWNED_SELECTOR, page_size=self.page_size)
+            for obj in owned:
                 if owner_app(obj, self.target) is not None:
                     found[_obj_key(obj)] = obj
         return found

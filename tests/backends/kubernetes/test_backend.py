@@ -228,6 +228,49 @@ def test_calls_grow_with_kinds_and_namespaces_not_objects(
     assert gets_for(2) == gets_for(40) == 1 + 2 + 1  # discovery, 2 namespaces, owned list
 
 
+def _paged_setup(cluster: Cluster, count: int) -> tuple[Any, list[Any]]:
+    manifests = [configmap(cluster.namespace, f"c{i:02d}", {"i": str(i)}) for i in range(count)]
+    sync(cluster, manifests)
+    backend = cluster.backend()
+    backend.page_size = 10
+    return backend, [resource("web", m) for m in manifests]
+
+
+def test_lists_are_paged_and_calls_grow_with_pages(
+    test_server: KubeApiServer, cluster: Cluster
+) -> None:
+    backend, resources = _paged_setup(cluster, 25)
+    test_server.reset_counts()
+    view = backend.read_live(resources, {})
+    assert plan_changes(view, resources) == [] and len(view.live) == 25
+    lists = [q for _, path, q in test_server.requests if path.endswith("/configmaps")]
+    # 25 objects in pages of 10: three pages for the namespace, three for the owned list.
+    assert len(lists) == 6 and all("limit=10" in q for q in lists)
+    assert sum("continue=" in q for q in lists) == 4
+    assert len(test_server.requests) == 1 + 6  # and one discovery call
+
+
+def test_an_expired_continue_token_restarts_the_list_unpaged(
+    test_server: KubeApiServer, cluster: Cluster
+) -> None:
+    backend, resources = _paged_setup(cluster, 25)
+    compacted: list[str] = []
+
+    def compact_before_the_first_next_page(method: str, path: str, query: dict[str, str]) -> None:
+        if "continue" in query and not compacted:
+            compacted.append(path)
+            test_server.api.compact()
+
+    test_server.before_request = compact_before_the_first_next_page
+    test_server.reset_counts()
+    view = backend.read_live(resources, {})
+    assert compacted and plan_changes(view, resources) == [] and len(view.live) == 25
+    namespace_lists = [q for _, path, q in test_server.requests
+                       if path == f"/api/v1/namespaces/{cluster.namespace}/configmaps"]
+    # First page, the expired second page (410), then one unpaged list.
+    assert len(namespace_lists) == 3 and "limit" not in namespace_lists[-1]
+
+
 # --- health -----------------------------------------------------------------------
 
 

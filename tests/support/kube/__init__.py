@@ -2,9 +2,11 @@
 
 It serves what the Kubernetes backend uses, the way the API documents it:
 discovery (/api, /api/v1, /apis, /apis/<group>/<version>) including kinds that
-CustomResourceDefinition objects register; GET and LIST (labelSelector with
-`k=v`, `k==v`, `k!=v`, `k`, `!k`; list items without apiVersion/kind, as the
-real server sends them); POST (409 AlreadyExists); PUT; PATCH as server-side
+CustomResourceDefinition objects register, and 503 for group-versions listed in
+`unavailable`; GET and LIST (labelSelector with `k=v`, `k==v`, `k!=v`, `k`,
+`!k`; `limit` and `continue` with `remainingItemCount`, 410 Expired for tokens
+older than `api.compact()`; list items without apiVersion/kind, as the real
+server sends them); POST (409 AlreadyExists); PUT; PATCH as server-side
 apply (application/apply-patch+yaml, fieldManager, force) and as JSON merge
 patch; DELETE (with uid preconditions); the /status subresource; dryRun=All;
 Status objects for errors; resourceVersion bumped on every write, generation on

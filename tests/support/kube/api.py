@@ -3,8 +3,10 @@ server-side apply field ownership, under one lock."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
+import json
 import threading
 import uuid
 
@@ -34,6 +36,7 @@ class Api:
         self.lock = threading.RLock()
         self.objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
         self.rv = itertools.count(1)
+        self.compacted = 0
         self.defaults = Defaults()
 
     # discovery
@@ -103,20 +106,45 @@ class Api:
         raise HttpError(404, "NotFound", "the server could not find the requested resource")
 
     # reads
-    def list(self, kind: Kind, namespace: str, selector: str) -> Obj:
+    def list(self, kind: Kind, namespace: str, selector: str, *, limit: int = 0,
+             token: str = "") -> Obj:
+        """A LIST, paged when `limit` > 0: `metadata.continue` names where the next
+        page starts and `remainingItemCount` counts what is left. A token older
+        than the last `compact()` answers 410 Expired, as after etcd compaction.
+
+        Unlike a real server, later pages are not served from the first page's
+        snapshot: an object written between pages shows up or not by its place
+        in (namespace, name) order.
+        """
+        start, rv = decode_continue(token) if token else (None, 0)
         with self.lock:
+            if token and rv <= self.compacted:
+                raise HttpError(410, "Expired", "The provided continue parameter is too old "
+                                "to display a consistent list result.")
             bucket = self.objects.get((kind.group, kind.plural), {})
+            keys = [key for key, obj in sorted(bucket.items())
+                    if (not namespace or key[0] == namespace)
+                    and (start is None or key > start)
+                    and matches((obj.get("metadata") or {}).get("labels") or {}, selector)]
+            page = keys[:limit] if limit > 0 else keys
             items = []
-            for (ns, _), obj in sorted(bucket.items()):
-                labels = (obj.get("metadata") or {}).get("labels") or {}
-                if (not namespace or ns == namespace) and matches(labels, selector):
-                    item = copy.deepcopy(obj)
-                    item.pop("apiVersion", None)
-                    item.pop("kind", None)
-                    items.append(item)
-            rv = str(next(self.rv))
+            for key in page:
+                item = copy.deepcopy(bucket[key])
+                item.pop("apiVersion", None)
+                item.pop("kind", None)
+                items.append(item)
+            list_rv = rv or next(self.rv)
+        meta: Obj = {"resourceVersion": str(list_rv)}
+        if len(page) < len(keys):
+            meta["continue"] = encode_continue(page[-1], list_rv)
+            meta["remainingItemCount"] = len(keys) - len(page)
         return {"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
-                "metadata": {"resourceVersion": rv}, "items": items}
+                "metadata": meta, "items": items}
+
+    def compact(self) -> None:
+        """Expire every continue token handed out so far."""
+        with self.lock:
+            self.compacted = next(self.rv)
 
     def get(self, kind: Kind, namespace: str, name: str) -> Obj:
         obj = self.objects.get((kind.group, kind.plural), {}).get((namespace, name))
@@ -239,3 +267,17 @@ class Api:
             return {"kind": "Status", "apiVersion": "v1", "status": "Success",
                     "details": {"name": name, "kind": kind.plural, "uid": old["metadata"]["uid"]}}
 
+
+def encode_continue(last: tuple[str, str], rv: int) -> str:
+    """An opaque token, as the real server's: where the page ended, and when."""
+    raw = json.dumps({"rv": rv, "start": list(last)}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_continue(token: str) -> tuple[tuple[str, str], int]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        namespace, name = data["start"]
+        return (str(namespace), str(name)), int(data["rv"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HttpError(400, "BadRequest", "invalid continue token") from exc

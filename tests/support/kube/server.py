@@ -7,6 +7,7 @@ import socket
 import threading
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         owner = self.server.owner
         owner.record(self.command, url.path, url.query)
+        if owner.before_request is not None:
+            owner.before_request(self.command, url.path, query)
         try:
             if self.headers.get("Authorization") != f"Bearer {owner.token}":
                 raise HttpError(401, "Unauthorized", "Unauthorized")
@@ -80,6 +83,9 @@ class KubeApiServer:
         self.api = Api()
         self.requests: list[tuple[str, str, str]] = []
         self.unavailable: set[str] = set()
+        self.before_request: Callable[[str, str, dict[str, str]], None] | None = None
+        """Called with (method, path, query) before each request is served: tests use
+        it to change the cluster at a precise moment (between two pages of a LIST)."""
         """Group-versions ("metrics.k8s.io/v1beta1") whose discovery answers 503, as an
         aggregated API does while its server is down."""
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
@@ -141,7 +147,11 @@ class KubeApiServer:
         if method == "GET":
             if name:
                 return 200, self.api.get(kind, namespace, name)
-            return 200, self.api.list(kind, namespace, query.get("labelSelector", ""))
+            limit = int(query.get("limit") or 0)
+            if limit < 0:
+                raise HttpError(400, "BadRequest", "limit must not be negative")
+            return 200, self.api.list(kind, namespace, query.get("labelSelector", ""),
+                                      limit=limit, token=query.get("continue", ""))
         if method == "POST" and not name:
             return 201, self.api.create(kind, namespace, body, manager, dry_run)
         if method == "PATCH" and "apply-patch" in content_type and not sub:
