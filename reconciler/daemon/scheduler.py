@@ -74,11 +74,16 @@ def decide(memory: Memory, head: str, *, explicit: bool, blocked: bool) -> Verdi
 
 
 def remember(memory: Memory, sha: str, *, ok: bool) -> Memory:
-    """The memory after a deploy of `sha` ended. Success forgets every failure:
-    a later commit deployed, so the older failures can only come back by an
-    explicit sync anyway; a failure is added to the set."""
+    """The memory after a deploy of `sha` ended: a success forgets only the failure
+    of `sha` itself, a failure is added to the set.
+
+    A success is not always of a newer commit: self-heal re-deploys the last
+    good revision while the failed head is still the branch head, and
+    forgetting that head's failure would deploy it again at the next poll,
+    fail, drift, heal, and so on in a loop.
+    """
     if ok:
-        return Memory(deployed=sha)
+        return Memory(deployed=sha, failed=memory.failed - {sha})
     return Memory(deployed=memory.deployed, failed=memory.failed | {sha})
 
 
@@ -93,18 +98,22 @@ class DeployLike(Protocol):
 def seed(deploys: Iterable[DeployLike]) -> Memory:
     """Memory from the history at start, newest deploy first.
 
-    Only a finished newest deploy is trusted: a success means the commit is
-    deployed (the first drift check re-plans it against live state), a failure
-    means it waits for a new commit. An interrupted or running one is not
-    remembered, so the head is deployed again, re-planned from live state.
+    Each commit counts by its newest deploy: a failure or an error means it
+    waits for a new commit (or an explicit sync), across restarts too, even
+    when a later self-heal of an older revision succeeded. Only the newest
+    deploy of all says what is deployed: a success means that commit is (the
+    first drift check re-plans it against live state); an interrupted or
+    running one means nothing is, so the head is deployed again, re-planned
+    from live state.
     """
-    for record in deploys:
-        if record.result == "success":
-            return Memory(deployed=record.revision)
-        if record.result in ("failure", "error"):
-            return Memory(failed=frozenset({record.revision}))
-        return Memory()
-    return Memory()
+    newest: dict[str, str] = {}
+    deployed: str | None = None
+    for index, record in enumerate(deploys):
+        if index == 0 and record.result == "success":
+            deployed = record.revision
+        newest.setdefault(record.revision, record.result)
+    failed = frozenset(sha for sha, result in newest.items() if result in ("failure", "error"))
+    return Memory(deployed=deployed, failed=failed)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -117,7 +117,7 @@ class Daemon:
         self.queue = scheduler.WorkQueue()
         self.worker = Worker(self.engine, self.publisher, self.progress, self.queue,
                              self_heal=config.self_heal)
-        self.worker.state.memory = scheduler.seed(self.history.deploys(limit=5))
+        self.worker.state.memory = scheduler.seed(self.history.deploys(limit=200))
         self.plans = self._plan_worker()
         self._timers = Timers()
         self._watcher: RefWatcher | None = None

@@ -113,3 +113,29 @@ def test_drift_is_reported_and_corrected_only_with_self_heal(
     assert conf.read_text() == "version 1\n"
     assert deploys(daemon)[-1][1] == "success"
     assert daemon.history.deploys(limit=1)[0].trigger == "self-heal"
+
+
+def test_a_self_heal_of_the_last_good_commit_does_not_retry_the_failed_head(
+    state_repo: StateRepo, daemon_factory: Factory
+) -> None:
+    daemon = daemon_factory(state_repo, self_heal=True)
+    wait_for(lambda: wait_idle(daemon, 5) and len(deploys(daemon)) == 1)
+    good = deploys(daemon)[0][0]
+    # No rollback: the failed commit's file stays, which the drift check finds.
+    bad = state_repo.commit("bad", content="version 2\n",
+                            app=app_yaml("false", "1s") + "rollback: none\n")
+    wait_for(lambda: "failure" in states(daemon, bad))
+    assert state_repo.web_conf() == "version 2\n"
+    daemon.check_drift()
+    wait_for(lambda: (d := daemon.worker.state.last_drift) is not None and d.healed)
+    assert state_repo.web_conf() == "version 1\n"
+    for _ in range(3):
+        daemon.trigger("poll")
+        assert wait_idle(daemon, 5)
+    assert deploys(daemon) == [(good, "success"), (bad, "failure"), (good, "success")]
+    # And after a restart: the memory comes back from the history.
+    assert daemon.stop(timeout=10)
+    again = daemon_factory(state_repo, self_heal=True)
+    assert again.worker.state.memory.failed == frozenset({bad})
+    assert wait_idle(again, 5)
+    assert len(deploys(again)) == 3

@@ -31,7 +31,9 @@ def test_a_failed_commit_waits_for_a_new_commit_or_an_explicit_sync() -> None:
     assert decide(memory, "c", explicit=False, blocked=False) is Verdict.DEPLOY
     assert decide(memory, "a", explicit=False, blocked=False) is Verdict.UP_TO_DATE
     assert decide(memory, "c", explicit=False, blocked=True) is Verdict.WAIT_WINDOW
-    assert remember(memory, "c", ok=True) == Memory(deployed="c")
+    # A success of another commit (self-heal of the last good one) keeps b's failure.
+    assert remember(memory, "a", ok=True) == Memory(deployed="a", failed=frozenset({"b"}))
+    assert remember(memory, "b", ok=True) == Memory(deployed="b")
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,17 @@ class Record:
     result: str
 
 
-def test_memory_is_seeded_from_the_newest_deploy_only() -> None:
+def test_memory_is_seeded_from_the_newest_deploy_of_each_commit() -> None:
     assert seed([Record("b", "failure"), Record("a", "success")]) == Memory(
         failed=frozenset({"b"}))
     assert seed([Record("a", "success")]) == Memory(deployed="a")
     assert seed([Record("b", "interrupted"), Record("a", "success")]) == Memory()
     assert seed([]) == Memory()
+    # A self-heal of a after b failed: b still waits for a new commit after a restart.
+    assert seed([Record("a", "success"), Record("b", "failure"), Record("a", "success")]) == \
+        Memory(deployed="a", failed=frozenset({"b"}))
+    # An explicit sync fixed b later: only its newest deploy counts.
+    assert seed([Record("b", "success"), Record("b", "error")]) == Memory(deployed="b")
 
 
 def test_requests_during_a_job_fold_into_one() -> None:
