@@ -25,7 +25,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,9 +32,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -44,37 +41,24 @@ from reconciler import webhooks  # noqa: E402
 from reconciler.daemon import service  # noqa: E402
 from reconciler.daemon.config import parse_config  # noqa: E402
 from reconciler.events import Event, EventKind  # noqa: E402
+from tests.support.gitrepo import LocalStateRepo  # noqa: E402
+from tests.support.httpservers import LocalServer, QuietHandler  # noqa: E402
 
 SECRET = "bench-webhook-secret"
 SECRET_ENV = "BENCH_WEBHOOK_SECRET"
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.com", *args],
-        cwd=cwd, check=True, capture_output=True, text=True,
-    ).stdout.strip()
-
-
-def make_repo(tmp: Path) -> Path:
-    repo, root = tmp / "state", tmp / "root"
-    (repo / "apps/web").mkdir(parents=True)
-    root.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "reconciler.yaml").write_text(
-        "apiVersion: reconciler/v1\ntargets:\n"
-        f"  laptop: {{backend: vm, transport: local, root: {root}}}\n")
-    (repo / "apps/web/app.yaml").write_text("target: laptop\nwave: 1\n")
+def make_repo(tmp: Path) -> LocalStateRepo:
+    repo = LocalStateRepo.create(tmp)
+    repo.write("apps/web/app.yaml", "target: laptop\nwave: 1\n")
     release(repo, 0)
     return repo
 
 
-def release(repo: Path, version: int) -> str:
-    (repo / "apps/web/site.yaml").write_text(
-        f'kind: File\npath: /srv/web/index.html\ncontent: "v{version}\\n"\nmode: "0644"\n')
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", f"web v{version}")
-    return git(repo, "rev-parse", "HEAD")
+def release(repo: LocalStateRepo, version: int) -> str:
+    repo.write("apps/web/site.yaml",
+               f'kind: File\npath: /srv/web/index.html\ncontent: "v{version}\\n"\nmode: "0644"\n')
+    return repo.commit(f"web v{version}")
 
 
 def free_port() -> int:
@@ -87,7 +71,7 @@ def free_port() -> int:
 def stand_in_server(daemon: service.Daemon) -> Iterator[str]:
     """What `POST /hooks/github` of the web server does, for builds without it."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = min(int(self.headers.get("Content-Length") or 0), webhooks.MAX_BODY + 1)
             body = self.rfile.read(length)
@@ -99,17 +83,8 @@ def stand_in_server(daemon: service.Daemon) -> Iterator[str]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with LocalServer(Handler, poll=0.05) as server:
+        yield server.url
 
 
 def post_push(base: str, sha: str) -> int:
@@ -153,7 +128,7 @@ def build_daemon(tmp: Path, repo: Path, web: bool) -> service.Daemon:
 
 def measure(rounds: int, web: bool, tmp: Path) -> dict[str, list[float]]:
     repo = make_repo(tmp)
-    daemon = build_daemon(tmp, repo, web)
+    daemon = build_daemon(tmp, repo.path, web)
     watch = Stopwatch()
     daemon.engine.subscribe(watch)
     daemon.start()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,9 @@ from reconciler.cli import main
 from reconciler.engine import Engine, EngineSettings
 from tests.pulls import staterepo
 from tests.pulls.staterepo import LocalStateRepo, file_doc
-from tests.reporters.conftest import Forge
+from tests.support.httpservers import Forge
 
 PROD = "  prod: {backend: kubernetes, kubeconfig: /nonexistent/kubeconfig, context: prod}\n"
-
-
-@pytest.fixture
-def forge() -> Iterator[Forge]:
-    server = Forge()
-    yield server
-    server.close()
 
 
 @pytest.fixture

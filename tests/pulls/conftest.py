@@ -10,7 +10,9 @@ import pytest
 from reconciler.engine import Engine, EngineSettings
 from reconciler.reporters import github, http
 from tests.pulls import staterepo
-from tests.reporters.conftest import Forge
+from tests.support.httpservers import Forge, forge
+
+__all__ = ["forge"]
 
 TOKEN = "ghp_pull-request-token"
 
@@ -26,13 +28,6 @@ def engine(tmp_path: Path, state_repo: staterepo.LocalStateRepo) -> Iterator[Eng
     eng = Engine(settings)
     yield eng
     eng.close()
-
-
-@pytest.fixture
-def forge() -> Iterator[Forge]:
-    server = Forge()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.source import Mirror
 from tests.source.servers import (
     GitDaemon,
     GitHttpServer,
@@ -95,6 +96,14 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def mirror(origin: Origin, data_dir: Path) -> Mirror:
+    """A mirror of the origin, fetched once."""
+    made = Mirror(str(origin.bare), data_dir)
+    made.fetch()
+    return made
 
 
 @pytest.fixture

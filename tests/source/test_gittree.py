@@ -14,13 +14,6 @@ from reconciler.tree import DirectoryTree, EntryKind
 from tests.source.conftest import STATE_FILES, Origin, make_origin
 
 
-@pytest.fixture
-def mirror(origin: Origin, data_dir: Path) -> Mirror:
-    made = Mirror(str(origin.bare), data_dir)
-    made.fetch()
-    return made
-
-
 def test_entries_kinds_sizes_and_bytes(mirror: Mirror, origin: Origin) -> None:
     sha = mirror.resolve("main")
     tree = mirror.tree(sha)

@@ -14,13 +14,6 @@ from reconciler.source import Mirror
 from tests.source.conftest import Origin, git
 
 
-@pytest.fixture
-def mirror(origin: Origin, data_dir: Path) -> Mirror:
-    made = Mirror(str(origin.bare), data_dir)
-    made.fetch()
-    return made
-
-
 def test_mirror_is_bare_under_data_dir_and_keeps_no_url(mirror: Mirror, data_dir: Path) -> None:
     assert mirror.path.parent == data_dir / "mirrors"
     assert (mirror.path / "HEAD").is_file() and not (mirror.path / ".git").exists()

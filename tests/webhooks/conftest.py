@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from reconciler import webhooks
+from tests.support.httpservers import LocalServer, QuietHandler
 
 SECRET = "It's a Secret to Everybody"
 SHA = "a" * 40
@@ -51,11 +50,11 @@ def gitea_event(event: str, payload: Mapping[str, Any], secret: str = SECRET) ->
                              "X-Gitea-Signature": webhooks.sign(body, secret)}, body=body)
 
 
-class HookServer:
+class HookServer(LocalServer):
     """POST /hooks/<provider> -> webhooks.handle; accepted triggers go to `on_trigger`."""
 
     def __init__(self, secret: str, on_trigger: Callable[[webhooks.Trigger], None]) -> None:
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 provider = self.path.removeprefix("/hooks/")
                 length = int(self.headers.get("Content-Length") or 0)
@@ -73,19 +72,7 @@ class HookServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
-                                        daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join()
+        super().__init__(Handler)
 
 
 @pytest.fixture
