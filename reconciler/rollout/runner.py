@@ -139,24 +139,37 @@ class Rollout:
         done: dict[str, AppOutcome] = {}
         running: dict[Future[AppOutcome], AppPlan] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.options.max_workers)) as pool:
-            while pending or running:
-                for ap in self._ready(pending, in_wave, done):
-                    pending.remove(ap)
-                    blocked = self._blocked_reason(ap, in_wave, done)
-                    if blocked:
-                        done[ap.app] = self._finish(ap, "skipped", (), (), blocked)
-                    else:
-                        running[pool.submit(self._run_app_safely, ap)] = ap
-                if not running:
-                    if pending:  # a dependency cycle slipped past validation
-                        for ap in pending:
-                            done[ap.app] = self._finish(ap, "skipped", (), (), "dependency cycle")
-                        pending.clear()
-                    continue
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    done[running.pop(future).app] = future.result()
+            try:
+                while pending or running:
+                    self._start_ready(pool, pending, running, in_wave, done)
+                    if running:
+                        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                        for future in finished:
+                            done[running.pop(future).app] = future.result()
+            except BaseException:
+                # Leaving the pool waits for the apps still running: without the
+                # halt, an interrupt would let them go on through every batch.
+                self.halt.set()
+                raise
         return [done[a.app] for a in apps]
+
+    def _start_ready(
+        self, pool: ThreadPoolExecutor, pending: list[AppPlan],
+        running: dict[Future[AppOutcome], AppPlan], in_wave: set[str],
+        done: dict[str, AppOutcome],
+    ) -> None:
+        """Submit every pending app whose dependencies are done; skip the blocked."""
+        for ap in self._ready(pending, in_wave, done):
+            pending.remove(ap)
+            blocked = self._blocked_reason(ap, in_wave, done)
+            if blocked:
+                done[ap.app] = self._finish(ap, "skipped", (), (), blocked)
+            else:
+                running[pool.submit(self._run_app_safely, ap)] = ap
+        if not running and pending:  # a dependency cycle slipped past validation
+            for ap in pending:
+                done[ap.app] = self._finish(ap, "skipped", (), (), "dependency cycle")
+            pending.clear()
 
     def _deps(self, ap: AppPlan, in_wave: set[str]) -> list[str]:
         app = self.desired.apps.get(ap.app)
