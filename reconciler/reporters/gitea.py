@@ -11,14 +11,11 @@ sent). `api_url` includes the `/api/v1` prefix, e.g. https://gitea.example.com/a
 
 from __future__ import annotations
 
-import os
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.reporters import http
-from reconciler.reporters.github import owner_repo
 
 DESCRIPTION_LIMIT = 140
 STATES = frozenset({"pending", "success", "error", "failure", "warning"})
@@ -26,24 +23,13 @@ ENTRY_KEYS = ("api_url", "repo", "token_env", "token_file")
 
 
 def statuses_url(api_url: str, repo: str, sha: str) -> str:
-    owner, name = owner_repo(repo, "gitea")
-    quote = urllib.parse.quote
-    return f"{api_url.rstrip('/')}/repos/{quote(owner, safe='')}/{quote(name, safe='')}" \
-        f"/statuses/{quote(sha, safe='')}"
+    owner, name = http.owner_repo(repo, "gitea")
+    return http.api_url(api_url, "repos", owner, name, "statuses", sha)
 
 
 def payload(status: http.Status) -> dict[str, Any]:
-    state = http.state_of(status)
-    if state not in STATES:
-        raise ValueError(f"Gitea has no commit status state {state!r}")
-    body: dict[str, Any] = {
-        "state": state,
-        "context": status.context,
-        "description": http.shorten(status.description, DESCRIPTION_LIMIT),
-    }
-    if status.target_url:
-        body["target_url"] = status.target_url
-    return body
+    state = http.known_state(http.state_of(status), STATES, "Gitea")
+    return http.status_body(status, state, name_key="context", limit=DESCRIPTION_LIMIT)
 
 
 def build_request(status: http.Status, *, api_url: str, repo: str, token: str) -> http.Request:
@@ -74,11 +60,11 @@ def from_entry(
     """`{type: gitea | forgejo, api_url, repo, token_env | token_file}`."""
     http.check_entry(entry, ENTRY_KEYS, ("api_url", "repo"))
     repo = str(entry["repo"])
-    owner_repo(repo, "gitea")
+    http.owner_repo(repo, "gitea")
     return GiteaReporter(
         api_url=str(entry["api_url"]),
         repo=repo,
-        token=http.load_token(entry, os.environ if environ is None else environ),
+        token=http.load_token(entry, environ),
         client=client or http.Client(),
     )
 

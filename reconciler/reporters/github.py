@@ -12,13 +12,10 @@ GitHub Enterprise Server is the same API under `https://<host>/api/v3`.
 
 from __future__ import annotations
 
-import os
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.errors import ConfigError
 from reconciler.reporters import http
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -29,33 +26,14 @@ STATES = frozenset({"pending", "success", "failure", "error"})
 ENTRY_KEYS = ("api_url", "repo", "token_env", "token_file")
 
 
-def owner_repo(repo: str, kind: str = "github") -> tuple[str, str]:
-    """"org/name" -> ("org", "name"); anything else is a configuration error."""
-    parts = repo.strip().strip("/").split("/")
-    if len(parts) != 2 or not all(parts):
-        raise ConfigError(f"reporter {kind}: repo must be owner/name, not {repo!r}")
-    return parts[0], parts[1]
-
-
 def statuses_url(api_url: str, repo: str, sha: str) -> str:
-    owner, name = owner_repo(repo)
-    quote = urllib.parse.quote
-    return f"{api_url.rstrip('/')}/repos/{quote(owner, safe='')}/{quote(name, safe='')}" \
-        f"/statuses/{quote(sha, safe='')}"
+    owner, name = http.owner_repo(repo, "github")
+    return http.api_url(api_url, "repos", owner, name, "statuses", sha)
 
 
 def payload(status: http.Status) -> dict[str, Any]:
-    state = http.state_of(status)
-    if state not in STATES:
-        raise ValueError(f"GitHub has no commit status state {state!r}")
-    body: dict[str, Any] = {
-        "state": state,
-        "context": status.context,
-        "description": http.shorten(status.description, DESCRIPTION_LIMIT),
-    }
-    if status.target_url:
-        body["target_url"] = status.target_url
-    return body
+    state = http.known_state(http.state_of(status), STATES, "GitHub")
+    return http.status_body(status, state, name_key="context", limit=DESCRIPTION_LIMIT)
 
 
 def build_request(status: http.Status, *, api_url: str, repo: str, token: str) -> http.Request:
@@ -90,11 +68,11 @@ def from_entry(
     """`{type: github, api_url, repo, token_env | token_file}` from the daemon config."""
     http.check_entry(entry, ENTRY_KEYS, ("repo",))
     repo = str(entry["repo"])
-    owner_repo(repo)
+    http.owner_repo(repo, "github")
     return GitHubReporter(
         api_url=str(entry.get("api_url") or DEFAULT_API_URL),
         repo=repo,
-        token=http.load_token(entry, os.environ if environ is None else environ),
+        token=http.load_token(entry, environ),
         client=client or http.Client(),
     )
 

@@ -15,8 +15,6 @@ status via ..." with 400); that is the result we wanted, so it counts as posted.
 
 from __future__ import annotations
 
-import os
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,27 +30,16 @@ ENTRY_KEYS = ("api_url", "repo", "project", "token_env", "token_file")
 
 
 def gitlab_state(state: str) -> str:
-    mapped = _STATE_MAP.get(state, state)
-    if mapped not in STATES:
-        raise ValueError(f"GitLab has no commit status state {state!r}")
-    return mapped
+    return http.known_state(_STATE_MAP.get(state, state), STATES, "GitLab")
 
 
 def statuses_url(api_url: str, project: str, sha: str) -> str:
-    project_id = urllib.parse.quote(project.strip().strip("/"), safe="")
-    return f"{api_url.rstrip('/')}/projects/{project_id}/statuses/" \
-        f"{urllib.parse.quote(sha, safe='')}"
+    return http.api_url(api_url, "projects", project.strip().strip("/"), "statuses", sha)
 
 
 def payload(status: http.Status) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "state": gitlab_state(http.state_of(status)),
-        "name": status.context,
-        "description": http.shorten(status.description, DESCRIPTION_LIMIT),
-    }
-    if status.target_url:
-        body["target_url"] = status.target_url
-    return body
+    state = gitlab_state(http.state_of(status))
+    return http.status_body(status, state, name_key="name", limit=DESCRIPTION_LIMIT)
 
 
 def build_request(
@@ -100,7 +87,7 @@ def from_entry(
     return GitLabReporter(
         api_url=str(entry.get("api_url") or DEFAULT_API_URL),
         project=project,
-        token=http.load_token(entry, os.environ if environ is None else environ),
+        token=http.load_token(entry, environ),
         client=client or http.Client(),
     )
 

@@ -27,11 +27,13 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -267,6 +269,39 @@ def state_of(status: Status) -> str:
     return str(getattr(status.state, "value", status.state))
 
 
+def known_state(state: str, states: Collection[str], forge: str) -> str:
+    """`state` if the forge knows it; a ValueError before anything is sent otherwise."""
+    if state not in states:
+        raise ValueError(f"{forge} has no commit status state {state!r}")
+    return state
+
+
+def status_body(status: Status, state: str, *, name_key: str, limit: int) -> dict[str, Any]:
+    """The body every forge takes: `state`, our context under the forge's `name_key`,
+    the description on one line cut to `limit`, and `target_url` only when there is one."""
+    body: dict[str, Any] = {
+        "state": state,
+        name_key: status.context,
+        "description": shorten(status.description, limit),
+    }
+    if status.target_url:
+        body["target_url"] = status.target_url
+    return body
+
+
+def api_url(base: str, *segments: str) -> str:
+    """`base` (a trailing slash dropped), then each segment URL-encoded whole, "/" included."""
+    return "/".join([base.rstrip("/"), *(urllib.parse.quote(s, safe="") for s in segments)])
+
+
+def owner_repo(repo: str, kind: str) -> tuple[str, str]:
+    """"org/name" -> ("org", "name"); anything else is a configuration error."""
+    parts = repo.strip().strip("/").split("/")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"reporter {kind}: repo must be owner/name, not {repo!r}")
+    return parts[0], parts[1]
+
+
 def check_entry(entry: Mapping[str, Any], allowed: Iterable[str], required: Iterable[str]) -> None:
     """Refuse unknown and missing keys of a reporter entry of the daemon config."""
     kind = entry.get("type", "?")
@@ -283,9 +318,11 @@ def check_entry(entry: Mapping[str, Any], allowed: Iterable[str], required: Iter
         raise ConfigError(f"reporter {kind}: missing {', '.join(missing)}")
 
 
-def load_token(entry: Mapping[str, Any], environ: Mapping[str, str]) -> str:
-    """The token named by `token_env` or `token_file`; errors name where, never what."""
+def load_token(entry: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str:
+    """The token named by `token_env` or `token_file` (variables from `environ`, by
+    default the process's); errors name where, never what."""
     kind = entry.get("type", "?")
+    environ = os.environ if environ is None else environ
     env, path = entry.get("token_env"), entry.get("token_file")
     if bool(env) == bool(path):
         raise ConfigError(f"reporter {kind}: give exactly one of token_env or token_file")
