@@ -18,8 +18,10 @@ Invariants this module keeps:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
@@ -35,6 +37,8 @@ from reconciler.rollout import gate
 from reconciler.rollout.batches import Batch, batches
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class Recorder(Protocol):
@@ -60,6 +64,16 @@ class AppOutcome:
     @property
     def changed(self) -> bool:
         return bool(self.hosts)
+
+
+@dataclass
+class _Progress:
+    """What one app has sent so far. Kept outside the app's call, so an app that
+    crashes half way still reports the hosts it changed and rollback finds them."""
+
+    touched: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    reason: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,12 +177,12 @@ class Rollout:
             pending.remove(ap)
             blocked = self._blocked_reason(ap, in_wave, done)
             if blocked:
-                done[ap.app] = self._finish(ap, "skipped", (), (), blocked)
+                done[ap.app] = self._finish(ap, "skipped", _Progress(), blocked)
             else:
                 running[pool.submit(self._run_app_safely, ap)] = ap
         if not running and pending:  # a dependency cycle slipped past validation
             for ap in pending:
-                done[ap.app] = self._finish(ap, "skipped", (), (), "dependency cycle")
+                done[ap.app] = self._finish(ap, "skipped", _Progress(), "dependency cycle")
             pending.clear()
 
     def _deps(self, ap: AppPlan, in_wave: set[str]) -> list[str]:
@@ -191,39 +205,34 @@ class Rollout:
     # --- one app -----------------------------------------------------------
 
     def _run_app_safely(self, ap: AppPlan) -> AppOutcome:
+        progress = _Progress()
         try:
-            return self._run_app(ap)
+            return self._run_app(ap, progress)
         except Exception as err:  # a backend bug must still end the app, not the thread
             self.halt.set()
-            return self._finish(ap, "failure", (), (), f"{type(err).__name__}: {err}")
+            return self._finish(ap, "failure", progress,
+                                unexpected(err, f"app {ap.app} on target {ap.target}"))
 
-    def _run_app(self, ap: AppPlan) -> AppOutcome:
+    def _run_app(self, ap: AppPlan, progress: _Progress) -> AppOutcome:
         app = self.desired.apps[ap.app]
-        touched: list[str] = []
-        failed: list[str] = []
-        reason = ""
         planned = batches(ap.changes, app.rollout.batch,
                           fleet=self.options.fleet.get(ap.target, ()),
                           verify=self.options.verify.get(ap.app, ()))
         for batch in planned:
             if self.halt.is_set():
-                return self._finish(ap, "halted", touched, failed,
+                return self._finish(ap, "halted", progress,
                                     f"halted before batch {batch.index + 1} of {len(planned)}")
-            touched.extend(h for h in batch.hosts if any(c.host == h for c in batch.changes))
+            progress.touched.extend(h for h in batch.hosts
+                                    if any(c.host == h for c in batch.changes))
             batch_failed, why = self._run_batch(app, ap, batch)
-            failed.extend(batch_failed)
-            reason = why if batch_failed else reason
-            if len(failed) > app.rollout.max_failures:
+            progress.failed.extend(batch_failed)
+            progress.reason = why if batch_failed else progress.reason
+            if len(progress.failed) > app.rollout.max_failures:
                 self.halt.set()
-                # Kubernetes and YARN have one unnamed host: the reason is all there is to say.
-                named = ", ".join(h for h in failed if h)
-                return self._finish(ap, "failure", touched, failed,
-                                    f"{len(failed)} host(s) failed "
-                                    f"(max_failures {app.rollout.max_failures})"
-                                    + (f": {named}" if named else "")
-                                    + (f" ({reason})" if reason else ""))
+                return self._finish(ap, "failure", progress, _too_many(app, progress))
+        failed = progress.failed
         note = f"{len(failed)} host(s) failed within max_failures" if failed else ""
-        return self._finish(ap, "success", touched, failed, note)
+        return self._finish(ap, "success", progress, note)
 
     def _run_batch(self, app: App, ap: AppPlan, batch: Batch) -> tuple[list[str], str]:
         """Apply one batch and gate it; returns the hosts that failed, and why."""
@@ -279,11 +288,11 @@ class Rollout:
             return call()
 
     def _finish(
-        self, ap: AppPlan, status: str, hosts: Sequence[str], failed: Sequence[str], message: str
+        self, ap: AppPlan, status: str, progress: _Progress, message: str
     ) -> AppOutcome:
         outcome = AppOutcome(app=ap.app, target=ap.target, wave=ap.wave, status=status,
-                             hosts=tuple(dict.fromkeys(hosts)), failed_hosts=tuple(failed),
-                             message=message)
+                             hosts=tuple(dict.fromkeys(progress.touched)),
+                             failed_hosts=tuple(progress.failed), message=message)
         self.event(EventKind.APP_DONE, wave=ap.wave, app=ap.app, target=ap.target,
                    hosts=outcome.hosts, status=status, message=message)
         return outcome
@@ -299,11 +308,13 @@ class Rollout:
             common = {"wave": ap.wave, "app": ap.app, "target": ap.target, "hosts": tuple(hosts)}
             try:
                 result = self._apply(app, ap.target, ap.changes)
-            except ReconcilerError as err:
-                self.event(EventKind.PRUNE_DONE, status="failure", message=str(err), **common)
+            except Exception as err:
+                why = (str(err) if isinstance(err, ReconcilerError)
+                       else unexpected(err, f"prune of {ap.app} on target {ap.target}"))
+                self.event(EventKind.PRUNE_DONE, status="failure", message=why, **common)
                 outcomes.append(AppOutcome(app=ap.app, target=ap.target, wave=ap.wave,
                                            status="failure", hosts=tuple(hosts),
-                                           message=f"prune: {err}"))
+                                           message=f"prune: {why}"))
                 self.halt.set()
                 break
             self.event(EventKind.PRUNE_DONE, status="success",
@@ -311,6 +322,28 @@ class Rollout:
             outcomes.append(AppOutcome(app=ap.app, target=ap.target, wave=ap.wave,
                                        status="success", hosts=tuple(hosts)))
         return RolloutResult(outcomes=tuple(outcomes), halted=self.halt.is_set())
+
+
+def unexpected(err: Exception, where: str) -> str:
+    """A one-line message for an error outside the project's vocabulary.
+
+    Its text may quote anything a backend or library held (a manifest, a file's
+    content), so it goes nowhere: the log gets the type and the traceback's
+    frames, the events and the history the type alone.
+    """
+    frames = "".join(traceback.format_tb(err.__traceback__))
+    log.error("unexpected %s in %s; traceback (message withheld):\n%s",
+              type(err).__name__, where, frames)
+    return f"unexpected {type(err).__name__} in {where} (see the log)"
+
+
+def _too_many(app: App, progress: _Progress) -> str:
+    failed = progress.failed
+    # Kubernetes and YARN have one unnamed host: the reason is all there is to say.
+    named = ", ".join(h for h in failed if h)
+    return (f"{len(failed)} host(s) failed (max_failures {app.rollout.max_failures})"
+            + (f": {named}" if named else "")
+            + (f" ({progress.reason})" if progress.reason else ""))
 
 
 def _keys(changes: Iterable[Change]) -> list[HostKey]:
