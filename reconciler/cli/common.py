@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from reconciler.engine import EngineSettings
     from reconciler.errors import ValidationError
     from reconciler.source import Credentials
 
@@ -29,6 +31,10 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, repo_required: bool
     parser.add_argument("--token-env", default=None, help="environment variable with a token")
 
 
+def add_target_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--target", action="append", default=[], metavar="NAME", help=help)
+
+
 def data_dir(value: Path | None) -> Path:
     """The data directory: the flag, $RECONCILER_DATA_DIR, or a per-user default."""
     if value is not None:
@@ -38,6 +44,47 @@ def data_dir(value: Path | None) -> Path:
         return Path(env)
     home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return home / "reconciler"
+
+
+def engine_data_dir(value: Path | None) -> Path:
+    """The flag, $RECONCILER_DATA_DIR, the per-user default, or ./.reconciler when the
+    per-user default cannot be written (a CI runner without a home, say)."""
+    chosen = data_dir(value)
+    if value is not None or os.environ.get("RECONCILER_DATA_DIR"):
+        return chosen
+    try:
+        chosen.mkdir(parents=True, exist_ok=True)
+        if os.access(chosen, os.W_OK):
+            return chosen
+    except OSError:
+        pass
+    return Path(".reconciler")
+
+
+def engine_settings(args: argparse.Namespace) -> EngineSettings:
+    """The engine settings of `plan` and `sync`: source arguments and `--target`."""
+    from reconciler.engine import EngineSettings
+
+    return EngineSettings(
+        repo=args.repo, rev=args.rev or "HEAD", path=args.path,
+        data_dir=engine_data_dir(args.data_dir), credentials=credentials(args),
+        targets=tuple(args.target),
+    )
+
+
+def run_guarded(command: str, body: Callable[[argparse.Namespace], int],
+                args: argparse.Namespace) -> int:
+    """`body(args)`; a ReconcilerError or Ctrl-C becomes one line on stderr and exit code 1."""
+    from reconciler.errors import ReconcilerError
+
+    try:
+        return body(args)
+    except ReconcilerError as error:
+        print(f"reconciler {command}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"reconciler {command}: interrupted", file=sys.stderr)
+        return 1
 
 
 def credentials(args: argparse.Namespace) -> Credentials | None:

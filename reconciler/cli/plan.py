@@ -39,8 +39,7 @@ _SIGN = {"create": "+", "update": "~", "delete": "-"}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_source_arguments(parser, repo_required=True)
-    parser.add_argument("--target", action="append", default=[], metavar="NAME",
-                        help="only read this target (repeatable; default: all)")
+    common.add_target_argument(parser, "only read this target (repeatable; default: all)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     status = parser.add_argument_group("commit status (for CI pipelines)")
     status.add_argument("--post-status", action="store_true",
@@ -62,28 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from reconciler.errors import ReconcilerError
-
-    try:
-        return _run(args)
-    except ReconcilerError as error:
-        print(f"reconciler plan: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("reconciler plan: interrupted", file=sys.stderr)
-        return 1
+    return common.run_guarded("plan", _run, args)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reconciler.cli.sync import data_dir
-    from reconciler.engine import Engine, EngineSettings
+    from reconciler.engine import Engine
 
-    settings = EngineSettings(
-        repo=args.repo, rev=args.rev or "HEAD", path=args.path,
-        data_dir=data_dir(args.data_dir), credentials=common.credentials(args),
-        targets=tuple(args.target),
-    )
-    engine = Engine(settings)
+    engine = Engine(common.engine_settings(args))
     try:
         reporters = _reporters(args, engine) if args.post_status else []
         return _plan(args, engine, reporters)

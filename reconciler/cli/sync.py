@@ -10,9 +10,7 @@ imported before the command runs.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
 from reconciler.cli import common
 
@@ -21,49 +19,28 @@ HELP = "one reconcile pass: apply a revision wave by wave with health gates, the
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_source_arguments(parser, repo_required=True)
-    parser.add_argument("--target", action="append", default=[], metavar="NAME",
-                        help="only read and change this target (repeatable; default: all)")
-
-
-def data_dir(value: Path | None) -> Path:
-    """The flag, $RECONCILER_DATA_DIR, the per-user default, or ./.reconciler."""
-    chosen = common.data_dir(value)
-    if value is not None or os.environ.get("RECONCILER_DATA_DIR"):
-        return chosen
-    try:
-        chosen.mkdir(parents=True, exist_ok=True)
-        if os.access(chosen, os.W_OK):
-            return chosen
-    except OSError:
-        pass
-    return Path(".reconciler")
+    common.add_target_argument(parser, "only read and change this target "
+                                       "(repeatable; default: all)")
 
 
 def main(args: argparse.Namespace) -> int:
-    from reconciler.engine import Engine, EngineSettings
-    from reconciler.errors import ReconcilerError, ValidationError
+    return common.run_guarded("sync", _sync, args)
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from reconciler.engine import Engine
+    from reconciler.errors import ValidationError
     from reconciler.progress import Progress
 
-    settings = EngineSettings(
-        repo=args.repo, rev=args.rev or "HEAD", path=args.path,
-        data_dir=data_dir(args.data_dir), credentials=common.credentials(args),
-        targets=tuple(args.target),
-    )
+    settings = common.engine_settings(args)
     progress = Progress(sys.stdout)
+    engine = Engine(settings)
+    engine.subscribe(progress)
     try:
-        engine = Engine(settings)
-        engine.subscribe(progress)
-        try:
-            result = engine.sync(trigger="cli")
-        finally:
-            progress.close()
-            engine.close()
-    except ReconcilerError as error:
-        print(f"reconciler sync: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("reconciler sync: interrupted", file=sys.stderr)
-        return 1
+        result = engine.sync(trigger="cli")
+    finally:
+        progress.close()
+        engine.close()
     if result.result == "error":
         common.print_problems(ValidationError(result.problems), common.path_prefix(args.path))
         return 2
