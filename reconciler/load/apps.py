@@ -23,7 +23,7 @@ from reconciler.load.schema import (
     get_str,
     get_str_list,
 )
-from reconciler.load.yamlio import YamlMap, YamlSeq
+from reconciler.load.yamlio import YamlMap, YamlSeq, shown
 from reconciler.model import (
     App,
     BatchSize,
@@ -34,6 +34,9 @@ from reconciler.model import (
     RolloutSpec,
 )
 
+MAX_WAVE = 1_000_000
+"""Waves are small numbers; the bound keeps any value storable as SQLite's
+64-bit INTEGER in the history."""
 APP_KEYS = ("target", "wave", "depends_on", "rollout", "health", "prune", "rollback", "timeout")
 _CHECK_KEYS = ("http", "tcp", "command", "timeout", "retries", "interval")
 _PERCENT = re.compile(r"(\d+)%")
@@ -53,12 +56,13 @@ def parse_app(p: Problems, name: str, doc: Any, line: int, *,
         return None
     check_keys(p, m, APP_KEYS, "app.yaml", required=("target",))
     target = get_str(p, m, "target", "app.yaml") or ""
-    wave = get_int(p, m, "wave", "app.yaml")
+    wave = get_int(p, m, "wave", "app.yaml", minimum=-MAX_WAVE, maximum=MAX_WAVE)
     deps = get_str_list(p, m, "depends_on", "app.yaml")
     dependency_lines: dict[str, int] = {}
     for index, dep in enumerate(deps or ()):
         if dep in dependency_lines:
-            p.add(deps.line_of(index) if deps else line, f"depends_on: {dep!r} is listed twice")
+            p.add(deps.line_of(index) if deps else line,
+                  f"depends_on: {shown(dep)} is listed twice")
         dependency_lines.setdefault(dep, deps.line_of(index) if deps else line)
     choice = get_enum(p, m, "rollback", "app.yaml", ("auto", "none"))
     app = App(
@@ -96,7 +100,7 @@ def _rollout(p: Problems, m: YamlMap) -> RolloutSpec:
         batch = BatchSize(percent=int(match[1]))
     elif value is not None:
         p.add(r.line_of("batch"), f"rollout: 'batch' must be a host count >= 1 or a percentage "
-                                  f"like \"25%\" (1-100%), not {value!r}")
+                                  f"like \"25%\" (1-100%), not {shown(value)}")
     failures = get_int(p, r, "max_failures", "rollout", minimum=0)
     return RolloutSpec(batch=batch, max_failures=failures or 0)
 

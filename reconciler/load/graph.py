@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from reconciler.errors import Problem
 from reconciler.load.apps import AppSpec
 from reconciler.load.schema import suggest
+from reconciler.load.yamlio import shown
 from reconciler.model import Location
 
 
@@ -24,8 +25,8 @@ def check_graph(apps: Mapping[str, AppSpec]) -> list[Problem]:
             where = Location(file=spec.app.location.file, line=line)
             other = apps.get(dep)
             if other is None:
-                problems.append(Problem(location=where, message=f"depends_on: unknown app "
-                                                                f"{dep!r}{suggest(dep, apps)}"))
+                problems.append(Problem(location=where, message=(
+                    f"depends_on: unknown app {shown(dep)}{suggest(dep, apps)}")))
             elif other.app.wave > spec.app.wave:
                 problems.append(Problem(location=where, message=(
                     f"depends_on: {dep!r} is in wave {other.app.wave}, later than this app's "

@@ -17,7 +17,7 @@ import re
 
 from reconciler.load.resources import ParsedResource
 from reconciler.load.schema import Problems, as_map, check_keys, describe, get_map, get_str
-from reconciler.load.yamlio import Document, YamlMap, YamlSeq
+from reconciler.load.yamlio import Document, YamlMap, YamlSeq, shown
 from reconciler.model import Location, Resource, ResourceId
 
 _API_VERSION = re.compile(r"([a-z0-9.-]+/)?v[0-9]+((alpha|beta)[0-9]+)?")
@@ -66,7 +66,7 @@ def parse(p: Problems, app: str, doc: Document, *,
     api_version = get_str(p, m, "apiVersion", "manifest", required=True)
     kind = get_str(p, m, "kind", "manifest", required=True)
     if api_version is not None and not _API_VERSION.fullmatch(api_version):
-        p.add(m.line_of("apiVersion"), f"manifest: apiVersion {api_version!r} is not "
+        p.add(m.line_of("apiVersion"), f"manifest: apiVersion {shown(api_version)} is not "
                                        "'v1' or '<group>/<version>'")
         api_version = None
     metadata = get_map(p, m, "metadata", "manifest")

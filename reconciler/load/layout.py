@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from reconciler.errors import Problem
 from reconciler.load.vm import relative_parts
+from reconciler.load.yamlio import shown
 from reconciler.model import Location
 from reconciler.tree import EntryKind, StateTree, TreeEntry
 
@@ -47,6 +48,8 @@ class Layout:
     """Symlink path -> its target as stored."""
     bad_links: set[str] = field(default_factory=set)
     """Symlinks already reported as leaving the repository."""
+    folders: set[str] = field(default_factory=set)
+    """Every folder that holds an entry, so a path naming one is told so."""
     config: TreeEntry | None = None
     apps: dict[str, AppFiles] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
@@ -71,6 +74,8 @@ class Layout:
                     break
             else:
                 entry = self.by_path.get(path)
+                if entry is None and path in self.folders:
+                    return None, f"{path} is a folder; name a file in it"
                 if entry is None:
                     return None, f"{path} does not exist"
                 if entry.kind is not EntryKind.FILE:
@@ -84,6 +89,8 @@ def scan(tree: StateTree) -> Layout:
     for entry in tree.entries():
         if _check_entry(layout, entry):
             layout.by_path[entry.path] = entry
+            parts = entry.path.split("/")
+            layout.folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
             if entry.kind is EntryKind.SYMLINK:
                 layout.links[entry.path] = tree.read(entry).decode("utf-8", "replace")
                 _check_link(layout, entry.path)
@@ -92,7 +99,21 @@ def scan(tree: StateTree) -> Layout:
     for files in layout.apps.values():
         if files.app_yaml is None:
             layout.add(files.first, f"apps/{files.name}/ has state files but no app.yaml")
+    _check_case(layout)
     return layout
+
+
+def _check_case(layout: Layout) -> None:
+    """Apps whose names differ only in case are one folder on a case-insensitive
+    file system (macOS, Windows), where a checkout would silently merge them."""
+    first: dict[str, str] = {}
+    for name in sorted(layout.apps):
+        seen = first.setdefault(name.lower(), name)
+        if seen != name:
+            files = layout.apps[name]
+            where = files.app_yaml.path if files.app_yaml is not None else files.first
+            layout.add(where, f"app {shown(name)} differs from app {shown(seen)} only in "
+                              "case; rename one")
 
 
 def _check_entry(layout: Layout, entry: TreeEntry) -> bool:
@@ -113,7 +134,7 @@ def _check_link(layout: Layout, path: str) -> None:
     inside = relative_parts(path.rpartition("/")[0] + "/" + target)
     if target.startswith("/") or inside is None:
         layout.bad_links.add(path)
-        layout.add(path, f"symlink points outside the repository ({target!r})")
+        layout.add(path, f"symlink points outside the repository ({shown(target)})")
 
 
 def _classify(layout: Layout, entry: TreeEntry) -> None:
@@ -138,7 +159,7 @@ def _classify(layout: Layout, entry: TreeEntry) -> None:
     if files is None:
         files = layout.apps[name] = AppFiles(name=name, first=path)
         if not _APP_NAME.fullmatch(name):
-            layout.add(path, f"app name {name!r} must be letters, digits, '.', '_' or '-'")
+            layout.add(path, f"app name {shown(name)} must be letters, digits, '.', '_' or '-'")
     files.entries.append(entry)
     if in_files:
         _check_size(layout, entry, MAX_RAW_BYTES)

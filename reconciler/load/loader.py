@@ -20,7 +20,7 @@ from reconciler.load.layout import CONFIG_FILE, MAX_RAW_BYTES, Layout, scan
 from reconciler.load.resources import ParsedResource, parse_resource
 from reconciler.load.schema import Problems, suggest
 from reconciler.load.targets import Config, parse_config
-from reconciler.load.yamlio import MAX_YAML_BYTES, Document
+from reconciler.load.yamlio import MAX_YAML_BYTES, Document, shown
 from reconciler.model import App, DesiredState, Location, Resource, Target
 from reconciler.tree import EntryKind, StateTree, TreeEntry
 
@@ -145,8 +145,11 @@ class _Loader:
         if found is None:
             return None
         path, blob, docs = found
+        if not docs:
+            self._add(path, 1, f"{what} is empty; it must hold one YAML mapping")
+            return None
         if len(docs) != 1:
-            line = docs[1].line if docs[1:] else 1
+            line = docs[1].line
             self._add(path, line, f"{what} must hold exactly one YAML document, not {len(docs)}")
             return None
         return path, blob, docs[0]
@@ -186,7 +189,7 @@ class _Loader:
         target = config.targets.get(name)
         if target is None and name and config.parsed and name not in config.declared:
             self._add(spec.app.location.file, spec.target_line,
-                      f"unknown target {name!r}{suggest(name, config.declared)}")
+                      f"unknown target {shown(name)}{suggest(name, config.declared)}")
         return target
 
     def _resources(self, app: str, target: Target,
@@ -237,7 +240,7 @@ class _Loader:
             for path, line in item.restart_on:
                 if path not in files:
                     self._add(item.resource.location.file, line,
-                              f"Service: restart_on {path!r} is not a File of app {app!r}")
+                              f"Service: restart_on {shown(path)} is not a File of app {app!r}")
 
     def _check_duplicates(self, resources: dict[str, tuple[ParsedResource, ...]],
                           specs: dict[str, AppSpec]) -> None:

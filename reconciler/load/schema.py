@@ -14,12 +14,13 @@ strictly (`"2"` is not an int, `true` is not an int, 1.5 is not an int).
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Collection, Sequence
 from typing import Any
 
 from reconciler.errors import Problem
-from reconciler.load.yamlio import YamlMap, YamlSeq
+from reconciler.load.yamlio import YamlMap, YamlSeq, shown
 from reconciler.model import Location
 
 SECRET_KEYS = frozenset({
@@ -67,7 +68,7 @@ def check_keys(p: Problems, m: YamlMap, allowed: Collection[str], what: str,
             p.add(m.line_of(key), f"{what}: {key!r} looks like a secret; secrets are never "
                   "stored in the state repo: name a file or environment variable instead")
         else:
-            p.add(m.line_of(key), f"{what}: unknown key {key!r}{suggest(key, allowed)}")
+            p.add(m.line_of(key), f"{what}: unknown key {shown(key)}{suggest(key, allowed)}")
     for key in required:
         if key not in m:
             p.add(m.line, f"{what}: {key!r} is required")
@@ -117,12 +118,12 @@ def get_int(p: Problems, m: YamlMap, key: str, what: str, *,
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        shown = f"{value!r}" if isinstance(value, str | float) else describe(value)
-        p.add(m.line_of(key), f"{what}: {key!r} must be an integer, not {shown}")
+        text = shown(value) if isinstance(value, str | float) else describe(value)
+        p.add(m.line_of(key), f"{what}: {key!r} must be an integer, not {text}")
         return None
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        p.add(m.line_of(key), f"{what}: {key!r} must be {bounds}, not {value}")
+        p.add(m.line_of(key), f"{what}: {key!r} must be {bounds}, not {shown(value)}")
         return None
     return value
 
@@ -134,7 +135,7 @@ def get_enum(p: Problems, m: YamlMap, key: str, what: str, choices: Sequence[str
     if not isinstance(value, str) or value not in choices:
         hint = suggest(value, choices) if isinstance(value, str) else ""
         p.add(m.line_of(key), f"{what}: {key!r} must be one of {', '.join(choices)}, "
-                              f"not {value!r}{hint}")
+                              f"not {shown(value)}{hint}")
         return None
     return value
 
@@ -161,7 +162,8 @@ def parse_duration(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if value > 0 else None
+        # .inf would wait forever; 1e999 is .inf too.
+        return float(value) if value > 0 and math.isfinite(value) else None
     if isinstance(value, str) and _DURATION.fullmatch(value):
         total = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
         return total if total > 0 else None
@@ -175,5 +177,5 @@ def get_duration(p: Problems, m: YamlMap, key: str, what: str) -> float | None:
     seconds = parse_duration(value)
     if seconds is None:
         p.add(m.line_of(key), f"{what}: {key!r} must be a positive duration like 60s, 5m, 1h "
-                              f"or a number of seconds, not {value!r}")
+                              f"or a number of seconds, not {shown(value)}")
     return seconds

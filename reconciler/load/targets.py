@@ -28,7 +28,7 @@ from reconciler.load.schema import (
     get_str,
     get_str_list,
 )
-from reconciler.load.yamlio import YamlMap, YamlSeq
+from reconciler.load.yamlio import YamlMap, YamlSeq, shown
 from reconciler.model import BackendKind, Location, RollbackPolicy, SyncWindow, Target
 
 CONFIG_FILE = "reconciler.yaml"
@@ -65,7 +65,8 @@ def parse_config(p: Problems, doc: Any, line: int) -> Config:
                required=("apiVersion", "targets"))
     version = root.get("apiVersion")
     if "apiVersion" in root and version != API_VERSION:
-        p.add(root.line_of("apiVersion"), f"apiVersion must be {API_VERSION!r}, not {version!r}")
+        p.add(root.line_of("apiVersion"),
+              f"apiVersion must be {API_VERSION!r}, not {shown(version)}")
     prune, rollback = True, RollbackPolicy.AUTO
     defaults = get_map(p, root, "defaults", CONFIG_FILE)
     if defaults is not None:
@@ -165,7 +166,8 @@ def _vm_options(p: Problems, m: YamlMap, what: str) -> dict[str, Any]:
     if hosts is not None:
         for index, host in enumerate(hosts):
             if not host_ok(host):
-                p.add(hosts.line_of(index), f"{what}: host {host!r} is not 'host' or 'host:port'")
+                p.add(hosts.line_of(index),
+                      f"{what}: host {shown(host)} is not 'host' or 'host:port'")
         if len(set(hosts)) != len(hosts):
             p.add(m.line_of("hosts"), f"{what}: 'hosts' lists a host twice")
         options["hosts"] = tuple(hosts)
@@ -225,7 +227,7 @@ def _parse_window(p: Problems, item: Any, line: int, known: set[str]) -> SyncWin
                required=("schedule", "duration"))
     schedule = get_str(p, m, "schedule", what)
     if schedule is not None and (problem := cron_problem(schedule)):
-        p.add(m.line_of("schedule"), f"{what}: schedule {schedule!r}: {problem}")
+        p.add(m.line_of("schedule"), f"{what}: schedule {shown(schedule)}: {problem}")
         schedule = None
     duration = get_duration(p, m, "duration", what)
     kind = _or(get_enum(p, m, "kind", what, ("deny", "allow")), "deny")
@@ -233,7 +235,7 @@ def _parse_window(p: Problems, item: Any, line: int, known: set[str]) -> SyncWin
     for index, name in enumerate(targets or ()):
         if name not in known:
             p.add(targets.line_of(index) if targets else line,  # always set here
-                  f"{what}: unknown target {name!r}")
+                  f"{what}: unknown target {shown(name)}")
     if schedule is None or duration is None:
         return None
     return SyncWindow(schedule=schedule, duration=duration, kind=kind,
@@ -248,7 +250,7 @@ def cron_problem(schedule: str) -> str:
     for index, (text, (low, high)) in enumerate(zip(fields, _CRON_RANGES, strict=True)):
         for part in text.split(","):
             if not _cron_part_ok(part, low, high, _CRON_NAMES[index]):
-                return f"field {index + 1} ({text!r}) is not valid; values are {low}-{high}"
+                return f"field {index + 1} ({shown(text)}) is not valid; values are {low}-{high}"
     return ""
 
 

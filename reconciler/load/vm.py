@@ -24,7 +24,7 @@ from reconciler.load.schema import (
     get_str_list,
     suggest,
 )
-from reconciler.load.yamlio import Document, YamlMap
+from reconciler.load.yamlio import Document, IntText, YamlMap, shown
 from reconciler.model import Location, Resource, ResourceId
 
 _KEYS = {
@@ -71,7 +71,7 @@ def parse(p: Problems, app: str, doc: Document) -> ParsedResource | None:
     if kind is None:
         return None
     if kind not in _KEYS:
-        p.add(m.line_of("kind"), f"unknown VM resource kind {kind!r}{suggest(kind, _KEYS)}; "
+        p.add(m.line_of("kind"), f"unknown VM resource kind {shown(kind)}{suggest(kind, _KEYS)}; "
                                  f"kinds are {', '.join(_KEYS)}")
         return None
     check_keys(p, m, _KEYS[kind], kind)
@@ -103,7 +103,7 @@ def _abs_path(p: Problems, m: YamlMap, key: str, what: str, *, required: bool) -
         problem = "must be absolute" if not raw.startswith("/") else "escapes '/'"
         if path == "/":
             problem = "must name something below '/'"
-        p.add(m.line_of(key), f"{what}: {key!r} {raw!r} {problem}")
+        p.add(m.line_of(key), f"{what}: {key!r} {shown(raw)} {problem}")
     return path
 
 
@@ -138,8 +138,12 @@ def _owner_and_mode(p: Problems, kind: str, m: YamlMap, body: dict[str, Any]) ->
     if mode is None:
         return ok
     text = str(mode) if isinstance(mode, int) and not isinstance(mode, bool) else mode
+    if isinstance(mode, IntText):
+        # 0o644 is the number 420: its octal digits are the mode; a hex mode is
+        # surely a mistake.
+        text = mode.text[2:] if mode.text.startswith("0o") else mode.text
     if not isinstance(text, str) or not _MODE.fullmatch(text):
-        p.add(m.line_of("mode"), f"{kind}: 'mode' must be octal like \"0644\", not {mode!r}")
+        p.add(m.line_of("mode"), f"{kind}: 'mode' must be octal like \"0644\", not {shown(mode)}")
         return False
     # `mode: 0644` unquoted is the integer 644 in YAML 1.2: its digits are the octal mode.
     body["mode"] = text.zfill(4)
@@ -163,7 +167,7 @@ def _file_content(p: Problems, app: str, m: YamlMap, body: dict[str, Any]) -> st
         return False
     parts = None if raw.startswith("/") else relative_parts(raw)
     if not parts:
-        p.add(m.line_of("source"), f"File: 'source' {raw!r} must be a path inside "
+        p.add(m.line_of("source"), f"File: 'source' {shown(raw)} must be a path inside "
                                    f"apps/{app}/files/")
         return False
     del body["source"]
@@ -190,7 +194,7 @@ def _service(p: Problems, m: YamlMap, body: dict[str, Any]) -> bool:
         path = normalise_path(raw)
         line = paths.line_of(index) if paths is not None else m.line
         if path is None:
-            p.add(line, f"Service: restart_on {raw!r} must be an absolute path of a File")
+            p.add(line, f"Service: restart_on {shown(raw)} must be an absolute path of a File")
             ok = False
         else:
             refs.append((path, line))

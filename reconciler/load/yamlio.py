@@ -15,8 +15,11 @@ sequence we build records the line of each key and item, at no extra parse.
 
 Invariants:
 - Scalars resolve by the YAML 1.2 core schema (as ruamel.yaml does): `yes`,
-  `on` and `2024-01-01` stay strings; `0644` is the integer 644. Mapping keys
+  `on` and `2024-01-01` stay strings; `0644` is the integer 644; `0o644` and
+  `0x1F` are integers that keep their source text (`IntText`). Mapping keys
   are always strings (their source text), as in JSON and Kubernetes.
+- Every problem names the line it is on, counting CR LF and a lone CR as one
+  break, and quotes user values through `shown()`, cut to a short length.
 - Nothing is lost silently: duplicate keys, merge keys (`<<`), unknown tags,
   recursive aliases and syntax errors are problems with a line.
 - Alias bombs are refused while constructing: a document whose aliases would
@@ -146,18 +149,53 @@ _SPECIAL: dict[str, Any] = {
 }
 
 
+MAX_INT_DIGITS = 1000
+"""Longer decimal integers are refused: Python will not convert more than
+4300 digits, and no value of the format needs more than a few."""
+
+
+SHOWN_CHARS = 60
+
+
+def shown(value: Any) -> str:
+    """How a user's value appears in a problem: its repr, cut to SHOWN_CHARS, so
+    one pasted blob cannot turn a one-line message (or a commit status) into
+    megabytes. An integer written in octal or hex is shown as written."""
+    text = repr(value.text if isinstance(value, IntText) else value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 4] + "..." + text[-1]
+
+
+class IntText(int):
+    """An integer written as `0o...` or `0x...`, which keeps its source text:
+    a file mode `0o644` is the number 420, whose decimal digits are not a mode."""
+
+    text: str
+
+    def __new__(cls, value: int, text: str) -> IntText:
+        obj = super().__new__(cls, value)
+        obj.text = text
+        return obj
+
+    def __getnewargs__(self) -> tuple[int, str]:  # type: ignore[override]
+        # Bodies are deep-copied and pickled downstream: rebuild with the text.
+        return int(self), self.text
+
+
 def resolve_plain(text: str) -> Any:
-    """A plain scalar's value under the YAML 1.2 core schema."""
+    """A plain scalar's value under the YAML 1.2 core schema. Raises ValueError
+    for a decimal integer of more than MAX_INT_DIGITS digits."""
     if text[:1] not in "-+.0123456789~nNtTfF" or text in ("-", "+", "."):
         return text if text else None
     if text in _SPECIAL:
         return _SPECIAL[text]
     if _INT.fullmatch(text):
+        if len(text) > MAX_INT_DIGITS:
+            raise ValueError(f"an integer of {len(text)} digits is too large")
         return int(text)
     if text.startswith("0o") and re.fullmatch(r"0o[0-7]+", text):
-        return int(text[2:], 8)
+        return IntText(int(text[2:], 8), text)
     if text.startswith("0x") and re.fullmatch(r"0x[0-9a-fA-F]+", text):
-        return int(text[2:], 16)
+        return IntText(int(text[2:], 16), text)
     if _FLOAT.fullmatch(text):
         return float(text)
     return text
@@ -168,12 +206,12 @@ def _explicit_scalar(node: Any, line: int) -> Any:
     if tag == _STR:
         return text
     if tag not in _KNOWN_SCALAR_TAGS:
-        raise _Refused(line, f"unsupported YAML tag {tag!r}")
+        raise _Refused(line, f"unsupported YAML tag {shown(tag)}")
     value = resolve_plain(text)
     wanted: Any = {"tag:yaml.org,2002:int": int, "tag:yaml.org,2002:float": (int, float),
               "tag:yaml.org,2002:bool": bool, "tag:yaml.org,2002:null": type(None)}[tag]
     if not isinstance(value, wanted) or (tag.endswith("int") and isinstance(value, bool)):
-        raise _Refused(line, f"{text!r} is not a valid {tag.rsplit(':', 1)[-1]}")
+        raise _Refused(line, f"{shown(text)} is not a valid {tag.rsplit(':', 1)[-1]}")
     return float(value) if tag.endswith("float") else value
 
 
@@ -195,9 +233,12 @@ class _Builder:
         if self.built - len(self.seen) > MAX_ALIAS_NODES:
             raise _Refused(line, "aliases expand to too many nodes (possible alias bomb)")
         if isinstance(node, ynodes.ScalarNode):
-            if node.tag == _PLAIN:
-                return resolve_plain(node.value)
-            return _explicit_scalar(node, line)
+            try:
+                if node.tag == _PLAIN:
+                    return resolve_plain(node.value)
+                return _explicit_scalar(node, line)
+            except ValueError as exc:
+                raise _Refused(line, str(exc)) from None
         if key in self.active:
             raise _Refused(line, "recursive alias")
         self.active.add(key)
@@ -210,7 +251,7 @@ class _Builder:
 
     def _sequence(self, node: Any, line: int, depth: int) -> YamlSeq:
         if node.tag != _SEQ:
-            raise _Refused(line, f"unsupported YAML tag {node.tag!r}")
+            raise _Refused(line, f"unsupported YAML tag {shown(node.tag)}")
         out = YamlSeq(line)
         for item in node.value:
             out.item_lines.append(item.start_mark.line + 1)
@@ -219,7 +260,7 @@ class _Builder:
 
     def _mapping(self, node: Any, line: int, depth: int) -> YamlMap:
         if node.tag != _MAP:
-            raise _Refused(line, f"unsupported YAML tag {node.tag!r}")
+            raise _Refused(line, f"unsupported YAML tag {shown(node.tag)}")
         out = YamlMap(line)
         for key_node, value_node in node.value:
             key_line = key_node.start_mark.line + 1
@@ -229,7 +270,7 @@ class _Builder:
             if name == "<<" and key_node.tag == _PLAIN:
                 raise _Refused(key_line, "merge keys (<<) are not supported; write the keys out")
             if name in out.key_lines:
-                raise _Refused(key_line, f"duplicate key {name!r} (first at line "
+                raise _Refused(key_line, f"duplicate key {shown(name)} (first at line "
                                          f"{out.key_lines[name]})")
             out.key_lines[name] = key_line
             out[name] = self.build(value_node, depth + 1)
@@ -241,10 +282,9 @@ def parse_yaml(data: bytes) -> ParsedYaml:
     if len(data) > MAX_YAML_BYTES:
         return ParsedYaml(errors=((1, f"YAML file larger than {MAX_YAML_BYTES} bytes"),))
     try:
-        data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        return ParsedYaml(errors=((line, "file is not valid UTF-8"),))
+        return ParsedYaml(errors=((_line_at(data, exc.start), "file is not valid UTF-8"),))
     documents: list[Document] = []
     composer = _Composer(data)
     try:
@@ -256,12 +296,37 @@ def parse_yaml(data: bytes) -> ParsedYaml:
     except _Refused as exc:
         return ParsedYaml(errors=((exc.line, exc.message),))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        text = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        return ParsedYaml(errors=((line, f"YAML syntax error: {text}"),))
+        return ParsedYaml(errors=(_syntax_error(exc, text),))
+    except yaml.reader.ReaderError as exc:
+        # No mark: libyaml gives the byte offset (the pure-Python reader, the
+        # character index, which is the same for the ASCII of most files).
+        return ParsedYaml(errors=((_line_at(data, exc.position), f"YAML error: {exc.reason} "
+                                   f"(character {_char(exc.character)})"),))
     except yaml.YAMLError as exc:
         return ParsedYaml(errors=((1, f"YAML error: {exc}"),))
     finally:
         composer.dispose()
     return ParsedYaml(documents=tuple(documents))
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    """The 1-based line of a byte offset, counting CR LF, LF and a lone CR as
+    one line break each, as YAML (and so every mark libyaml gives) does."""
+    head = data[:offset]
+    return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
+
+
+def _char(value: Any) -> str:
+    code = value if isinstance(value, int) else ord(value) if isinstance(value, str) else -1
+    return f"#x{code:04x}" if code >= 0 else repr(value)
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, str]:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else 1
+    message = "YAML syntax error: " + " ".join(
+        str(part) for part in (exc.context, exc.problem) if part)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if mark is not None and line <= len(lines) and "\t" in lines[line - 1][: mark.column + 1]:
+        message += " (a tab: YAML indents with spaces only)"
+    return line, message

@@ -28,7 +28,6 @@ the server, so their resource and launch command are not required here.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from reconciler.load.graph import find_cycles
 from reconciler.load.resources import ParsedResource
@@ -44,7 +43,7 @@ from reconciler.load.schema import (
     get_str,
     get_str_list,
 )
-from reconciler.load.yamlio import Document, YamlMap, YamlSeq
+from reconciler.load.yamlio import Document, YamlMap, YamlSeq, shown
 from reconciler.model import Location, Resource, ResourceId
 
 _SERVICE_KEYS = (
@@ -116,7 +115,7 @@ def _name(p: Problems, m: YamlMap, what: str, limit: int) -> str | None:
         problem = f"must be at most {limit} characters, not {len(name)}"
     else:
         return name
-    p.add(m.line_of("name"), f"{what}: name {_short(name)} {problem}")
+    p.add(m.line_of("name"), f"{what}: name {shown(name)} {problem}")
     return None
 
 
@@ -171,7 +170,7 @@ def _dependencies(p: Problems, items: YamlSeq, lines: dict[str, int],
         deps: YamlSeq = item["dependencies"]
         for index, dep in enumerate(deps):
             if isinstance(dep, str) and dep not in lines:
-                p.add(deps.line_of(index), f"YARN component: dependency {_short(dep)} is not "
+                p.add(deps.line_of(index), f"YARN component: dependency {shown(dep)} is not "
                                            "a component of this service")
     for cycle in find_cycles({n: tuple(d for d in e if d in lines) for n, e in edges.items()}):
         p.add(lines[cycle[0]], "YARN component: dependency cycle " + " -> ".join(cycle))
@@ -251,7 +250,7 @@ def _resource(p: Problems, m: YamlMap, what: str) -> YamlMap | None:
     if "memory" in resource and not (isinstance(digits, str) and digits.isascii()
                                      and digits.isdigit() and int(digits) > 0):
         p.add(resource.line_of("memory"), f"resource: 'memory' must be megabytes like "
-                                          f"\"256\", not {_short(memory)}")
+                                          f"\"256\", not {shown(memory)}")
     _additional(p, resource)
     return resource
 
@@ -357,17 +356,11 @@ def _constraint(p: Problems, m: YamlMap, component: str | None) -> None:
         if component is not None and tag != component:
             # ServiceApiUtil.validatePlacementPolicy allows only the component itself.
             p.add(tags.line_of(index) if tags is not None else m.line,
-                  f"{what}: target tag {_short(tag)} must be the component's own name "
+                  f"{what}: target tag {shown(tag)} must be the component's own name "
                   f"{component!r}")
     attributes = get_map(p, m, "node_attributes", what)
     for key, values in (attributes or {}).items():
         if not isinstance(values, YamlSeq) or not all(isinstance(v, str) for v in values):
             line = attributes.line_of(key) if attributes is not None else m.line
             p.add(line, f"{what}: node_attributes {key!r} must be a list of strings")
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    """repr() of a user's value, cut so one pasted blob cannot flood a message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 4] + "...'"
 

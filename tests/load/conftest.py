@@ -37,7 +37,8 @@ def write_tree(root: Path, files: Files, *, base: bool = True) -> Path:
         if isinstance(text, bytes):
             path.write_bytes(text)
         else:
-            path.write_text(text)
+            # Exactly these characters: cases test CR LF, lone CR and BOMs.
+            path.write_text(text, encoding="utf-8", newline="")
     return root
 
 

@@ -67,10 +67,12 @@ def test_symlink_loops_and_dangling_links(state: Callable[..., Path]) -> None:
 
 
 def test_source_must_be_a_regular_file(state: Callable[..., Path]) -> None:
-    doc = "kind: File\npath: /a\nsource: sub\n"
+    doc = "kind: File\npath: /a\nsource: sub\n---\nkind: File\npath: /b\nsource: link\n"
     root = state({**APP, "apps/web/f.yaml": doc, "apps/web/files/sub/x.txt": "x"})
+    os.symlink("sub", root / "apps" / "web" / "files" / "link")
     assert problems_of(root) == [
-        "apps/web/f.yaml:3: File: source: apps/web/files/sub does not exist"]
+        "apps/web/f.yaml:3: File: source: apps/web/files/sub is a folder; name a file in it",
+        "apps/web/f.yaml:7: File: source: apps/web/files/sub is a folder; name a file in it"]
 
 
 def test_raw_and_yaml_size_limits(state: Callable[..., Path]) -> None:

@@ -147,3 +147,18 @@ components:
     desired = loaded({"apps/y/app.yaml": "target: analytics\n", "apps/y/hbase.yaml": spec})
     (service,) = desired.apps["y"].resources
     assert service.id == ResourceId(kind="Service", name="hbase-app-1")
+
+
+def test_octal_file_modes_keep_their_meaning(loaded: Loaded) -> None:
+    desired = loaded({
+        "apps/v/app.yaml": "target: laptop\n",
+        "apps/v/all.yaml": ("kind: File\npath: /a\ncontent: a\nmode: 0o640\n---\n"
+                            "kind: Directory\npath: /d\nmode: 755\n"),
+    })
+    file, folder = desired.apps["v"].resources
+    assert (file.body["mode"], folder.body["mode"]) == ("0640", "0755")
+
+
+def test_an_unused_target_is_kept_for_prune(loaded: Loaded) -> None:
+    desired = loaded({"apps/a/app.yaml": "target: laptop\n"})
+    assert {"laptop", "fleet", "prod", "analytics"} <= set(desired.targets)

@@ -93,3 +93,24 @@ def test_deep_nesting_is_refused() -> None:
 def test_explicit_tags_are_checked() -> None:
     assert parse_yaml(b"a: !!int 12\n").documents[0].value == {"a": 12}
     assert parse_yaml(b"a: !!int twelve\n").errors == ((1, "'twelve' is not a valid int"),)
+
+
+def test_octal_and_hex_integers_keep_their_text_through_copies() -> None:
+    import copy
+    import pickle
+
+    from reconciler.load.yamlio import IntText, shown
+
+    value = parse_yaml(b"mode: 0o644\nmask: 0x1F\nplain: 644\n").documents[0].value
+    assert value == {"mode": 420, "mask": 31, "plain": 644}
+    for again in (copy.deepcopy(value), pickle.loads(pickle.dumps(value))):
+        assert isinstance(again["mode"], IntText) and again["mode"].text == "0o644"
+    assert type(value["plain"]) is int
+    assert shown(value["mask"]) == "'0x1F'" and len(shown("x" * 10_000)) == 60
+
+
+def test_line_numbers_count_crlf_and_lone_cr_once() -> None:
+    assert parse_yaml(b"a: 1\r\nb: 2\rc: \xff\n").errors == ((3, "file is not valid UTF-8"),)
+    parsed = parse_yaml(b"a: 1\r\rb: \x07\n")
+    assert parsed.errors == ((3, "YAML error: control characters are not allowed "
+                                 "(character #x0007)"),)
