@@ -5,7 +5,9 @@ Flags override the file, so the README demo needs no file at all:
 
 Exit codes: 0 after a clean stop; 2 when the configuration (file or flags) is
 invalid, with one line `file:line: message` on stderr; 1 when the daemon cannot
-start (unreadable config file, unusable data directory, repository unreachable).
+start (unreadable config file, unusable data directory, `listen` address in
+use), one line too. An unreachable repository is not fatal: the daemon logs it
+and fetches again at the next trigger.
 """
 
 from __future__ import annotations

@@ -23,8 +23,9 @@ Lifecycle invariants:
   verified webhook.
 - The HTTP server (status page, API, metrics, webhooks) lives in
   `reconciler.web.server`; when that module exists, `start(daemon, listen)`
-  is called after the worker starts and the object it returns is stopped
-  (`stop()` or `close()`) before the worker.
+  is called before the worker starts (an address in use stops the start
+  before any job runs) and the object it returns is stopped (`stop()` or
+  `close()`) before the worker.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import importlib.util
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -52,7 +54,7 @@ from reconciler.daemon.plans import PlanState, PlanWorker
 from reconciler.daemon.triggers import PatternWatcher, RefWatcher, Timers, local_git_dir
 from reconciler.daemon.worker import Worker, WorkerState
 from reconciler.engine import Engine, EngineSettings
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.reporters import Reporter
 from reconciler.reporters.gitnotes import GitNotesReporter
 from reconciler.source import Credentials
@@ -208,6 +210,11 @@ class Daemon:
     # --- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
+        """Start everything; raises ReconcilerError, before any job runs, when the
+        HTTP server cannot listen."""
+        # The listener first: a port in use must stop the daemon before a
+        # rollout starts, not kill the process in the middle of one.
+        self._start_web()
         self._thread.start()
         self.trigger("start")
         if self.plans is not None:
@@ -226,7 +233,6 @@ class Daemon:
             self._pr_watcher = PatternWatcher(
                 git_dir, patterns, lambda: self.plan_pull_requests("file-watch"))
             self._pr_watcher.start()
-        self._start_web()
         log.info("daemon started", extra=fields(
             repo=self.engine.mirror.display_url, branch=self.config.branch,
             targets=list(self.config.targets or ()) or "all",
@@ -241,7 +247,11 @@ class Daemon:
             log.info("no HTTP server in this build", extra=fields(listen=self.config.listen))
             return
         server = importlib.import_module("reconciler.web.server")
-        self._web = server.start(self, self.config.listen)
+        try:
+            self._web = server.start(self, self.config.listen)
+        except OSError as err:
+            raise ReconcilerError(
+                f"cannot listen on {self.config.listen}: {err.strerror or err}") from None
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop triggers, let the running job finish, stop the worker. True when it did."""
@@ -294,10 +304,14 @@ def run(config: DaemonConfig, data_dir: Path) -> int:
         problems = missing_secrets(config, os.environ)
         if problems:
             raise ConfigError(problems[0])
-        daemon = Daemon(config, data_dir)
+        daemon = _open(config, data_dir)
         stop = threading.Event()
         _install_signals(stop)
-        daemon.start()
+        try:
+            daemon.start()
+        except ReconcilerError:
+            daemon.stop(timeout=10)
+            raise
         while not stop.wait(1.0):
             pass
         log.info("stopping: waiting for the running job to finish")
@@ -305,6 +319,15 @@ def run(config: DaemonConfig, data_dir: Path) -> int:
         return 0
     finally:
         daemon_logging.unconfigure(handler)
+
+
+def _open(config: DaemonConfig, data_dir: Path) -> Daemon:
+    """The daemon over `data_dir`; an unusable directory is one line, not a traceback."""
+    try:
+        return Daemon(config, data_dir)
+    except (OSError, sqlite3.Error) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise ReconcilerError(f"cannot use data directory {data_dir}: {reason}") from None
 
 
 def _install_signals(stop: threading.Event) -> None:

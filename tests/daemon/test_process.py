@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -110,3 +111,39 @@ def test_a_second_signal_exits_at_once_and_the_restart_re_plans_from_live_state(
     assert rows(data) == [(sha, "interrupted"), (sha, "success")]
     assert state_repo.web_conf() == "version 2\n"
     assert again.stop() == 0
+
+
+def _run_once(repo: StateRepo, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", "run", "--repo", str(repo.path),
+         "--poll-interval", "1h", "--drift-interval", "0", "--log-format", "json", *args],
+        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60)
+
+
+def test_a_listen_address_in_use_ends_the_start_with_one_line_before_any_deploy(
+    state_repo: StateRepo, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _run_once(state_repo, "--data-dir", str(tmp_path / "data"),
+                         "--listen", f"127.0.0.1:{port}")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert f"reconciler run: cannot listen on 127.0.0.1:{port}: " in done.stderr
+    assert rows(tmp_path / "data") == []
+    assert state_repo.web_conf() is None
+
+
+def test_an_unusable_data_directory_is_one_line_and_status_1(
+    state_repo: StateRepo, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory\n")
+    done = _run_once(state_repo, "--data-dir", str(blocker / "data"), "--listen", "off")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"reconciler run: cannot use data directory {blocker / 'data'}: ")
