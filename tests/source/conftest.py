@@ -3,8 +3,6 @@ and real git servers (git daemon, git http-backend) that serve it."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,22 +17,12 @@ from tests.source.servers import (
     start_git_daemon,
     start_git_http,
 )
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Ada Lovelace",
-    "GIT_AUTHOR_EMAIL": "ada@example.com",
-    "GIT_COMMITTER_NAME": "Ada Lovelace",
-    "GIT_COMMITTER_EMAIL": "ada@example.com",
-    "GIT_CONFIG_GLOBAL": "/dev/null",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
+from tests.support import gitrepo
 
 
 def git(*args: str, cwd: Path) -> str:
-    env = {**os.environ, **GIT_ENV}
-    done = subprocess.run(["git", *args], cwd=cwd, env=env, check=True,
-                          capture_output=True, text=True)
-    return done.stdout.strip()
+    """`tests.support.gitrepo.git` (as Ada Lovelace, no user config), `cwd` last."""
+    return gitrepo.git(cwd, *args)
 
 
 @dataclass
