@@ -30,7 +30,7 @@ import pygit2
 
 from reconciler.errors import SourceError
 from reconciler.source import auth
-from reconciler.source.gittree import GitTree, subtree
+from reconciler.source.gittree import GitTree, ListingCache, subtree
 
 DEFAULT_REFSPECS = (
     "+refs/heads/*:refs/heads/*",
@@ -72,6 +72,9 @@ class Mirror:
         self.path = data_dir / "mirrors" / key
         self._lock_file = data_dir / "mirrors" / f"{key}.lock"
         self._repo: pygit2.Repository | None = None
+        self.listings = ListingCache()
+        """Subtree listings shared by this mirror's GitTrees: re-listing a commit
+        after a small change walks only the trees that changed."""
 
     @property
     def display_url(self) -> str:
@@ -137,7 +140,7 @@ class Mirror:
     def tree(self, sha: str, path: str = ".") -> GitTree:
         """The state root `path` of commit `sha`, read from git objects."""
         repo = self._open()
-        return subtree(repo, sha, self._commit(sha), path)
+        return subtree(repo, sha, self._commit(sha), path, self.listings)
 
     def commit_info(self, sha: str) -> CommitInfo:
         commit = self._commit(sha)
