@@ -6,8 +6,17 @@ name order), one at a time. For each, the revision it last deployed
 successfully at is loaded, planned for that app alone against *fresh* live
 state (what the failed rollout left behind), and applied through the same
 batches and the same health gate, so a rollback never waits longer than a
-rollout would. An app with no last good revision, or that its last good
-revision does not name, is left as it is, and the events say so.
+rollout would.
+
+An app new in this rollout (no last good revision) has "not there" as its
+last good state: rollback deletes exactly the objects this rollout created
+for it (a create went to the backend) that are live and still owned by it.
+Objects it only updated existed before and are left alone, because there is
+no older version to return them to; every backend refuses to delete what it
+does not own anyway.
+
+A rollback is tried once per app and never rolled back itself: when it
+fails, the result says so and the app stays as the failed rollback left it.
 """
 
 from __future__ import annotations
@@ -18,8 +27,8 @@ from dataclasses import dataclass
 from reconciler import plan as planner
 from reconciler.errors import ReconcilerError
 from reconciler.events import EventKind
-from reconciler.model import DesiredState, LiveView, RollbackPolicy
-from reconciler.rollout.runner import AppOutcome, Rollout
+from reconciler.model import Action, AppPlan, Change, DesiredState, LiveView, Plan, RollbackPolicy
+from reconciler.rollout.runner import AppOutcome, Rollout, RolloutResult, unexpected
 
 LoadRevision = Callable[[str], DesiredState]
 ReadLive = Callable[[DesiredState, Sequence[str]], Mapping[str, LiveView]]
@@ -80,8 +89,18 @@ def roll_back(
                   "hosts": outcome.hosts}
         revision = last_good(outcome.app)
         failed.event(EventKind.ROLLBACK_STARTED, status="running",
-                     message=f"to {revision}" if revision else "", **common)
-        result = _one(outcome.app, revision, loaded, load_revision, read_live, make_rollout)
+                     message=f"to {revision}" if revision else "removing what it created",
+                     **common)
+        try:
+            if revision is None:
+                result = _remove_created(outcome, failed, read_live, make_rollout)
+            else:
+                result = _one(outcome, revision, loaded, load_revision, read_live, make_rollout)
+        except Exception as err:  # one app's rollback must not stop the others'
+            why = (str(err) if isinstance(err, ReconcilerError)
+                   else unexpected(err, f"rollback of {outcome.app}"))
+            result = RollbackOutcome(app=outcome.app, status="failure",
+                                     revision=revision or "", message=why)
         failed.event(EventKind.ROLLBACK_DONE, status=result.status, message=result.message,
                      **common)
         results.append(result)
@@ -89,33 +108,54 @@ def roll_back(
 
 
 def _one(
-    app: str,
-    revision: str | None,
+    outcome: AppOutcome,
+    revision: str,
     loaded: dict[str, DesiredState],
     load_revision: LoadRevision,
     read_live: ReadLive,
     make_rollout: MakeRollout,
 ) -> RollbackOutcome:
-    if revision is None:
-        return RollbackOutcome(app=app, status="skipped",
-                               message="no last good revision: left as is")
-    try:
-        if revision not in loaded:
-            loaded[revision] = load_revision(revision)
-        old = loaded[revision]
-        if app not in old.apps:
-            return RollbackOutcome(app=app, status="skipped", revision=revision,
-                                   message=f"not in {revision[:12]}: left as is")
-        views = read_live(old, [old.apps[app].target])
-        steps = planner.plan(old, views, apps=[app])
-        rollout = make_rollout(old)
-        result = rollout.run_waves(steps)
-        if result.ok:
-            result = rollout.run_prune(steps)
-    except ReconcilerError as err:
-        return RollbackOutcome(app=app, status="failure", revision=revision, message=str(err))
+    app = outcome.app
+    if revision not in loaded:
+        loaded[revision] = load_revision(revision)
+    old = loaded[revision]
+    if app not in old.apps:
+        return RollbackOutcome(app=app, status="skipped", revision=revision,
+                               message=f"not in {revision[:12]}: left as is")
+    views = read_live(old, [old.apps[app].target])
+    steps = planner.plan(old, views, apps=[app])
+    rollout = make_rollout(old)
+    result = rollout.run_waves(steps)
+    if result.ok:
+        result = rollout.run_prune(steps)
+    return _outcome(app, revision, result, f"back at {revision[:12]}")
+
+
+def _remove_created(
+    outcome: AppOutcome, failed: Rollout, read_live: ReadLive, make_rollout: MakeRollout
+) -> RollbackOutcome:
+    """Delete what the failed rollout created for a brand-new app, and nothing else."""
+    app, target = outcome.app, outcome.target
+    view = read_live(failed.desired, [target])[target]
+    doomed = tuple(
+        Change(id=rid, app=app, target=target, action=Action.DELETE, host=host,
+               live=view.live[(host, rid)].state)
+        for host, rid in outcome.created
+        if (host, rid) in view.live and view.live[(host, rid)].owner_app == app
+    )
+    # Creates that never reached the backend left only their inventory intent.
+    never = [key for key in outcome.created if key not in view.live]
+    failed.recorder.remove_inventory(target, never)
+    if not doomed:
+        return RollbackOutcome(app=app, status="success", message="new app: nothing to remove")
+    removal = Plan(revision=failed.desired.revision, waves=(),
+                   prune=(AppPlan(app=app, target=target, wave=outcome.wave, changes=doomed),))
+    result = make_rollout(failed.desired).run_prune(removal)
+    return _outcome(app, "", result, f"new app: removed {len(doomed)} object(s) it created")
+
+
+def _outcome(app: str, revision: str, result: RolloutResult, done: str) -> RollbackOutcome:
     if not result.ok:
         return RollbackOutcome(app=app, status="failure", revision=revision,
                                message=result.message)
-    return RollbackOutcome(app=app, status="success", revision=revision,
-                           message=f"back at {revision[:12]}")
+    return RollbackOutcome(app=app, status="success", revision=revision, message=done)

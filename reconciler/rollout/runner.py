@@ -59,6 +59,8 @@ class AppOutcome:
     hosts: tuple[str, ...] = ()
     """Hosts whose changes were (at least partly) sent to the backend."""
     failed_hosts: tuple[str, ...] = ()
+    created: tuple[HostKey, ...] = ()
+    """(host, id) of every create sent to the backend: what rollback may delete."""
     message: str = ""
 
     @property
@@ -73,6 +75,7 @@ class _Progress:
 
     touched: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    created: list[HostKey] = field(default_factory=list)
     reason: str = ""
 
 
@@ -224,6 +227,8 @@ class Rollout:
                                     f"halted before batch {batch.index + 1} of {len(planned)}")
             progress.touched.extend(h for h in batch.hosts
                                     if any(c.host == h for c in batch.changes))
+            progress.created.extend((c.host, c.id) for c in batch.changes
+                                    if c.action is Action.CREATE)
             batch_failed, why = self._run_batch(app, ap, batch)
             progress.failed.extend(batch_failed)
             progress.reason = why if batch_failed else progress.reason
@@ -292,7 +297,8 @@ class Rollout:
     ) -> AppOutcome:
         outcome = AppOutcome(app=ap.app, target=ap.target, wave=ap.wave, status=status,
                              hosts=tuple(dict.fromkeys(progress.touched)),
-                             failed_hosts=tuple(progress.failed), message=message)
+                             failed_hosts=tuple(progress.failed),
+                             created=tuple(dict.fromkeys(progress.created)), message=message)
         self.event(EventKind.APP_DONE, wave=ap.wave, app=ap.app, target=ap.target,
                    hosts=outcome.hosts, status=status, message=message)
         return outcome

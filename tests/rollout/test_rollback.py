@@ -59,13 +59,27 @@ def test_failure_on_host_3_leaves_host_5_and_rolls_back_hosts_1_to_4(harness: Ha
     assert [a.rollback for a in record.apps if a.app == "web"] == ["success: back at A"]
 
 
-def test_an_app_without_a_last_good_revision_is_left_as_is(harness: Harness) -> None:
+def test_a_new_app_is_rolled_back_by_deleting_only_what_this_rollout_created(
+    harness: Harness,
+) -> None:
+    # /shared existed on h1 before, not created by us: an update can only be left.
+    shared = ("h1", ResourceId(kind="File", name="/shared"))
+    harness.backend.live[shared] = {"path": "/shared", "content": "theirs"}
     _break_h3(harness)
-    runner, result = harness.sync(desired("B", app("web", {"/index": "new"}, batch=2)))
+    state = desired("B", app("web", {"/index": "new", "/shared": "ours"}, batch=2))
+    runner, result = harness.sync(state)
+    assert not result.ok
+    web = result.outcomes[0]
+    assert ("h3", ResourceId(kind="File", name="/index")) in web.created
+    assert shared not in web.created
     back = _roll_back(harness, runner, result.outcomes, {})
-    assert [(a.app, a.status) for a in back.apps] == [("web", "skipped")]
-    assert "no last good revision" in back.message
-    assert harness.contents("/index")["h1"] == "new"
+    assert [(a.app, a.status) for a in back.apps] == [("web", "success")]
+    assert back.rolled_back and "removed 7 object(s)" in back.message
+    assert harness.contents("/index") == {}
+    assert harness.contents("/shared") == {"h1": "ours"}
+    deleted = [e for e in harness.log if e[0] == "apply" and e[4] == "delete"]
+    assert {e[2] for e in deleted} == {"h1", "h2", "h3", "h4"}  # h5 was never touched
+    assert {(h, rid.name) for h, rid in harness.history.inventory("fleet")} == {("h1", "/shared")}
 
 
 def test_rollback_goes_in_reverse_wave_order() -> None:
