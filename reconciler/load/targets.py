@@ -173,6 +173,11 @@ def _vm_options(p: Problems, m: YamlMap, what: str) -> dict[str, Any]:
         options["hosts"] = tuple(hosts)
     if transport == "ssh" and not hosts:
         p.add(m.line_of("hosts"), f"{what}: transport ssh needs a non-empty 'hosts' list")
+    for key in ("identity_file", "known_hosts"):
+        # The backend refuses to open without them (host keys are never accepted
+        # blindly); found here, that is a file:line before any wave runs.
+        if transport == "ssh" and key not in m:
+            p.add(m.line, f"{what}: transport ssh needs {key!r}")
     if transport == "local" and "hosts" in m:
         p.add(m.line_of("hosts"), f"{what}: 'hosts' applies to transport ssh only")
     return options
