@@ -68,6 +68,9 @@ class WebApp:
     on_webhook: Callable[[webhooks.Trigger], None] = lambda _trigger: None
     extra_metrics: Callable[[], bytes] = lambda: b""
     keepalive: float = 15.0
+    timeout: float = 30.0
+    """Seconds a connection may block on one read or write: a client that stops
+    reading its event stream, or sends a body slowly, frees its thread then."""
     deploys_shown: int = 20
 
     def feed(self, event: Event) -> None:
@@ -113,29 +116,22 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "reconciler"
     sys_version = ""
 
+    def setup(self) -> None:
+        super().setup()
+        # Read per connection (not the class-wide `timeout`), so tests can
+        # shorten it on a running server.
+        self.connection.settimeout(self.server.app.timeout)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_OPTIONS(self) -> None:
-        self._dispatch("OPTIONS")
+    def __getattr__(self, name: str) -> Any:
+        # BaseHTTPRequestHandler looks up `do_<METHOD>` and answers 501 when it is
+        # missing; every method (TRACE, PROPFIND, ...) goes through the route
+        # table instead, so a known path answers 405 with its Allow header.
+        if name.startswith("do_") and len(name) > 3:
+            return lambda: self._dispatch(name[3:])
+        raise AttributeError(name)
 
     # --- dispatch ----------------------------------------------------------
 
@@ -152,8 +148,8 @@ class Handler(BaseHTTPRequestHandler):
                               {"WWW-Authenticate": app.auth.challenge()})
         try:
             getattr(self, f"_r_{match.route.name}")(app, **match.params)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # the client went away or stalled past `WebApp.timeout`
         except Exception:
             log.exception("request failed: %s %s", method, match.route.name)
             self._page(500, "Something went wrong; the log has the details.")

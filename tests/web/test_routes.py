@@ -24,7 +24,7 @@ def test_the_paths_tested_here_cover_every_route() -> None:
 
 
 def test_every_read_route_refuses_other_methods_with_405_and_allow(web: Web) -> None:
-    for method in ("POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+    for method in ("POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND"):
         for path in READ_PATHS:
             answer = web.request(method, path, body=b"{}")
             assert answer.status == 405, (method, path)
@@ -32,7 +32,7 @@ def test_every_read_route_refuses_other_methods_with_405_and_allow(web: Web) -> 
 
 
 def test_webhook_routes_take_post_only(web: Web) -> None:
-    for method in ("GET", "HEAD", "PUT", "PATCH", "DELETE"):
+    for method in ("GET", "HEAD", "PUT", "PATCH", "DELETE", "TRACE"):
         for path in HOOK_PATHS:
             answer = web.request(method, path)
             assert answer.status == 405, (method, path)
