@@ -36,6 +36,7 @@ from reconciler.load import LoadCache, load
 from reconciler.model import DesiredState, LiveView, Plan, Target
 from reconciler.rollout import rollback
 from reconciler.rollout.batches import with_verification
+from reconciler.rollout.rollback import RollbackResult
 from reconciler.rollout.runner import Rollout, RolloutOptions
 from reconciler.source import Credentials, Mirror
 
@@ -66,6 +67,9 @@ class SyncResult:
     summary: dict[str, int] = field(default_factory=dict)
     message: str = ""
     rolled_back: bool = False
+    """Every app the failed rollout changed (with rollback: auto) is back at its last good state."""
+    rollback_failed: bool = False
+    """A rollback was tried and did not bring some app back: it needs a person."""
     problems: tuple[Problem, ...] = ()
     plan: Plan | None = None
 
@@ -212,10 +216,12 @@ class Engine:
             verify = self._unverified(desired, views)
             full = with_verification(steps, desired, verify)
 
-            def result(outcome: str, message: str, rolled_back: bool = False) -> SyncResult:
+            def result(outcome: str, message: str, back: RollbackResult | None = None
+                       ) -> SyncResult:
                 return SyncResult(result=outcome, deploy_id=deploy_id, revision=sha,
                                   summary=steps.summary(), plan=steps, message=message,
-                                  rolled_back=rolled_back)
+                                  rolled_back=back is not None and back.rolled_back,
+                                  rollback_failed=back is not None and back.failed)
 
             if not full.waves and not full.prune:
                 self._mark_good(desired, names, deploy_id)
@@ -229,8 +235,7 @@ class Engine:
                     read_live=lambda d, t: self.read_live(d, opened, t),
                     make_rollout=lambda d: self._rollout(deploy_id, d, opened, views, {}),
                 )
-                message = waves.message + (f"; rollback: {back.message}" if back.apps else "")
-                return result("failure", message, back.rolled_back)
+                return result("failure", waves.message + _rollback_note(back), back)
             pruned = runner.run_prune(full)
             if not pruned.ok:
                 return result("failure", pruned.message)
@@ -304,6 +309,12 @@ class Engine:
                 handle = stack.enter_context(open(folder / f"{_safe(name)}.lock", "a+b"))
                 fcntl.flock(handle, fcntl.LOCK_EX)
             yield
+
+
+def _rollback_note(back: RollbackResult) -> str:
+    if not back.apps:
+        return ""
+    return f"; {'rollback failed' if back.failed else 'rollback'}: {back.message}"
 
 
 def _safe(name: str) -> str:

@@ -45,7 +45,8 @@ def _sync(args: argparse.Namespace) -> int:
         common.print_problems(ValidationError(result.problems), common.path_prefix(args.path))
         return 2
     if result.result != "success":
-        rolled = " (rolled back)" if result.rolled_back else ""
+        rolled = (" (rollback failed)" if result.rollback_failed
+                  else " (rolled back)" if result.rolled_back else "")
         print(f"reconciler sync: failed{rolled}: {result.message}", file=sys.stderr)
         return 1
     print(f"synced {result.revision[:12]}: {result.message} (deploy #{result.deploy_id})")

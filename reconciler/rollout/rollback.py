@@ -51,11 +51,16 @@ class RollbackResult:
 
     @property
     def rolled_back(self) -> bool:
-        return any(a.status == "success" for a in self.apps)
+        """Every app that needed it is back: a partial rollback is not one."""
+        return bool(self.apps) and self.ok
 
     @property
     def ok(self) -> bool:
         return all(a.status == "success" for a in self.apps)
+
+    @property
+    def failed(self) -> bool:
+        return any(a.status == "failure" for a in self.apps)
 
     @property
     def message(self) -> str:

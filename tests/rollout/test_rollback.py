@@ -6,8 +6,9 @@ import logging
 
 import pytest
 
+from backends.base import HealthReport
 from reconciler.events import Event, EventBus, EventKind
-from reconciler.model import DesiredState, ResourceId
+from reconciler.model import DesiredState, HealthStatus, ResourceId
 from reconciler.rollout import rollback
 from reconciler.rollout.runner import Rollout
 from tests.rollout.conftest import Harness, app, desired
@@ -80,6 +81,30 @@ def test_a_new_app_is_rolled_back_by_deleting_only_what_this_rollout_created(
     deleted = [e for e in harness.log if e[0] == "apply" and e[4] == "delete"]
     assert {e[2] for e in deleted} == {"h1", "h2", "h3", "h4"}  # h5 was never touched
     assert {(h, rid.name) for h, rid in harness.history.inventory("fleet")} == {("h1", "/shared")}
+
+
+def test_a_rollback_that_fails_again_says_so_and_is_tried_once(harness: Harness) -> None:
+    good = desired("A", app("web", {"/index": "old"}, batch=2))
+    assert harness.sync(good)[1].ok
+    harness.history.mark_good(["web"], "A")
+    original = harness.backend.health
+
+    def h3_stays_broken(a, hosts):  # type: ignore[no-untyped-def]
+        report = original(a, hosts)
+        if "h3" not in hosts:
+            return report
+        return HealthReport(status=HealthStatus.DEGRADED, message="h3 is down",
+                            hosts={**report.hosts, "h3": HealthStatus.DEGRADED})
+
+    harness.backend.health = h3_stays_broken  # type: ignore[method-assign]
+    runner, result = harness.sync(desired("B", app("web", {"/index": "new"}, batch=2)))
+    assert not result.ok
+    back = _roll_back(harness, runner, result.outcomes, {"A": good})
+    assert not back.ok and back.failed and not back.rolled_back
+    assert back.message.startswith("web: failure (web: 1 host(s) failed")
+    done = [e for e in harness.events if e.kind is EventKind.ROLLBACK_DONE]
+    assert [(e.app, e.status) for e in done] == [("web", "failure")]
+    assert [e.kind for e in harness.events].count(EventKind.ROLLBACK_STARTED) == 1
 
 
 def test_rollback_goes_in_reverse_wave_order() -> None:
