@@ -24,7 +24,14 @@ from prometheus_client import Counter
 from reconciler.daemon.logging import fields
 from reconciler.errors import ValidationError
 from reconciler.events import Event, EventKind
-from reconciler.reporters import CommitStatus, Context, Reporter, State, shorten
+from reconciler.reporters import (
+    MAX_DESCRIPTION,
+    CommitStatus,
+    Context,
+    Reporter,
+    State,
+    shorten,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,12 @@ def validation_description(error: ValidationError) -> str:
     more = len(error.problems) - len(problems)
     text = "invalid: " + "; ".join(problems) if problems else f"invalid: {error}"
     return shorten(text + (f" (+{more} more)" if more > 0 else ""))
+
+
+def ending_with(text: str, tail: str) -> str:
+    """`text` then `tail`, within 140 characters: `text` is cut, never `tail`, which
+    says what a reader looks for ("rolled back", "rolling back")."""
+    return shorten(text, MAX_DESCRIPTION - len(tail)) + tail
 
 
 def wave_description(index: int, total: int, verb: str = "deploying") -> str:
@@ -108,4 +121,4 @@ class Progress:
         elif event.kind is EventKind.ROLLBACK_STARTED:
             what = f"{event.app}: {event.message}" if event.app else event.message
             self._publisher.publish(event.revision, State.PENDING,
-                                    f"failed ({what}); rolling back")
+                                    ending_with(f"failed ({what}", "); rolling back"))

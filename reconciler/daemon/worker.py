@@ -224,5 +224,10 @@ def final_status(result: SyncResult) -> tuple[State, str]:
             return State.ERROR, statuses.validation_description(
                 ValidationError(result.problems))
         return State.ERROR, result.message or "invalid state repository"
-    tail = "rolled back" if result.rolled_back else "not rolled back"
-    return State.FAILURE, f"{result.message or 'deploy failed'}; {tail}"
+    if result.rolled_back:
+        tail = "rolled back"
+    elif result.rollback_failed:
+        tail = "rollback failed"
+    else:
+        tail = "not rolled back"
+    return State.FAILURE, statuses.ending_with(result.message or "deploy failed", f"; {tail}")

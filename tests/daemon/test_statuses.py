@@ -7,7 +7,10 @@ from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY
 
-from reconciler.daemon.statuses import Publisher
+from reconciler.daemon.statuses import Progress, Publisher
+from reconciler.daemon.worker import final_status
+from reconciler.engine import SyncResult
+from reconciler.events import Event, EventKind
 from reconciler.reporters import CommitStatus, Context, State
 from reconciler.reporters.gitnotes import MAX_ENTRIES, GitNotesReporter, latest, merge_note
 
@@ -72,3 +75,37 @@ def test_a_failing_reporter_is_counted_and_the_others_still_report() -> None:
     assert newest is not None and newest["target_url"] == (
         "https://deploy.example.com/commits/" + "b" * 40)
     assert store.pushed == 1
+
+
+def test_a_long_failure_still_says_whether_it_rolled_back() -> None:
+    long = "web: health check failed on web-1: " + "connection refused " * 20
+    for flags, tail in (({"rolled_back": True}, "; rolled back"),
+                        ({"rollback_failed": True}, "; rollback failed"),
+                        ({}, "; not rolled back")):
+        result = SyncResult(result="failure", deploy_id=1, revision="a" * 40, message=long,
+                            **flags)  # type: ignore[arg-type]
+        state, text = final_status(result)
+        made = CommitStatus.make(sha="a" * 40, context=Context.DEPLOY, state=state,
+                                 description=text)
+        assert made.state is State.FAILURE
+        assert made.description.startswith("web: health check failed on web-1")
+        assert made.description.endswith(tail) and len(made.description) <= 140
+
+
+def test_a_long_rollback_notice_still_says_rolling_back() -> None:
+    posted: list[CommitStatus] = []
+
+    class Recorder:
+        name = "recorder"
+
+        def report(self, status: CommitStatus) -> None:
+            posted.append(status)
+
+    progress = Progress(Publisher([Recorder()], None))
+    progress.expect("a" * 40, [0, 1])
+    progress(Event(kind=EventKind.ROLLBACK_STARTED, deploy_id=1, revision="a" * 40,
+                   app="web", message="health check failed: " + "x" * 300))
+    assert [s.state for s in posted] == [State.PENDING]
+    assert posted[0].description.startswith("failed (web: health check failed: x")
+    assert posted[0].description.endswith("); rolling back")
+    assert len(posted[0].description) <= 140
