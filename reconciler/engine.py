@@ -37,7 +37,7 @@ from reconciler.model import DesiredState, LiveView, Plan, Target
 from reconciler.rollout import rollback
 from reconciler.rollout.batches import with_verification
 from reconciler.rollout.rollback import RollbackResult
-from reconciler.rollout.runner import Rollout, RolloutOptions
+from reconciler.rollout.runner import Rollout, RolloutOptions, unexpected
 from reconciler.source import Credentials, Mirror
 
 Opener = Callable[[Target, BackendContext], Backend]
@@ -61,7 +61,8 @@ class EngineSettings:
 @dataclass(frozen=True, kw_only=True)
 class SyncResult:
     result: str
-    """success, failure (applied and unhealthy, or a backend failed) or error (invalid)."""
+    """success, failure (applied and unhealthy, or a backend failed), error (invalid)
+    or interrupted (only recorded: the sync raised KeyboardInterrupt or SystemExit)."""
     deploy_id: int
     revision: str
     summary: dict[str, int] = field(default_factory=dict)
@@ -197,12 +198,19 @@ class Engine:
             self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status="running")
             try:
                 result = self._sync(deploy_id, desired, names)
-            except ReconcilerError as err:
+            except Exception as err:
+                # Even a bug ends as a recorded failure the caller can remember:
+                # an exception instead would leave the daemon retrying this commit.
+                why = (str(err) if isinstance(err, ReconcilerError)
+                       else unexpected(err, f"the sync of {sha[:12]}"))
                 result = SyncResult(result="failure", deploy_id=deploy_id, revision=sha,
-                                    message=str(err))
+                                    message=why)
             except BaseException as err:
-                self._finish(SyncResult(result="failure", deploy_id=deploy_id, revision=sha,
-                                        message=f"aborted: {type(err).__name__}"))
+                # Ctrl-C or exit: the rollout stopped part way, as if killed; the
+                # next sync re-plans from live state, so this is not a failure.
+                self._finish(SyncResult(result="interrupted", deploy_id=deploy_id,
+                                        revision=sha,
+                                        message=f"interrupted: {type(err).__name__}"))
                 raise
             self._finish(result)
             return result
