@@ -11,7 +11,8 @@ Invariants:
   status page can share the file.
 - The schema is created or migrated at open, tracked by `PRAGMA user_version`.
 - A deploy left "running" by a process that no longer exists is marked
-  "interrupted" at the next open; a live process's deploy is left alone.
+  "interrupted" at the next open and whenever a deploy starts; a live
+  process's deploy is left alone.
 - Inventory rows are written *before* a change is applied (state "intent"),
   then marked "applied", then "healthy" once the health gate passed.
 - One connection behind a lock: safe to call from any thread.
@@ -173,6 +174,9 @@ class History:
     # --- deploys -----------------------------------------------------------
 
     def start_deploy(self, revision: str, trigger: str, message: str = "") -> int:
+        # A long-lived process (the daemon) opens the history once: a CLI sync
+        # killed meanwhile would otherwise show as running until the next start.
+        self._recover_interrupted()
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO deploys (revision, trigger, started, message, pid, host) "

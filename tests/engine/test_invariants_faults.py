@@ -1,5 +1,5 @@
-"""DESIGN.md's fault invariants through Engine.sync: a bug in a backend, an interrupt.
-Real git, the VM backend on its local transport,
+"""DESIGN.md's fault invariants through Engine.sync: a bug in a backend, an interrupt,
+a process that died mid-deploy. Real git, the VM backend on its local transport,
 a real SQLite history; a wrapper around the real backend injects the fault."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 from backends.base import Backend, BackendContext, Inventory, open_backend
 from reconciler.engine import Engine, EngineSettings
 from reconciler.events import Event, EventKind
+from reconciler.history import History
 from reconciler.model import LiveView, Resource, Target
 from tests.engine.test_invariants_rollback import Repo, engine, repo  # noqa: F401
 
@@ -72,3 +73,16 @@ def test_an_interrupted_sync_is_recorded_as_interrupted(
     # Not "failure": a failed commit waits for a new one, an interrupted one is resumed.
     assert engine.history.deploys(1)[0].result == "interrupted"
 
+
+def test_a_deploy_of_a_dead_process_is_marked_interrupted_by_the_next_deploy(
+    tmp_path: Path,
+) -> None:
+    history = History(tmp_path)  # open for the whole life of a daemon, say
+    try:
+        dead = history.start_deploy("abc", "cli")
+        history._db.execute("UPDATE deploys SET pid=999999999 WHERE id=?", (dead,))
+        mine = history.start_deploy("def", "webhook")
+        results = {d.id: d.result for d in history.deploys()}
+        assert results == {dead: "interrupted", mine: "running"}
+    finally:
+        history.close()
