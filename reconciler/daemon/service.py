@@ -88,7 +88,12 @@ def make_reporter(rc: ReporterConfig, engine: Engine) -> Reporter:
     if importlib.util.find_spec(name) is None:
         raise ConfigError(f"{rc.location}: reporter type {rc.type!r} is not available here")
     module = importlib.import_module(name)
-    reporter: Reporter = module.create(rc.options)
+    try:
+        # With its type, so the module's messages say which reporter they are about.
+        reporter: Reporter = module.create({"type": rc.type, **rc.options})
+    except ConfigError as err:
+        # The forge modules check their own keys but know no file; name the entry's line.
+        raise ConfigError(f"{rc.location}: {err}" if rc.location else str(err)) from None
     return reporter
 
 

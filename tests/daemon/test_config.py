@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import run as run_cli
+from reconciler.daemon import service
 from reconciler.daemon.config import (
     DaemonConfig,
     missing_secrets,
@@ -113,3 +114,20 @@ def test_reconciler_run_exits_2_with_one_line_on_an_invalid_config(
     assert err == (f"reconciler run: {path}:2: unknown key 'drift_intervall' "
                    "(did you mean 'drift_interval'?)")
     assert run_cli.main(parser.parse_args(["--config", str(tmp_path / "missing.yaml")])) == 1
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("{type: github, repo: org/state, token_env: GH_TOKEN, api_ur: https://x}",
+     "cfg.yaml:4: reporter github: unknown key(s) api_ur"),
+    ("{type: gitlab, repo: g/s, token_env: GH_TOKEN, token_file: /t}", "cfg.yaml:4: "),
+])
+def test_a_forge_reporter_error_names_the_file_and_line(
+    entry: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GH_TOKEN", "t0k3n")
+    config = parse_config(f"repo: x\nreporters:\n  - {{type: gitnotes}}\n  - {entry}\n",
+                          source="cfg.yaml")
+    with pytest.raises(ConfigError) as caught:
+        service.make_reporter(config.reporters[1], None)  # type: ignore[arg-type]
+    assert str(caught.value).startswith(message)
+    assert "t0k3n" not in str(caught.value)
