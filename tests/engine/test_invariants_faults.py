@@ -86,3 +86,19 @@ def test_a_deploy_of_a_dead_process_is_marked_interrupted_by_the_next_deploy(
         assert results == {dead: "interrupted", mine: "running"}
     finally:
         history.close()
+
+
+def test_an_unchanged_app_left_unverified_gates_the_next_wave(
+    engine: Engine, repo: Repo  # noqa: F811
+) -> None:
+    repo.commit({"web": "v1\n"})
+    assert engine.sync().result == "success"
+    # What a process killed after applying web, before its gate passed, leaves behind.
+    keys = [(e.host, e.id) for e in engine.history.inventory_entries("laptop")]
+    engine.history.mark_inventory("laptop", keys, "applied")
+    repo.flag.write_text("")  # and web turned out unhealthy
+    repo.commit({"web": "v1\n", "api": "a1\n"}, waves={"api": 1})
+    result = engine.sync()
+    assert result.result == "failure" and result.message.startswith("web: ")
+    assert repo.served("api") is None  # wave 1 never started
+    assert {e.state for e in engine.history.inventory_entries("laptop")} == {"applied"}

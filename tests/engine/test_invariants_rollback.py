@@ -26,7 +26,7 @@ class Repo:
     root: Path
     flag: Path
 
-    def commit(self, apps: dict[str, str]) -> str:
+    def commit(self, apps: dict[str, str], waves: dict[str, int] | None = None) -> str:
         """`apps`: name -> the content of its one file /srv/<name>.txt."""
         files = {"reconciler.yaml": ("apiVersion: reconciler/v1\ntargets:\n"
                                      f"  laptop: {{backend: vm, transport: local, "
@@ -34,7 +34,8 @@ class Repo:
         check = json.dumps(f"test ! -e {self.flag}")
         for name, content in apps.items():
             files[f"apps/{name}/app.yaml"] = (
-                f"target: laptop\nhealth:\n  - command: {check}\n"
+                f"target: laptop\nwave: {(waves or {}).get(name, 0)}\n"
+                f"health:\n  - command: {check}\n"
                 "    timeout: 2s\n    retries: 0\n    interval: 0.05s\n")
             files[f"apps/{name}/file.yaml"] = (f"kind: File\npath: /srv/{name}.txt\n"
                                                f"content: {json.dumps(content)}\n")
