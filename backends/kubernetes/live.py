@@ -189,7 +189,7 @@ class LiveReader:
             state = comparable(obj, ignore=ignore)
             live[("", rid)] = LiveResource(id=rid, state=state, owner_app=owner)
         desired = {
-            ("", r.id): self._desired(r, p, found.get(p.key))
+            ("", r.id): self._desired(r, p, found.get(p.key), live.get(("", r.id)))
             for r, p in zip(resources, places, strict=True)
         }
         return LiveView(target=self.target, hosts=("",), desired=desired, live=live)
@@ -219,7 +219,11 @@ class LiveReader:
         return found
 
     def _desired(
-        self, resource: Resource, where: Place, live_obj: Mapping[str, Any] | None
+        self,
+        resource: Resource,
+        where: Place,
+        live_obj: Mapping[str, Any] | None,
+        live_form: LiveResource | None,
     ) -> Mapping[str, Any]:
         manifest = with_ownership(
             resource.body, app=resource.app, target=self.target, namespace=where.namespace
@@ -228,6 +232,9 @@ class LiveReader:
         if live_obj is None or where.api is None:
             return comparable(manifest, ignore=ignore)
         if not may_differ(manifest, live_obj, FIELD_MANAGER):
+            if live_form is not None and ignore == ignore_pointers(live_obj):
+                # Nothing would change: the live form is the answer, already built.
+                return live_form.state
             return comparable(live_obj, ignore=ignore)
         return comparable(self._dry_run(resource, where, manifest, live_obj), ignore=ignore)
 

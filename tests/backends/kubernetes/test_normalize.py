@@ -51,6 +51,10 @@ def test_ignore_differences_pointers() -> None:
     assert pointers == ("/spec/replicas", "/metadata/labels/a~1b")
     out = comparable(annotated, ignore=pointers)
     assert out["spec"] == {"paused": False} and out["metadata"]["labels"] == {"c": "y"}
+    assert annotated["spec"]["replicas"] == 3 and "a/b" in annotated["metadata"]["labels"], (
+        "removing ignored fields copies their parents instead of mutating the input")
+    assert comparable({"spec": {"items": [1, 2, 3]}}, ignore=["/spec/items/1", "/x/y"]) == {
+        "spec": {"items": [1, 3]}, "metadata": {}}
     lines = {"metadata": {"annotations": {"reconciler.io/ignore-differences": "/a\n/b, /c"}}}
     assert ignore_pointers(lines) == ("/a", "/b", "/c")
 
@@ -71,5 +75,10 @@ def test_may_differ_ignores_server_defaults_but_sees_removed_fields() -> None:
                                             "fieldsV1": {"f:spec": {"f:containers": {}}}}]}}
     assert not may_differ(manifest, live, "reconciler")
     assert may_differ({"spec": {"containers": [{"name": "m", "image": "b"}]}}, live, "reconciler")
+    keyed = {'k:{"name":"m"}': {".": {}, "f:image": {}}}
+    live["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:containers"] = keyed
+    assert not may_differ(manifest, live, "reconciler"), "an owned list counts as a whole"
     live["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:paused"] = {}
     assert may_differ(manifest, live, "reconciler"), "apply would remove spec.paused"
+    other = [{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {"f:x": {}}}}]
+    assert not may_differ(manifest, {**live, "metadata": {"managedFields": other}}, "reconciler")

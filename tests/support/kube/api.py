@@ -122,17 +122,19 @@ class Api:
                 raise HttpError(410, "Expired", "The provided continue parameter is too old "
                                 "to display a consistent list result.")
             bucket = self.objects.get((kind.group, kind.plural), {})
-            keys = [key for key, obj in sorted(bucket.items())
-                    if (not namespace or key[0] == namespace)
-                    and (start is None or key > start)
-                    and matches((obj.get("metadata") or {}).get("labels") or {}, selector)]
+            # Filter before sorting: sorting a whole kind per namespace LIST dominated
+            # the server's time with thousands of objects.
+            keys = sorted(key for key in bucket
+                          if (not namespace or key[0] == namespace)
+                          and (start is None or key > start))
+            keys = [key for key in keys
+                    if matches((bucket[key].get("metadata") or {}).get("labels") or {}, selector)]
             page = keys[:limit] if limit > 0 else keys
-            items = []
-            for key in page:
-                item = copy.deepcopy(bucket[key])
-                item.pop("apiVersion", None)
-                item.pop("kind", None)
-                items.append(item)
+            # Stored objects are replaced on every write, never changed in place, so
+            # items can share them until they are encoded (a deep copy per item was
+            # most of the server's time in benchmarks).
+            items = [{k: v for k, v in bucket[key].items() if k not in ("apiVersion", "kind")}
+                     for key in page]
             list_rv = rv or next(self.rv)
         meta: Obj = {"resourceVersion": str(list_rv)}
         if len(page) < len(keys):
