@@ -42,9 +42,10 @@ REPORTER_FAILURES = Counter(
 MAX_PROBLEMS = 3
 
 
-def validation_description(error: ValidationError) -> str:
-    """The first few problems with file:line, then how many more."""
-    problems = [str(p) for p in error.problems[:MAX_PROBLEMS]]
+def validation_description(error: ValidationError, prefix: str = "") -> str:
+    """The first few problems with file:line (`prefix`: the state root's folder),
+    then how many more."""
+    problems = [f"{prefix}{p}" for p in error.problems[:MAX_PROBLEMS]]
     more = len(error.problems) - len(problems)
     text = "invalid: " + "; ".join(problems) if problems else f"invalid: {error}"
     return shorten(text + (f" (+{more} more)" if more > 0 else ""))

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from prometheus_client import Counter, Gauge
 
 from reconciler import plan as planner
+from reconciler import pulls
 from reconciler.daemon import scheduler, statuses, windows
 from reconciler.daemon.logging import fields
 from reconciler.daemon.scheduler import Memory, Request, Verdict
@@ -159,7 +160,7 @@ class Worker:
         self.state.memory = scheduler.remember(self.state.memory, result.revision, ok=ok)
         self.state.last_result = result
         ROLLOUTS.labels(result=result.result).inc()
-        state, text = final_status(result)
+        state, text = final_status(result, pulls.path_prefix(self.engine.settings.path))
         level = logging.INFO if ok else logging.WARNING
         log.log(level, "rollout finished", extra=fields(
             sha=result.revision, result=result.result, deploy=result.deploy_id,
@@ -215,14 +216,17 @@ def drift_report(found: Plan, now: float) -> DriftReport:
                        resources=resources)
 
 
-def final_status(result: SyncResult) -> tuple[State, str]:
-    """The commit status that ends a deploy, from the engine's result."""
+def final_status(result: SyncResult, prefix: str = "") -> tuple[State, str]:
+    """The commit status that ends a deploy, from the engine's result. `prefix` is
+    the state root inside the repository (`pulls.path_prefix`): problems name
+    files from the repository root, as the pull-request plan of the same commit
+    and `reconciler validate` do."""
     if result.result == "success":
         return State.SUCCESS, result.message or "deployed"
     if result.result == "error":
         if result.problems:
             return State.ERROR, statuses.validation_description(
-                ValidationError(result.problems))
+                ValidationError(result.problems), prefix)
         return State.ERROR, result.message or "invalid state repository"
     if result.rolled_back:
         tail = "rolled back"

@@ -12,6 +12,7 @@ from tests.daemon.conftest import (
     StateRepo,
     app_yaml,
     deploys,
+    git,
     notes,
     states,
     wait_for,
@@ -139,3 +140,20 @@ def test_a_self_heal_of_the_last_good_commit_does_not_retry_the_failed_head(
     assert again.worker.state.memory.failed == frozenset({bad})
     assert wait_idle(again, 5)
     assert len(deploys(again)) == 3
+
+
+def test_an_invalid_commit_under_a_state_folder_names_the_file_from_the_repo_root(
+    state_repo: StateRepo, daemon_factory: Factory
+) -> None:
+    # The same layout as the README's demo: the state root is a folder of the repo.
+    folder = state_repo.path / "deploy"
+    for name in ("reconciler.yaml", "apps/web/app.yaml", "apps/web/files.yaml"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text((state_repo.path / name).read_text())
+    (folder / "apps/web/app.yaml").write_text("target: laptop\nwav: 2\n")
+    git(state_repo.path, "add", "-A")
+    git(state_repo.path, "commit", "-q", "-m", "state in a folder, with a typo")
+    bad = git(state_repo.path, "rev-parse", "HEAD")
+    daemon = daemon_factory(state_repo, path="deploy")
+    wait_for(lambda: "error" in states(daemon, bad))
+    assert "invalid: deploy/apps/web/app.yaml:2: " in notes(daemon, bad)[-1]["description"]
