@@ -15,6 +15,9 @@ triggers. Invariants:
 - Every deploy, event, app result and inventory change lands in the history;
   the last good revision per app is marked only after every wave and the prune
   succeeded.
+- A started deploy always ends in the history: any exception as a returned
+  "failure" (the daemon remembers it and does not retry), an interrupt as
+  "interrupted" (the next sync resumes it from live state).
 """
 
 from __future__ import annotations
