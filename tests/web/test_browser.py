@@ -148,5 +148,7 @@ def test_a_plan_page_opens_from_the_commit_status_target_url(web: Web, page: Any
     expect(page.locator("main")).to_contain_text("0 to create, 2 to change, 0 to delete")
     diff = page.locator("details", has_text="File//etc/web/version").locator("pre.diff")
     expect(diff).to_be_visible()
-    expect(diff.locator(".add")).to_contain_text("+sha256:")
+    # A changed text file shows its changed lines next to the new content hash.
+    expect(diff.locator(".add", has_text="+sha256:")).to_have_count(1)
+    expect(diff.locator(".add", has_text="4.0")).to_have_count(1)
     shoot(page, "plan")
