@@ -27,7 +27,13 @@ from backends.kubernetes import live as live_mod
 from backends.kubernetes.client import APPLY_PATCH, FIELD_MANAGER, KubeClient, object_path
 from backends.kubernetes.discovery import ApiResource, Discovery
 from backends.kubernetes.health import object_health
-from backends.kubernetes.normalize import is_secret, owner_app, with_ownership
+from backends.kubernetes.normalize import (
+    ignore_pointers,
+    is_secret,
+    keep_ignored,
+    owner_app,
+    with_ownership,
+)
 from reconciler.errors import ApiError
 from reconciler.model import Action, App, Change, HealthStatus, LiveView, Resource, Target, worse
 
@@ -125,15 +131,24 @@ class KubernetesBackend:
         if place.api is None:
             served = f"{place.api_version} {place.kind}"
             raise ApiError(f"{resource.id}: {served} is not served by the cluster")
-        manifest = with_ownership(
+        manifest: Mapping[str, Any] = with_ownership(
             resource.body, app=app, target=self.target.name, namespace=place.namespace
         )
+        path = _path(place.api, place.namespace, place.name)
+        ignore = ignore_pointers(manifest)
+        if ignore:
+            # One GET, only for objects that ignore fields: they keep their live values.
+            live = self.client.request(
+                "GET", path, what=str(resource.id), secret=is_secret(manifest), allow=(404,)
+            )
+            if live.status != 404:
+                manifest = keep_ignored(manifest, live.body, ignore)
         query = [("fieldManager", FIELD_MANAGER)]
         if self.options.force_conflicts:
             query.append(("force", "true"))
         response = self.client.request(
             "PATCH",
-            _path(place.api, place.namespace, place.name),
+            path,
             what=str(resource.id),
             query=query,
             body=manifest,

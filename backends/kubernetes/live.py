@@ -28,6 +28,7 @@ from backends.kubernetes.normalize import (
     comparable,
     ignore_pointers,
     is_secret,
+    keep_ignored,
     may_differ,
     owner_app,
     with_ownership,
@@ -231,6 +232,8 @@ class LiveReader:
         ignore = ignore_pointers(manifest)
         if live_obj is None or where.api is None:
             return comparable(manifest, ignore=ignore)
+        # As apply will send it: ignored fields keep their live values.
+        manifest = dict(keep_ignored(manifest, live_obj, ignore))
         if not may_differ(manifest, live_obj, FIELD_MANAGER):
             if live_form is not None and ignore == ignore_pointers(live_obj):
                 # Nothing would change: the live form is the answer, already built.

@@ -182,6 +182,56 @@ def _without(node: Any, tokens: Sequence[str]) -> Any:
     return node
 
 
+def keep_ignored(
+    manifest: Mapping[str, Any], live: Mapping[str, Any], pointers: Sequence[str]
+) -> Mapping[str, Any]:
+    """The manifest as applied over an existing object: every ignored field the
+    manifest sets carries the live value instead (or is left out when the live
+    object has none).
+
+    Why: an ignored field is usually written by someone else (an autoscaler owns
+    spec.replicas). Sending the manifest's value would conflict with that manager
+    on every apply (409), or with force_conflicts reset its work; sending the
+    live value changes nothing and conflicts with nobody. Leaving the field out
+    instead would let server-side apply delete it while this manager still owns
+    it alone. Objects being created get the manifest's values as written.
+    """
+    out: Any = manifest
+    for pointer in pointers:
+        tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+        if not tokens or _lookup(manifest, tokens) is _ABSENT:
+            continue
+        value = _lookup(live, tokens)
+        out = _without(out, tokens) if value is _ABSENT else _with(out, tokens, value)
+    return dict(out)
+
+
+_ABSENT = object()
+
+
+def _lookup(node: Any, tokens: Sequence[str]) -> Any:
+    for token in tokens:
+        if isinstance(node, Mapping) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return _ABSENT
+    return node
+
+
+def _with(node: Any, tokens: Sequence[str], value: Any) -> Any:
+    """`node` with the existing field at `tokens` set to `value`, copying only the path."""
+    head, rest = tokens[0], tokens[1:]
+    if isinstance(node, Mapping):
+        copied = dict(node)
+        copied[head] = _with(node[head], rest, value) if rest else value
+        return copied
+    items, index = list(node), int(head)
+    items[index] = _with(node[index], rest, value) if rest else value
+    return items
+
+
 def contains(live: Any, wanted: Any) -> bool:
     """True when every field `wanted` sets has the same value in `live`.
 

@@ -203,6 +203,28 @@ def test_ignore_differences_hides_a_field_another_manager_owns(
     assert changes == [] and result.applied == 0
 
 
+def test_ignored_fields_keep_their_live_value_on_apply(
+    test_server: KubeApiServer, cluster: Cluster
+) -> None:
+    ns = cluster.namespace
+    ignore = {"reconciler.io/ignore-differences": '["/spec/replicas"]'}
+    sync(cluster, [deployment(ns, "web", replicas=2, annotations=ignore)])
+    path = f"/apis/apps/v1/namespaces/{ns}/deployments/web"
+    backend = cluster.backend()
+    assert backend.client.request("GET", path, what="web").body["spec"]["replicas"] == 2
+    test_server.api.apply(_deployments(test_server), ns, "web",
+                          {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": 7}},
+                          manager="autoscaler", force=True, dry_run=False)
+    # Another field changes: the apply neither conflicts over replicas (409 without
+    # force_conflicts) nor resets the autoscaler's 7 to the manifest's 2.
+    changes, result = sync(cluster, [deployment(ns, "web", image="nginx:1.28", replicas=2,
+                                                annotations=ignore)])
+    assert [c.action for c in changes] == [Action.UPDATE] and result.applied == 1
+    spec = backend.client.request("GET", path, what="web").body["spec"]
+    assert spec["replicas"] == 7
+    assert spec["template"]["spec"]["containers"][0]["image"] == "nginx:1.28"
+
+
 def test_bad_token_is_an_api_error(test_server: KubeApiServer, cluster: Cluster) -> None:
     test_server.token = "rotated"
     backend = cluster.backend()

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from backends.kubernetes.normalize import (
     comparable,
     ignore_pointers,
+    keep_ignored,
     may_differ,
     owner_app,
     with_ownership,
@@ -82,3 +83,13 @@ def test_may_differ_ignores_server_defaults_but_sees_removed_fields() -> None:
     assert may_differ(manifest, live, "reconciler"), "apply would remove spec.paused"
     other = [{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {"f:x": {}}}}]
     assert not may_differ(manifest, {**live, "metadata": {"managedFields": other}}, "reconciler")
+
+
+def test_keep_ignored_takes_live_values_for_fields_the_manifest_sets() -> None:
+    manifest: dict[str, Any] = {"spec": {"replicas": 2, "items": [{"a": 1}], "x": 1}}
+    live = {"spec": {"replicas": 7, "items": [{"a": 5}], "y": 3}}
+    pointers = ["/spec/replicas", "/spec/items/0/a", "/spec/x", "/spec/y", "/nothing/here"]
+    out = keep_ignored(manifest, live, pointers)
+    # Live values for what the manifest sets; absent live -> left out; nothing added.
+    assert out == {"spec": {"replicas": 7, "items": [{"a": 5}]}}
+    assert manifest["spec"] == {"replicas": 2, "items": [{"a": 1}], "x": 1}, "input untouched"
