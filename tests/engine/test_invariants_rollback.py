@@ -107,3 +107,26 @@ def test_a_failed_new_app_is_removed_and_an_older_app_keeps_running(
     assert repo.served("web") is None
     assert repo.served("api") == "a1\n"
     assert {e.app for e in engine.history.inventory_entries("laptop")} == {"api"}
+
+
+def test_reconciler_sync_exits_1_and_says_the_rollback_failed(tmp_path: Path, repo: Repo) -> None:
+    import os
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-m", "reconciler", "sync", "--repo", str(repo.path),
+               "--rev", "main", "--data-dir", str(tmp_path / "cli-data")]
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(root)})
+
+    repo.commit({"web": "v1\n"})
+    done = run()
+    assert done.returncode == 0, done.stderr
+    repo.flag.write_text("")
+    repo.commit({"web": "v2\n"})
+    failed = run()
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("reconciler sync: failed (rollback failed): web: ")
+    assert "rolled back)" not in failed.stderr
