@@ -94,7 +94,8 @@ class ResourceId:
 class Resource:
     id: ResourceId
     app: str
-    body: Mapping[str, Any]
+    body: Mapping[str, Any] = field(repr=False)
+    """Never in a repr: it may hold secret values."""
     location: Location
     secret: bool = False
     """True when the body holds secret values: they never reach a diff, log or page."""
@@ -197,7 +198,7 @@ HostKey = tuple[str, ResourceId]
 class LiveResource:
     id: ResourceId
     host: str = ""
-    state: Mapping[str, Any]
+    state: Mapping[str, Any] = field(repr=False)
     """The comparable form of what is live (backend-normalised)."""
     owner_app: str | None = None
     """The app that created it, from ownership labels or the inventory; None if not ours."""
@@ -231,9 +232,10 @@ class Change:
     host: str = ""
     diff: str = ""
     """Unified diff, secrets redacted."""
-    desired: Mapping[str, Any] | None = None
-    live: Mapping[str, Any] | None = None
-    resource: Resource | None = None
+    # Comparable forms and the resource may hold secret values: never in a repr.
+    desired: Mapping[str, Any] | None = field(default=None, repr=False)
+    live: Mapping[str, Any] | None = field(default=None, repr=False)
+    resource: Resource | None = field(default=None, repr=False)
     """The desired resource (None for deletes)."""
 
 
