@@ -3,7 +3,8 @@
 `object_health` applies, in order: deletion in progress, generation versus
 status.observedGeneration, the Stalled/Reconciling conditions, one small
 function per kind, and finally a generic Ready condition. An object that exists
-and matches none of these is Healthy. Each per-kind function says its known gaps.
+and matches none of these is Healthy. Each per-kind function says its known gaps;
+docs/kubernetes.md lists where and why the rules differ from kstatus.
 
 Invariants: no I/O; input objects are never mutated; messages never quote
 object data (only names, counts, reasons and condition messages).
@@ -74,12 +75,16 @@ def deployment_health(obj: Obj) -> Health:
 
 
 def statefulset_health(obj: Obj) -> Health:
-    """Gaps: OnDelete updates are Healthy once ready (pods update only when deleted)."""
+    """Gaps: OnDelete updates are Healthy once ready (pods update only when deleted);
+    kstatus calls them Current at once, which would let a gate pass with no pod ready."""
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     replicas = _int(spec.get("replicas"), 1)
     ready = _int(status.get("readyReplicas"))
     if ready < replicas:
         return _progressing(f"{ready} of {replicas} replicas ready")
+    extra = _int(status.get("replicas")) - replicas
+    if extra > 0:
+        return _progressing(f"{extra} replicas pending termination")
     strategy = spec.get("updateStrategy") or {}
     if strategy.get("type") == "OnDelete":
         return HEALTHY
@@ -93,16 +98,47 @@ def statefulset_health(obj: Obj) -> Health:
 
 
 def daemonset_health(obj: Obj) -> Health:
-    """Gaps: OnDelete updates are Healthy once the pods are available."""
+    """Gaps: OnDelete updates are Healthy once the pods are available (kstatus waits
+    for every pod to be updated, which OnDelete leaves to whoever deletes them)."""
     status = obj.get("status") or {}
+    # Unlike the generic check, a DaemonSet without observedGeneration or
+    # desiredNumberScheduled has not been seen by its controller yet: its zero
+    # counts mean nothing (kstatus: NoObservedGeneration, NoDesiredNumber).
+    if not isinstance(status.get("observedGeneration"), int):
+        return _progressing("not observed by the DaemonSet controller yet")
+    if not isinstance(status.get("desiredNumberScheduled"), int):
+        return _progressing("desired number of pods not computed yet")
     desired = _int(status.get("desiredNumberScheduled"))
+    current = _int(status.get("currentNumberScheduled"))
     updated = _int(status.get("updatedNumberScheduled"))
     available = _int(status.get("numberAvailable"))
     strategy = ((obj.get("spec") or {}).get("updateStrategy") or {}).get("type")
+    if current < desired:
+        return _progressing(f"{current} of {desired} pods scheduled")
     if strategy != "OnDelete" and updated < desired:
         return _progressing(f"{updated} of {desired} pods updated")
     if available < desired:
         return _progressing(f"{available} of {desired} pods available")
+    return HEALTHY
+
+
+def replicaset_health(obj: Obj) -> Health:
+    """kstatus' ReplicaSet rule. Gaps: a ReplicaFailure (quota, admission) stays
+    Progressing, as in kstatus, until the gate's timeout."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    failure = condition(obj, "ReplicaFailure")
+    if _is_true(failure):
+        return _progressing(f"replica failure: {(failure or {}).get('message', '')}".strip())
+    replicas = _int(spec.get("replicas"), 1)
+    labelled = _int(status.get("fullyLabeledReplicas"))
+    available = _int(status.get("availableReplicas"))
+    if labelled < replicas:
+        return _progressing(f"{labelled} of {replicas} replicas labelled")
+    if available < replicas:
+        return _progressing(f"{available} of {replicas} replicas available")
+    extra = _int(status.get("replicas")) - replicas
+    if extra > 0:
+        return _progressing(f"{extra} replicas pending termination")
     return HEALTHY
 
 
@@ -154,9 +190,19 @@ def service_health(obj: Obj) -> Health:
 
 
 def crd_health(obj: Obj) -> Health:
-    """Gaps: does not check that every served version is storage-compatible."""
-    if _is_true(condition(obj, "Established")):
+    """kstatus' rule: names rejected, or not Established for a reason other than
+    Installing, is a failure. Gaps: does not check that every served version is
+    storage-compatible."""
+    names = condition(obj, "NamesAccepted")
+    if names is not None and names.get("status") == "False":
+        return _degraded(f"names not accepted: {names.get('message') or names.get('reason')}")
+    established = condition(obj, "Established")
+    if _is_true(established):
         return HEALTHY
+    failed = established is not None and established.get("status") == "False"
+    if failed and (established or {}).get("reason") != "Installing":
+        reason = (established or {}).get("message") or (established or {}).get("reason")
+        return _degraded(f"not established: {reason}")
     return _progressing("definition not established yet")
 
 
@@ -164,6 +210,7 @@ _BY_KIND: Mapping[tuple[str, str], Callable[[Obj], Health]] = {
     ("apps", "Deployment"): deployment_health,
     ("apps", "StatefulSet"): statefulset_health,
     ("apps", "DaemonSet"): daemonset_health,
+    ("apps", "ReplicaSet"): replicaset_health,
     ("batch", "Job"): job_health,
     ("", "Pod"): pod_health,
     ("", "PersistentVolumeClaim"): pvc_health,
@@ -179,8 +226,10 @@ def _generic(obj: Obj) -> Health | None:
         return _progressing("being deleted")
     observed = (obj.get("status") or {}).get("observedGeneration")
     generation = metadata.get("generation")
-    if isinstance(observed, int) and isinstance(generation, int) and observed < generation:
+    if isinstance(observed, int) and isinstance(generation, int) and observed != generation:
         return _progressing(f"generation {generation} not observed yet (at {observed})")
+    # kstatus takes whichever of Reconciling/Stalled comes first in the list;
+    # Stalled wins here, so an object that reports both never passes as merely busy.
     stalled = condition(obj, "Stalled")
     if _is_true(stalled):
         return _degraded(f"stalled: {(stalled or {}).get('message', '')}".strip())
