@@ -3,8 +3,11 @@ plain hosts, over SSH (paramiko) or on the local machine.
 
 Layout: `options` (typed target options), `resources` (paths under the root,
 comparable forms; pure), `facts` (one fact command per host and its pure
-parser), `steps` (changes to batched work; pure), `transport` and `ssh` (the
-run/put/get seam), `health` (probes), `backend` (the Backend protocol).
+parser), `live` (what to ask a host and what its facts mean; pure), `content`
+(the text of changed files for readable diffs; pure), `records` (what the
+backend remembers on each host; pure), `steps` (changes to batched work;
+pure), `transport` and `ssh` (the run/put/get seam), `health` (probes),
+`backend` (the Backend protocol). See docs/vm.md.
 This package never imports another backend.
 """
 

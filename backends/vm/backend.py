@@ -1,12 +1,16 @@
 """The VM backend: the Backend protocol over a fleet of hosts.
 
 Per sync and host it costs one connection (kept until `close`), one fact
-command for `read_live`, and at most two scripts plus the uploads for `apply`.
+command for `read_live` (plus one that reads the text of changed files, only
+when some file differs), and at most two scripts plus the uploads for `apply`.
 Hosts run in parallel on a thread pool bounded by the target's `parallel`.
 
 Invariants:
-- `read_live` runs exactly one command per host, and `apply` with nothing to do
-  on a host opens no connection and runs nothing there.
+- A no-op `read_live` runs exactly one command per host, and `apply` with
+  nothing to do on a host opens no connection and runs nothing there.
+- A managed path that leads outside the root through a symlink fails
+  `read_live` for its host (naming host and path) before any form holds
+  something read through it; `apply` checks again on the host before writing.
 - A host whose transport failed is forgotten, so the next call reconnects.
 - Errors name the host; when several hosts fail, HostsFailed lists each.
 """
@@ -18,25 +22,29 @@ import posixpath
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from backends.base import ApplyResult, HealthReport, Inventory
+from backends.vm import content
 from backends.vm import health as vm_health
+from backends.vm import live as vm_live
 from backends.vm import resources as res
-from backends.vm.facts import (
-    FactRequest,
-    Facts,
-    GuardQuery,
-    ServiceQuery,
-    fact_script,
-    live_path_form,
-    parse_facts,
-)
+from backends.vm.facts import FactRequest, Facts, fact_script, parse_facts
 from backends.vm.options import VmOptions
 from backends.vm.steps import HostWork, Step, host_work, steps_script
 from backends.vm.transport import LocalTransport, Transport
 from reconciler.errors import BackendError, TransportError
-from reconciler.model import App, Change, HostKey, LiveResource, LiveView, Resource, Target
+from reconciler.model import (
+    App,
+    Change,
+    HostKey,
+    LiveResource,
+    LiveView,
+    Resource,
+    ResourceId,
+    Target,
+)
 
 T = TypeVar("T")
 TransportFactory = Callable[[str], Transport]
@@ -156,45 +164,45 @@ class VmBackend:
         )
 
     def _read_host(
-        self, host: str, resources: Sequence[Resource], owned: Mapping[Any, str]
+        self, host: str, resources: Sequence[Resource], owned: Mapping[ResourceId, str]
     ) -> tuple[dict[HostKey, Mapping[str, Any]], dict[HostKey, LiveResource]]:
-        name, root = res.host_name(host), self.root(host)
-        desired: dict[HostKey, Mapping[str, Any]] = {
-            (host, r.id): res.desired_form(r, root, name) for r in resources
-        }
-        paths = {r.id: res.under_root(root, r.id.name, name)
-                 for r in resources if r.id.kind in res.PATH_KINDS}
-        for rid in owned:
-            if rid.kind in res.PATH_KINDS and rid not in paths:
-                paths[rid] = res.under_root(root, rid.name, name)
-        services = [r for r in resources if r.id.kind == "Service"]
-        commands = [r for r in resources if r.id.kind == "Command"]
-        request = _fact_request(services, commands, paths.values(), root, name, self.env(host))
-        facts = self._collect(host, request)
-        live: dict[HostKey, LiveResource] = {}
-
-        def put(rid: Any, state: Mapping[str, Any]) -> None:
-            live[(host, rid)] = LiveResource(id=rid, host=host, state=state,
-                                             owner_app=owned.get(rid))
-
-        for rid, path in paths.items():
-            form = live_path_form(facts.paths.get(path), desired.get((host, rid)))
-            if form is not None:
-                put(rid, form)
-        for index, svc in enumerate(services):
-            code = facts.services.get(index)
-            if code is None:
-                raise BackendError(f"{host}: {svc.id} names a unit but systemctl is missing")
-            put(svc.id, {"state": "running" if code == 0 else "stopped"})
-        for index, cmd in enumerate(commands):
-            # Without a guard, a command is done once it ran (it is in the inventory).
-            guarded = bool(cmd.body.get("unless") or cmd.body.get("creates"))
-            if facts.guards.get(index, False) if guarded else cmd.id in owned:
-                put(cmd.id, {"done": True})
-        for rid in owned:  # owned, no longer desired, not a path: let prune forget it
-            if rid.kind in ("Service", "Command") and (host, rid) not in desired:
-                put(rid, {"state": "unknown"} if rid.kind == "Service" else {"done": True})
+        asked = vm_live.ask(host, self.root(host), resources, owned, self.env(host))
+        facts = self._collect(host, asked.request)
+        refused = vm_live.refusals(asked, facts)
+        if refused:
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            raise BackendError(refused[0] + more)
+        live = vm_live.answer(asked, facts, owned)
+        desired = dict(asked.desired)
+        self._add_content(host, asked, facts, desired, live)
         return desired, live
+
+    def _add_content(
+        self, host: str, asked: vm_live.HostAsk, facts: Facts,
+        desired: dict[HostKey, Mapping[str, Any]], live: dict[HostKey, LiveResource],
+    ) -> None:
+        """Put the text of changed (and new) non-secret files into both forms,
+        reading every changed file of the host in one command."""
+        by_id = {r.id: r for r in asked.resources}
+        reads: list[Resource] = []
+        for rid, path in asked.paths.items():
+            resource, key = by_id.get(rid), (host, rid)
+            if resource is None or resource.id.kind != "File":
+                continue
+            if key not in live:
+                desired[key] = content.creation_form(resource, desired[key])
+            elif content.to_read(resource, facts.paths.get(path)):
+                reads.append(resource)
+        if not reads:
+            return
+        paths = [asked.paths[r.id] for r in reads]
+        result = self.transport(host).run(content.read_script(paths))
+        for index, data in content.parse_read(result.stdout, len(paths)).items():
+            resource = reads[index]
+            key = (host, resource.id)
+            want, have = content.enrich(resource, desired[key], live[key].state, data)
+            desired[key] = want
+            live[key] = replace(live[key], state=have)
 
     def _collect(self, host: str, request: FactRequest) -> Facts:
         result = self.transport(host).run(fact_script(request))
@@ -217,25 +225,32 @@ class VmBackend:
             for host, host_changes in by_host.items()
         }
         busy = [host for host, work in works.items() if not work.empty]
-        counts = self._each(busy, lambda host: self._apply_host(host, works[host]))
+        done = self._each(busy, lambda host: self._apply_host(host, works[host]))
         restarted = tuple(f"{host}: {svc}" for host in busy for svc in works[host].restarted)
-        return ApplyResult(applied=sum(counts.values()), restarted=restarted)
+        return ApplyResult(applied=sum(count for count, _ in done.values()), restarted=restarted,
+                           messages=tuple(note for _, notes in done.values() for note in notes))
 
-    def _apply_host(self, host: str, work: HostWork) -> int:
+    def _apply_host(self, host: str, work: HostWork) -> tuple[int, list[str]]:
         transport = self.transport(host)
-        done = self._run_steps(host, transport, work.prepare)
+        done, notes = self._run_steps(host, transport, work.prepare)
         for upload in work.uploads:
             transport.put(upload.path, upload.data, upload.mode)
-        return done + len(work.uploads) + self._run_steps(host, transport, work.finish)
+        more, later = self._run_steps(host, transport, work.finish)
+        return done + len(work.uploads) + more, notes + later
 
-    def _run_steps(self, host: str, transport: Transport, steps: Sequence[Step]) -> int:
+    def _run_steps(
+        self, host: str, transport: Transport, steps: Sequence[Step]
+    ) -> tuple[int, list[str]]:
+        """Run one batch; the writes it made and the notes of steps that chose
+        to leave something as it was (those are not writes)."""
         if not steps:
-            return 0
+            return 0, []
         result = transport.run(steps_script(steps, self.env(host)))
-        ok = sum(1 for line in result.stdout.splitlines() if line.startswith("OK "))
+        lines = result.stdout.splitlines()
+        ok = sum(1 for line in lines if line.startswith("OK "))
         if result.exit == 0 and ok == len(steps):
-            return ok
-        failed = [line.split() for line in result.stdout.splitlines() if line.startswith("FAIL ")]
+            return _writes_and_notes(host, steps, lines)
+        failed = [line.split() for line in lines if line.startswith("FAIL ")]
         output = " | ".join(result.stderr.strip().splitlines()[-3:])
         if failed and len(failed[0]) == 3 and failed[0][1].isdigit():
             step = steps[int(failed[0][1])]
@@ -259,22 +274,17 @@ class VmBackend:
         self._pool.shutdown(wait=True)
 
 
-def _fact_request(
-    services: Sequence[Resource], commands: Sequence[Resource], paths: Iterable[str],
-    root: str, host: str, env: Mapping[str, str],
-) -> FactRequest:
-    service_queries = tuple(
-        ServiceQuery(unit=str(s.body.get("unit") or ""),
-                     status=res.expand(str(s.body.get("status") or "false"), host))
-        for s in services
-    )
-    guard_queries = tuple(
-        GuardQuery(
-            unless=res.expand(str(c.body.get("unless") or ""), host),
-            creates=res.under_root(root, str(c.body["creates"]), host)
-            if c.body.get("creates") else "",
-        )
-        for c in commands
-    )
-    return FactRequest(paths=tuple(sorted(set(paths))), services=service_queries,
-                       guards=guard_queries, env=env)
+def _writes_and_notes(host: str, steps: Sequence[Step], lines: Sequence[str]
+                      ) -> tuple[int, list[str]]:
+    """A NOTE belongs to the step whose OK line follows it."""
+    noted: set[int] = set()
+    notes: list[str] = []
+    index = 0
+    for line in lines:
+        if line.startswith("NOTE "):
+            noted.add(index)
+            notes.append(f"{host}: {line[5:]}")
+        elif line.startswith("OK "):
+            index += 1
+    writes = sum(1 for i, step in enumerate(steps) if step.write and i not in noted)
+    return writes, notes

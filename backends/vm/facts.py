@@ -7,16 +7,26 @@ service's status and every command guard; `parse_facts` turns its output into
 values. Neither does I/O, so both are tested without a host.
 
 The script forks little: one `stat` for all paths, one `sha256sum` for all
-regular files, one `readlink` per existing symlink; the type tests are shell
+regular files, one `realpath` for all paths that must stay inside the root,
+one `readlink` per existing symlink, one `cat` per service record asked for;
+the type tests, directory entry counts and command records are shell
 builtins. Output is line based (paths with newlines are refused earlier):
 
-    #stat                     then `stat -c '%f %U %G %n'` lines (raw hex mode)
+    #stat                     then `stat -c '%f %s %U %G %n'` lines (raw hex mode)
     #sha                      then `sha256sum` lines ("\\" prefix: escaped name)
+    #real                     then `realpath -m` of the root and of each contained
+                              path, one line each; or, when that call failed,
+    #realeach                 then R <index> <resolved|?> per path
     #rec                      then the records below
     L <index> <target>        symlink target of paths[index]
     S <index> <exit|none>     service status exit code; none: no systemctl
     G <index> <exit>          command guard exit code (0: already done)
+    H <index> <sha256>        recorded run hash of an unguarded command
+    E <index> <count>         entries in directory counted[index]
+    J <index> <json>          service record records[index]
     #end                      written last: its absence means the output is cut
+
+`#real` has absolute paths only, so a file name can never pass for a marker.
 """
 
 from __future__ import annotations
@@ -41,6 +51,8 @@ class GuardQuery:
     unless: str = ""
     creates: str = ""
     """An absolute path, already under the host's root."""
+    record: str = ""
+    """Without unless/creates: the file holding the hash of the last run."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +62,13 @@ class FactRequest:
     guards: tuple[GuardQuery, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     """Exported before status and guard commands run."""
+    root: str = "/"
+    contained: tuple[str, ...] = ()
+    """Paths whose real location (symlinks resolved) must stay inside `root`."""
+    counted: tuple[str, ...] = ()
+    """Directories whose entries are counted (to tell whether a delete empties them)."""
+    records: tuple[str, ...] = ()
+    """Service record files to read."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +78,7 @@ class PathFact:
     mode: str
     owner: str
     group: str
+    size: int = 0
     sha256: str | None = None
     target: str | None = None
 
@@ -72,6 +92,14 @@ class Facts:
     guards: Mapping[int, bool]
     """True when the command's guard says it is already done."""
     complete: bool
+    resolved: Mapping[str, str | None] = field(default_factory=dict)
+    """Each contained path (and the root) with symlinks resolved; None: unknown."""
+    run_hashes: Mapping[int, str] = field(default_factory=dict)
+    """Recorded run hash per guard index (unguarded commands that ran)."""
+    entries: Mapping[str, int] = field(default_factory=dict)
+    """Entry count of each counted directory that exists."""
+    records: Mapping[int, str] = field(default_factory=dict)
+    """Text of each service record that exists."""
 
 
 def env_prelude(env: Mapping[str, str]) -> list[str]:
@@ -99,10 +127,37 @@ def _service_line(index: int, query: ServiceQuery) -> str:
 
 
 def _guard_line(index: int, query: GuardQuery) -> str:
+    if not (query.unless or query.creates):
+        # `read` is a builtin: an unguarded command costs no fork on a no-op.
+        record = shlex.quote(query.record)
+        return (f"h=; if [ -f {record} ] && {{ read -r h || [ -n \"$h\" ]; }} < {record}; "
+                f"then printf 'H {index} %s\\n' \"$h\"; fi")
     run = f"{_quiet(query.unless)}; r=$?" if query.unless else "r=1"
     if query.creates:
         run = f"if [ -e {shlex.quote(query.creates)} ]; then r=0; else {run}; fi"
     return f"{run}; printf 'G {index} %s\\n' \"$r\""
+
+
+def _count_line(index: int, directory: str) -> str:
+    # Globs are builtins; the three patterns together match every entry,
+    # dot files included, and `-e || -L` drops patterns that matched nothing.
+    d = shlex.quote(directory)
+    return (f"if [ -d {d} ] && [ ! -L {d} ]; then n=0; "
+            f"for e in {d}/* {d}/.[!.]* {d}/..?*; do "
+            'if [ -e "$e" ] || [ -L "$e" ]; then n=$((n+1)); fi; done; '
+            f"printf 'E {index} %s\\n' \"$n\"; fi")
+
+
+def _real_lines(request: FactRequest) -> list[str]:
+    if not request.contained:
+        return []
+    quoted = " ".join(shlex.quote(p) for p in (request.root, *request.contained))
+    return [
+        "echo '#real'",
+        f"realpath -m -- {quoted} 2>/dev/null || {{ echo '#realeach'; i=0; "
+        f"for p in {quoted}; do printf 'R %s ' \"$i\"; "
+        "realpath -m -- \"$p\" 2>/dev/null || echo '?'; i=$((i+1)); done; }",
+    ]
 
 
 def fact_script(request: FactRequest) -> str:
@@ -111,7 +166,7 @@ def fact_script(request: FactRequest) -> str:
     quoted = [shlex.quote(p) for p in request.paths]
     lines.append("echo '#stat'")
     if quoted:
-        lines.append(f"stat -c '%f %U %G %n' -- {' '.join(quoted)} 2>/dev/null")
+        lines.append(f"stat -c '%f %s %U %G %n' -- {' '.join(quoted)} 2>/dev/null")
         lines.append("set --")
         lines.append(
             f"for f in {' '.join(quoted)}; do "
@@ -120,26 +175,32 @@ def fact_script(request: FactRequest) -> str:
     lines.append("echo '#sha'")
     if quoted:
         lines.append('if [ $# -gt 0 ]; then sha256sum -- "$@" 2>/dev/null; fi')
+    lines.extend(_real_lines(request))
     lines.append("echo '#rec'")
     for index, path in enumerate(quoted):
         lines.append(f"if [ -L {path} ]; then printf 'L {index} '; readlink -- {path}; fi")
     lines.extend(_service_line(i, q) for i, q in enumerate(request.services))
     lines.extend(_guard_line(i, q) for i, q in enumerate(request.guards))
+    lines.extend(_count_line(i, d) for i, d in enumerate(request.counted))
+    for index, record in enumerate(request.records):
+        r = shlex.quote(record)
+        lines.append(f"if [ -f {r} ]; then printf 'J {index} %s\\n' \"$(cat -- {r})\"; fi")
     lines.append("echo '#end'")
     return "\n".join(lines) + "\n"
 
 
 def _parse_stat(line: str) -> tuple[str, PathFact] | None:
-    parts = line.split(" ", 3)
-    if len(parts) != 4:
+    parts = line.split(" ", 4)
+    if len(parts) != 5 or not parts[1].isdigit():
         return None
     try:
         raw = int(parts[0], 16)
     except ValueError:
         return None
     kind = _TYPES.get(raw & 0o170000, "other")
-    fact = PathFact(type=kind, mode=f"{raw & 0o7777:04o}", owner=parts[1], group=parts[2])
-    return parts[3], fact
+    fact = PathFact(type=kind, mode=f"{raw & 0o7777:04o}", owner=parts[2], group=parts[3],
+                    size=int(parts[1]))
+    return parts[4], fact
 
 
 def _unescape(name: str) -> str:
@@ -164,11 +225,27 @@ def _parse_sha(line: str) -> tuple[str, str] | None:
     return (_unescape(name) if escaped else name), digest
 
 
+_TAGS = ("L", "S", "G", "H", "E", "J", "R")
+
+
 def _parse_record(line: str, into: dict[str, dict[int, str]]) -> None:
     tag, _, rest = line.partition(" ")
     index_text, _, value = rest.partition(" ")
-    if tag in ("L", "S", "G") and index_text.isdigit():
+    if tag in _TAGS and index_text.isdigit():
         into[tag][int(index_text)] = value
+
+
+def _resolved(request: FactRequest, lines: list[str], each: Mapping[int, str] | None
+              ) -> dict[str, str | None]:
+    """Root and contained paths -> their real path; None where it is unknown
+    (realpath failed, or its output does not line up with what was asked)."""
+    asked = (request.root, *request.contained)
+    if each is not None:
+        return {p: (v if v.startswith("/") else None)
+                for i, p in enumerate(asked) for v in [each.get(i, "?")]}
+    if len(lines) != len(asked) or not all(v.startswith("/") for v in lines):
+        return dict.fromkeys(asked)
+    return dict(zip(asked, lines, strict=True))
 
 
 def parse_facts(output: str, request: FactRequest) -> Facts:
@@ -176,10 +253,11 @@ def parse_facts(output: str, request: FactRequest) -> Facts:
     are ignored, so stray output cannot corrupt what is known."""
     stats: dict[str, PathFact] = {}
     hashes: dict[str, str] = {}
-    records: dict[str, dict[int, str]] = {"L": {}, "S": {}, "G": {}}
-    section, complete = "", False
+    real: list[str] = []
+    records: dict[str, dict[int, str]] = {tag: {} for tag in _TAGS}
+    section, complete, each = "", False, False
     for line in output.split("\n"):
-        if line in ("#stat", "#sha", "#rec"):
+        if line in ("#stat", "#sha", "#real", "#rec"):
             section = line
         elif line == "#end":
             complete = True
@@ -187,12 +265,16 @@ def parse_facts(output: str, request: FactRequest) -> Facts:
             stats[st[0]] = st[1]
         elif section == "#sha" and (sh := _parse_sha(line)) is not None:
             hashes[sh[0]] = sh[1]
-        elif section == "#rec":
+        elif section == "#real" and line == "#realeach":
+            each = True
+        elif section == "#real" and not each and line:
+            real.append(line)
+        elif section in ("#rec", "#real"):
             _parse_record(line, records)
     links = {request.paths[i]: t for i, t in records["L"].items() if i < len(request.paths)}
     paths = {
         path: PathFact(
-            type=fact.type, mode=fact.mode, owner=fact.owner, group=fact.group,
+            type=fact.type, mode=fact.mode, owner=fact.owner, group=fact.group, size=fact.size,
             sha256=hashes.get(path) if fact.type == "file" else None,
             target=links.get(path) if fact.type == "symlink" else None,
         )
@@ -202,8 +284,16 @@ def parse_facts(output: str, request: FactRequest) -> Facts:
         i: (None if v == "none" else int(v) if v.lstrip("-").isdigit() else 255)
         for i, v in records["S"].items()
     }
-    guards = {i: v == "0" for i, v in records["G"].items()}
-    return Facts(paths=paths, services=services, guards=guards, complete=complete)
+    return Facts(
+        paths=paths, services=services, complete=complete,
+        guards={i: v == "0" for i, v in records["G"].items()},
+        resolved=_resolved(request, real, records["R"] if each else None)
+        if request.contained else {},
+        run_hashes={i: v for i, v in records["H"].items() if len(v) == 64},
+        entries={request.counted[i]: int(v) for i, v in records["E"].items()
+                 if i < len(request.counted) and v.isdigit()},
+        records={i: v for i, v in records["J"].items() if i < len(request.records)},
+    )
 
 
 def live_path_form(

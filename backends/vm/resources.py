@@ -9,8 +9,9 @@ Invariants:
   normalised; a result outside the root is refused (BackendError), so `..`
   can never escape it. Symlink targets are checked the same way.
 - Paths holding a newline or NUL are refused: the fact protocol is line based.
-- Comparable forms hold hashes and metadata only, never file content, so they
-  may be shown in plan diffs even for secret files.
+- Comparable forms built here hold hashes and metadata only, never file
+  content, so they may be shown in plan diffs even for secret files
+  (`backends.vm.content` adds the text of changed non-secret files).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
+from backends.vm import records
 from reconciler.errors import BackendError
 from reconciler.model import Resource
 
@@ -65,6 +67,13 @@ def under_root(root: str, path: str, host: str) -> str:
     if joined != base and not joined.startswith(base.rstrip("/") + "/"):
         raise BackendError(f"{host}: path {path!r} escapes the root {root!r}")
     return joined
+
+
+def contained_path(kind: str, path: str) -> str:
+    """The path whose real location decides where an operation on `path` lands:
+    mkdir, chmod and chown follow a directory symlink itself; files and links
+    are replaced by rename, so only their parent matters."""
+    return path if kind == "Directory" else posixpath.dirname(path)
 
 
 def link_target(root: str, link_path: str, target: str, host: str) -> str:
@@ -123,6 +132,12 @@ def _metadata(body: Mapping[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+def guarded(body: Mapping[str, Any]) -> bool:
+    """A Command with `unless` or `creates` asks the host whether it is done;
+    one without runs again whenever its `run` text changes."""
+    return bool(body.get("unless") or body.get("creates"))
+
+
 def service_state(body: Mapping[str, Any]) -> str:
     return str(body.get("state", "running"))
 
@@ -143,5 +158,7 @@ def desired_form(resource: Resource, root: str, host: str) -> dict[str, Any]:
     if kind == "Service":
         return {"state": service_state(body)}
     if kind == "Command":
-        return {"done": True}
+        if guarded(body):
+            return {"done": True}
+        return {"run_sha256": records.run_hash(expand(str(body.get("run", "")), host))}
     raise BackendError(f"{where}: kind {kind!r} is not a VM resource kind")

@@ -16,6 +16,13 @@ Invariants:
   this apply, and only when it should be running; a service that is changed
   itself is started or stopped instead.
 - Upload data is excluded from repr, so logging a HostWork cannot leak content.
+- Unless the root is "/", the first script of an apply that touches a path
+  starts with a guard step: every path the apply goes through must resolve
+  (symlinks followed) inside the root's real location, or the script stops
+  before its first write and uploads never start.
+- A step that decides to leave something as it is (a non-empty Directory, a
+  Service without a stop record) says so on fd 3 (`NOTE <text>`); that step
+  is not counted as a write and its note reaches ApplyResult.messages.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from backends.vm import records
 from backends.vm import resources as res
 from backends.vm.facts import env_prelude
 from reconciler.model import Action, App, Change, Resource
@@ -42,6 +50,11 @@ class Upload:
 class Step:
     description: str
     command: str
+    write: bool = True
+    """False for checks: they are not counted as writes."""
+    notes: bool = False
+    """The step may print a NOTE on fd 3. Only our own short commands get fd 3:
+    a background process started by a user command would hold it open."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,9 +78,19 @@ class _Builder:
     finish: list[Step] = field(default_factory=list)
     deletes: list[tuple[int, Step]] = field(default_factory=list)
     changed_files: set[str] = field(default_factory=set)
+    contained: dict[str, str] = field(default_factory=dict)
+    """Paths this work goes through -> the resource they are checked for."""
 
-    def path(self, name: str) -> str:
-        return res.under_root(self.root, name, self.host)
+    def path(self, name: str, kind: str = "") -> str:
+        path = res.under_root(self.root, name, self.host)
+        if kind:
+            self.contained.setdefault(res.contained_path(kind, path), f"{kind} {name}")
+        return path
+
+    def record(self, path: str) -> str:
+        self.contained.setdefault(records.state_dir(self.root),
+                                  "the reconciler's state folder")
+        return path
 
 
 def _q(text: str) -> str:
@@ -83,7 +106,7 @@ def _owner_step(path: str, body: Mapping[str, Any], what: str) -> Step | None:
 
 
 def _file(b: _Builder, change: Change, resource: Resource) -> None:
-    path, body = b.path(resource.id.name), resource.body
+    path, body = b.path(resource.id.name, "File"), resource.body
     want = res.desired_form(resource, b.root, b.host)
     live = change.live or {}
     mode = int(want.get("mode", "0644"), 8)
@@ -105,7 +128,7 @@ def _file(b: _Builder, change: Change, resource: Resource) -> None:
 
 
 def _directory(b: _Builder, resource: Resource) -> None:
-    path, body = b.path(resource.id.name), resource.body
+    path, body = b.path(resource.id.name, "Directory"), resource.body
     want = res.desired_form(resource, b.root, b.host)
     what = f"Directory {resource.id.name}"
     command = f"mkdir -p -- {_q(path)}"
@@ -118,7 +141,7 @@ def _directory(b: _Builder, resource: Resource) -> None:
 
 
 def _symlink(b: _Builder, resource: Resource) -> None:
-    path = b.path(resource.id.name)
+    path = b.path(resource.id.name, "Symlink")
     target = res.desired_form(resource, b.root, b.host)["target"]
     tmp = f"{path}.reconciler-tmp"
     # ln to a temporary name, then rename over the path: the link flips atomically.
@@ -165,28 +188,82 @@ def _services(b: _Builder, app: App, changed: Mapping[str, Change]) -> list[str]
             continue
         b.finish.append(Step(description=f"{verb} Service {name}",
                              command=service_command(body, verb, b.host)))
+        b.finish.append(_service_record(b, app, resource))
     return restarted
+
+
+def _service_record(b: _Builder, app: App, resource: Resource) -> Step:
+    """Write down how to stop what now runs, so that a prune can stop it even
+    after the Service left Git (the inventory only knows the owning app)."""
+    name, body = resource.id.name, resource.body
+    if body.get("unit"):
+        text = records.service_json(name, app.name, unit=str(body["unit"]))
+    else:
+        text = records.service_json(name, app.name,
+                                    stop=service_command(body, "stop", b.host))
+    path = b.record(records.service_record(b.root, name))
+    return Step(description=f"record how to stop Service {name}",
+                command=records.write_command(path, text))
 
 
 def _command(b: _Builder, resource: Resource) -> None:
     run = res.expand(str(resource.body.get("run", "")), b.host)
+    if not res.guarded(resource.body):
+        # Record the text that ran only once it succeeded; its own subshell,
+        # so an `exit 0` inside `run` cannot skip the record.
+        path = b.record(records.command_record(b.root, resource.id.name))
+        run = f"( {run}\n) && {records.write_command(path, records.run_hash(run))}"
     b.finish.append(Step(description=f"run Command {resource.id.name}", command=run))
 
 
 def _delete(b: _Builder, change: Change) -> None:
     kind, name = change.id.kind, change.id.name
+    notes = kind == "Directory"
     if kind in ("File", "Symlink"):
-        command = f"rm -f -- {_q(b.path(name))}"
+        command = f"rm -f -- {_q(b.path(name, kind))}"
     elif kind == "Directory":
         # Only an empty directory is removed: it may hold files we never managed.
-        command = f"rmdir -- {_q(b.path(name))} 2>/dev/null || true"
+        path = _q(b.path(name, kind))
+        note = _q(f"NOTE kept Directory {name}: not empty (the reconciler never deletes "
+                  "files it does not manage)")
+        command = f"rmdir -- {path} 2>/dev/null || {{ [ ! -d {path} ] || echo {note} >&3; }}"
     elif kind == "Service":
-        command = (f"if command -v systemctl >/dev/null 2>&1; then "
-                   f"systemctl stop {_q(name)} || true; fi")
+        command = _stop_pruned(b, name, (change.live or {}).get("stop"))
+        notes = command.startswith("echo ")
     else:
-        return  # a Command that ran cannot be undone; forgetting it is enough
+        # A Command that ran cannot be undone: forget the text it ran, so that
+        # adding it again runs it again.
+        record = _q(b.record(records.command_record(b.root, name)))
+        command = f"rm -f -- {record}"
     depth = posixpath.normpath("/" + name).count("/")
-    b.deletes.append((depth, Step(description=f"delete {change.id}", command=command)))
+    b.deletes.append((depth, Step(description=f"delete {change.id}", command=command,
+                                  notes=notes)))
+
+
+def _stop_pruned(b: _Builder, name: str, stop: object) -> str:
+    record = _q(b.record(records.service_record(b.root, name)))
+    if not isinstance(stop, str) or not stop:
+        note = _q(f"NOTE left Service {name} running: no stop record on the host")
+        return f"echo {note} >&3"
+    return f"( {stop}\n) && rm -f -- {record}"
+
+
+def guard_step(root: str, contained: Mapping[str, str]) -> Step:
+    """A step that fails, naming each offender, when a path leads outside the
+    root's real location (one `realpath` per path: applies are rare, and this
+    keeps each message tied to its resource)."""
+    pairs = " ".join(f"{_q(path)} {_q(what)}" for path, what in sorted(contained.items()))
+    return Step(
+        description="check that no path leads outside the root", write=False,
+        command=(
+            f"r=$(realpath -m -- {_q(root)}) && bad=0 && set -- {pairs} && "
+            "while [ $# -gt 0 ]; do "
+            'if ! o=$(realpath -m -- "$1"); then echo "$2: cannot resolve $1" >&2; bad=1; '
+            'else case $o in "$r"|"$r"/*) ;; '
+            '*) echo "$2: $1 leads outside the root through a symlink (to $o)" >&2; bad=1;; '
+            'esac; fi; shift 2; done; [ "$bad" = 0 ]'
+        ),
+    )
 
 
 def host_work(app: App, changes: Sequence[Change], root: str, host: str) -> HostWork:
@@ -209,19 +286,28 @@ def host_work(app: App, changes: Sequence[Change], root: str, host: str) -> Host
             services[resource.id.name] = change
     restarted = _services(b, app, services)
     # Deepest paths first, so files go before the directories that hold them.
-    deletes = [step for _, step in sorted(b.deletes, key=lambda d: -d[0])]
-    return HostWork(
-        prepare=tuple(b.prepare), uploads=tuple(b.uploads),
-        finish=tuple(b.finish + deletes), restarted=tuple(restarted),
-    )
+    finish = b.finish + [step for _, step in sorted(b.deletes, key=lambda d: -d[0])]
+    prepare = b.prepare
+    if b.contained and b.root != "/":
+        # The guard runs before the first write: in prepare when uploads follow it.
+        guard = guard_step(b.root, b.contained)
+        if prepare or b.uploads:
+            prepare = [guard, *prepare]
+        elif finish:
+            finish = [guard, *finish]
+    return HostWork(prepare=tuple(prepare), uploads=tuple(b.uploads),
+                    finish=tuple(finish), restarted=tuple(restarted))
 
 
 def steps_script(steps: Sequence[Step], env: Mapping[str, str]) -> str:
     """One script running `steps` in order; stops at the first failure."""
     lines = [*env_prelude(env), 'log=$(mktemp) || exit 97', "trap 'rm -f \"$log\"' EXIT"]
     for index, step in enumerate(steps):
+        # fd 3 is the script's stdout, so a step can leave a NOTE for the caller.
+        fd3 = " 3>&1" if step.notes else ""
         lines.append(
-            f"( {step.command}\n) </dev/null >\"$log\" 2>&1 || {{ r=$?; echo \"FAIL {index} $r\"; "
+            f"( {step.command}\n) </dev/null{fd3} >\"$log\" 2>&1 || {{ r=$?; "
+            f"echo \"FAIL {index} $r\"; "
             f"tail -c 2000 \"$log\" >&2; exit 1; }}"
         )
         lines.append(f"echo 'OK {index}'")

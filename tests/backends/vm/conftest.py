@@ -17,15 +17,18 @@ import pytest
 from backends.base import BackendContext
 from backends.vm import VmBackend
 from backends.vm import open as open_vm
+from reconciler import plan as planner
 from reconciler.model import (
     Action,
     App,
     BackendKind,
     Change,
     CheckKind,
+    DesiredState,
     HealthCheck,
     LiveView,
     Location,
+    Plan,
     Resource,
     ResourceId,
     Target,
@@ -98,3 +101,10 @@ def ssh_target(fleet: SshFleet, root: str, **extra: Any) -> Target:
     }
     options.update(extra)
     return target(**options)
+
+
+def plan_for(view: LiveView, *apps: App) -> Plan:
+    """reconciler.plan over one VM target's view: the diffs a reviewer sees."""
+    desired = DesiredState(revision="r", targets={"vm": target()},
+                           apps={a.name: a for a in apps})
+    return planner.plan(desired, {"vm": view})

@@ -27,9 +27,9 @@ def test_parser_reads_every_record_kind_including_names_with_spaces() -> None:
     )
     output = "\n".join([
         "#stat",
-        "81a4 root root /r/my file.conf",
-        "41ed app app /r/dir",
-        "a1ff root root /r/link to it",
+        "81a4 12 root root /r/my file.conf",
+        "41ed 4096 app app /r/dir",
+        "a1ff 26 root root /r/link to it",
         "#sha",
         f"{SHA_A}  /r/my file.conf",
         "#rec",
@@ -43,7 +43,7 @@ def test_parser_reads_every_record_kind_including_names_with_spaces() -> None:
     facts = parse_facts(output, request)
     assert facts.complete
     assert facts.paths["/r/my file.conf"] == PathFact(
-        type="file", mode="0644", owner="root", group="root", sha256=SHA_A)
+        type="file", mode="0644", owner="root", group="root", size=12, sha256=SHA_A)
     assert facts.paths["/r/dir"].type == "directory"
     assert facts.paths["/r/dir"].mode == "0755"
     assert facts.paths["/r/link to it"].target == "../target with  two spaces"
@@ -54,17 +54,17 @@ def test_parser_reads_every_record_kind_including_names_with_spaces() -> None:
 
 def test_parser_unescapes_names_that_sha256sum_escaped() -> None:
     request = FactRequest(paths=("/r/back\\slash",))
-    output = f"#stat\n81a4 u g /r/back\\slash\n#sha\n\\{SHA_B}  /r/back\\\\slash\n#rec\n#end\n"
+    output = f"#stat\n81a4 1 u g /r/back\\slash\n#sha\n\\{SHA_B}  /r/back\\\\slash\n#rec\n#end\n"
     facts = parse_facts(output, request)
     assert facts.paths["/r/back\\slash"].sha256 == SHA_B
 
 
 def test_truncated_or_noisy_output_is_flagged_not_misread() -> None:
     request = FactRequest(paths=("/r/a",), services=(ServiceQuery(status="x"),))
-    cut = parse_facts("#stat\n81a4 u g /r/a\n#sha\n", request)
+    cut = parse_facts("#stat\n81a4 1 u g /r/a\n#sha\n", request)
     assert not cut.complete
     noisy = parse_facts(
-        "motd banner\n#stat\ngarbage line\n81a4 u g /r/a\n#sha\nzz  /r/a\n#rec\n"
+        "motd banner\n#stat\ngarbage line\n81a4 1 u g /r/a\n#sha\nzz  /r/a\n#rec\n"
         "S x 1\nL 9 /nowhere\n#end\n", request)
     assert noisy.complete
     assert noisy.paths["/r/a"].sha256 is None  # the bad hash line was ignored
