@@ -11,7 +11,9 @@ apply (application/apply-patch+yaml, fieldManager, force) and as JSON merge
 patch; DELETE (with uid preconditions); the /status subresource; dryRun=All;
 Status objects for errors; resourceVersion bumped on every write, generation on
 every change outside metadata and status; a few server defaults (Deployment
-strategy, Service clusterIP, Secret stringData folding...); bearer-token auth.
+strategy, Service clusterIP, Secret stringData folding...); bearer-token auth;
+coordination.k8s.io/v1 Lease, and 409 Conflict for a PUT whose
+metadata.resourceVersion is stale (`leases.py`).
 
 Field ownership is modelled per manager as a set of leaf paths (lists are
 atomic): apply conflicts (409) when another manager owns a field with a

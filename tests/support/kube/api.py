@@ -10,6 +10,7 @@ import json
 import threading
 import uuid
 
+from tests.support.kube import leases
 from tests.support.kube.defaults import Defaults
 from tests.support.kube.objects import (
     BUILTINS,
@@ -41,7 +42,7 @@ class Api:
 
     # discovery
     def kinds(self) -> list[Kind]:
-        out = list(BUILTINS)
+        out = [*BUILTINS, *leases.KINDS]
         crds = self.objects.get(("apiextensions.k8s.io", "customresourcedefinitions"), {})
         for crd in crds.values():
             spec = crd.get("spec") or {}
@@ -191,6 +192,7 @@ class Api:
         with self.lock:
             if (namespace, name) in self.objects.get((kind.group, kind.plural), {}):
                 raise HttpError(409, "AlreadyExists", f'{kind.plural} "{name}" already exists')
+            leases.validate(kind, body)
             new = copy.deepcopy(body)
             write_managers(new, {(manager, "Update"): leaf_paths(body)})
             return self.write(kind, namespace, name, new, old=None, dry_run=dry_run)
@@ -236,7 +238,10 @@ class Api:
                     status = merge_patch(old.get("status"), status)
                 new = {**copy.deepcopy(old), "status": status}
             else:
+                if not merge:
+                    leases.check_update(kind, name, old, body)
                 new = merge_patch(old, body) if merge else copy.deepcopy(body)
+                leases.validate(kind, new)
                 new["status"] = old.get("status")
                 managers = read_managers(old)
                 touched = leaf_paths(body)
