@@ -18,6 +18,8 @@ Invariants:
 from __future__ import annotations
 
 import difflib
+import hashlib
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -71,6 +73,28 @@ class PullRequestsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LeaderElectionConfig:
+    """Leader election between replicas over a coordination.k8s.io/v1 Lease
+    (`reconciler.daemon.leader`). Durations mean what client-go's mean."""
+
+    enabled: bool = False
+    kubeconfig: Path | None = None
+    context: str | None = None
+    in_cluster: bool = False
+    namespace: str | None = None
+    """None: the in-cluster service account's namespace, else the kubeconfig
+    context's, else "default"."""
+    name: str | None = None
+    """None: `lease_name(config)`, derived from what this daemon syncs."""
+    lease_duration: float = 15.0
+    """How long a follower waits, from the last change it saw, before taking over."""
+    renew_deadline: float = 10.0
+    """How long the leader keeps trying to renew before it stops acting as leader."""
+    retry_period: float = 2.0
+    """Between two tries: renewals by the leader, acquisitions by followers."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class DaemonConfig:
     repo: str
     branch: str = "main"
@@ -92,6 +116,7 @@ class DaemonConfig:
     pull_requests: PullRequestsConfig = field(default_factory=PullRequestsConfig)
     targets: tuple[str, ...] | None = None
     """The targets this daemon syncs; None means every target of the state repo."""
+    leader_election: LeaderElectionConfig = field(default_factory=LeaderElectionConfig)
     log_format: str = "auto"
     log_level: str = "info"
     source: str = "<defaults>"
@@ -101,12 +126,17 @@ class DaemonConfig:
 _TOP_KEYS = (
     "repo", "branch", "path", "data_dir", "listen", "public_url", "poll_interval",
     "drift_interval", "self_heal", "watch", "credentials", "reporters", "webhooks",
-    "pull_requests", "targets", "log_format", "log_level",
+    "pull_requests", "targets", "leader_election", "log_format", "log_level",
 )
 _CREDENTIAL_KEYS = ("token_file", "token_env", "username", "ssh_key", "known_hosts")
 _WEBHOOK_KEYS = ("github_secret_env", "gitlab_secret_env", "gitea_secret_env")
 _PR_KEYS = ("enabled", "refspecs")
 _GITNOTES_KEYS = ("type", "push")
+_LEADER_KEYS = ("enabled", "kubeconfig", "context", "in_cluster", "namespace", "name",
+                "lease_duration", "renew_deadline", "retry_period")
+# Kubernetes object names: a DNS-1123 subdomain (Lease names), a label (namespaces).
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def parse_duration(value: object, where: str) -> float:
@@ -247,6 +277,8 @@ def parse_config(text: str, *, source: str = "reconciler-daemon.yaml",
         pull_requests=_pull_requests(r, top.get("pull_requests"),
                                      r.where(top, "pull_requests")),
         targets=r.strings(top, "targets"),
+        leader_election=_leader_election(r, top.get("leader_election"),
+                                         r.where(top, "leader_election"), base_dir),
         log_format=r.choice(top, "log_format", "auto", LOG_FORMATS),
         log_level=r.choice(top, "log_level", "info", LOG_LEVELS),
         source=source,
@@ -337,6 +369,59 @@ def _pull_requests(r: _Reader, node: Any, where: str) -> PullRequestsConfig:
         enabled=r.boolean(m, "enabled", True),
         refspecs=refspecs if refspecs is not None else default.refspecs,
     )
+
+
+def _leader_election(r: _Reader, node: Any, where: str, base: Path) -> LeaderElectionConfig:
+    m = r.mapping(node, where, _LEADER_KEYS)
+    default = LeaderElectionConfig()
+    durations = {key: _interval(r, m, key, getattr(default, key), minimum=0.001)
+                 for key in ("lease_duration", "renew_deadline", "retry_period")}
+    le = LeaderElectionConfig(
+        enabled=r.boolean(m, "enabled", False),
+        kubeconfig=_path(r.string(m, "kubeconfig", None), base),
+        context=r.string(m, "context", None),
+        in_cluster=r.boolean(m, "in_cluster", False),
+        namespace=r.string(m, "namespace", None),
+        name=r.string(m, "name", None),
+        **durations,
+    )
+    if le.in_cluster and (le.kubeconfig is not None or le.context is not None):
+        raise ConfigError(f"{where}: set kubeconfig/context or in_cluster, not both")
+    if le.namespace is not None and not _LABEL.match(le.namespace):
+        raise ConfigError(f"{r.where(m, 'namespace')}: namespace must be a DNS label "
+                          f"(lowercase letters, digits and '-'), got {le.namespace!r}")
+    if le.name is not None and (len(le.name) > 253 or not _SUBDOMAIN.match(le.name)):
+        raise ConfigError(f"{r.where(m, 'name')}: name must be a DNS subdomain "
+                          f"(lowercase letters, digits, '-' and '.'), got {le.name!r}")
+    # client-go's rules: a leader must give up (renew_deadline) before followers
+    # may take over (lease_duration), and must get more than one try at renewing
+    # in between (its jitter factor is 1.2). The Lease holds whole seconds.
+    if le.lease_duration < 1:
+        raise ConfigError(f"{r.where(m, 'lease_duration')}: lease_duration must be at least 1s")
+    if le.renew_deadline >= le.lease_duration:
+        raise ConfigError(f"{r.where(m, 'renew_deadline')}: renew_deadline must be shorter "
+                          "than lease_duration")
+    if le.renew_deadline <= 1.2 * le.retry_period:
+        raise ConfigError(f"{r.where(m, 'retry_period')}: retry_period must be shorter than "
+                          "renew_deadline / 1.2")
+    return le
+
+
+def lease_name(config: DaemonConfig) -> str:
+    """The Lease this daemon competes for: the configured name, else one derived from
+    what it syncs, so replicas that shard different targets (or roots, or branches)
+    of one repository elect a leader each instead of idling behind one another."""
+    le = config.leader_election
+    if le.name:
+        return le.name
+    scope = "\0".join([config.repo, config.branch, config.path,
+                        ",".join(sorted(config.targets)) if config.targets else "*"])
+    return "reconciler-" + hashlib.sha256(scope.encode()).hexdigest()[:12]
+
+
+def lease_seconds(le: LeaderElectionConfig) -> int:
+    """`spec.leaseDurationSeconds`: whole seconds, never shorter than configured."""
+    return max(1, math.ceil(le.lease_duration))
 
 
 def with_overrides(config: DaemonConfig, overrides: Mapping[str, Any]) -> DaemonConfig:

@@ -26,6 +26,12 @@ Lifecycle invariants:
   is called before the worker starts (an address in use stops the start
   before any job runs) and the object it returns is stopped (`stop()` or
   `close()`) before the worker.
+- Leader election (`leader_election.enabled`, `daemon.leader`): deploys, drift
+  checks and pull-request plans run only while this replica holds the Lease;
+  the HTTP server runs on every replica, and a webhook on a follower is
+  accepted and dropped (the leader fetches on its own poll). Becoming leader
+  triggers a fetch and a plan scan. On stop, the Lease is released only after
+  the running job ended, so no other replica starts a rollout beside it.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from reconciler import pulls
 from reconciler.daemon import logging as daemon_logging
 from reconciler.daemon import scheduler, statuses
 from reconciler.daemon.config import DaemonConfig, ReporterConfig, missing_secrets
+from reconciler.daemon.leader import LeaderElector, LeaderState, open_elector
 from reconciler.daemon.logging import fields
 from reconciler.daemon.plans import PlanState, PlanWorker
 from reconciler.daemon.triggers import PatternWatcher, RefWatcher, Timers, local_git_dir
@@ -108,6 +115,8 @@ class Snapshot:
     worker: WorkerState
     plans: PlanState | None = None
     """None when pull-request plans are off."""
+    leader: LeaderState | None = None
+    """Whether this replica leads and who does; None when leader election is off."""
 
 
 class Daemon:
@@ -130,6 +139,7 @@ class Daemon:
         self._watcher: RefWatcher | None = None
         self._pr_watcher: PatternWatcher | None = None
         self._web: Any = None
+        self.elector: LeaderElector | None = None
         self._thread = threading.Thread(target=self._loop, name="reconciler-worker",
                                         daemon=True)
         self._stopping = threading.Event()
@@ -150,7 +160,7 @@ class Daemon:
 
         `sha` is only logged: the daemon plans what the ref points at after
         its own fetch, never a commit a payload names."""
-        if self.plans is None or self._stopping.is_set():
+        if self.plans is None or self._stopping.is_set() or not self.is_leader():
             return
         TRIGGERS.labels(reason=reason).inc()
         if ref is None:
@@ -165,7 +175,12 @@ class Daemon:
         - a pull request, or a push to a branch that `pull_requests.refspecs`
           covers (e.g. refs/heads/pr/*): fetch and plan that head at once;
         - any other push: nothing.
-        Never deploys the ref a webhook names; thread-safe, never blocks."""
+        Never deploys the ref a webhook names; thread-safe, never blocks.
+        On a follower (leader election): nothing; the leader's poll finds the commit."""
+        if not self.is_leader():
+            log.info("webhook on a follower: the leader acts on its next poll",
+                     extra=fields(ref=trigger.ref, reason=trigger.reason))
+            return
         if trigger.kind is TriggerKind.PUSH and trigger.ref == self._tracked_ref:
             self.trigger(trigger.reason)
         elif trigger.kind is TriggerKind.PULL_REQUEST or self._covers(trigger.ref):
@@ -208,9 +223,32 @@ class Daemon:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(repo=self.engine.mirror.display_url, branch=self.config.branch,
-                        ready=self.worker.state.fetched, stopping=self._stopping.is_set(),
-                        worker=self.worker.state,
-                        plans=self.plans.state if self.plans is not None else None)
+                        # A follower never fetches, yet serves its page: it is ready
+                        # (a Deployment's rolling update waits for every replica).
+                        ready=self.worker.state.fetched or not self.is_leader(),
+                        stopping=self._stopping.is_set(), worker=self.worker.state,
+                        plans=self.plans.state if self.plans is not None else None,
+                        leader=self.elector.state() if self.elector is not None else None)
+
+    def is_leader(self) -> bool:
+        """True when this replica may deploy: it holds the Lease, or election is off."""
+        if not self.config.leader_election.enabled:
+            return True
+        return self.elector is not None and self.elector.is_leader()
+
+    def _started_leading(self) -> None:
+        self.trigger("leader")
+        self.plan_pull_requests("leader")
+
+    def _stopped_leading(self) -> None:
+        # The jobs check is_leader() before they start, so no new work begins.
+        # A rollout already running finishes: the engine has no stop that cuts
+        # one sync short at a batch boundary and still runs later ones, and a
+        # stop for good would leave this replica unable to lead again.
+        running = self.worker.state.running
+        if running is not None:
+            log.warning("leadership lost during a rollout; it runs to its end",
+                        extra=fields(sha=running))
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -220,6 +258,11 @@ class Daemon:
         # The listener first: a port in use must stop the daemon before a
         # rollout starts, not kill the process in the middle of one.
         self._start_web()
+        if self.config.leader_election.enabled:
+            # Before the worker: its first job must already see a follower as one.
+            self.elector = open_elector(self.config, on_started=self._started_leading,
+                                        on_stopped=self._stopped_leading)
+            self.elector.start()
         self._thread.start()
         self.trigger("start")
         if self.plans is not None:
@@ -275,6 +318,10 @@ class Daemon:
         plans_done = self.plans is None or self.plans.stop(_left(deadline))
         if self._thread.is_alive():
             self._thread.join(_left(deadline))
+        if self.elector is not None and not self._thread.is_alive():
+            # Hand the Lease over only once no rollout of ours runs. While one still
+            # runs, keep renewing: the Lease expires lease_duration after the process.
+            self.elector.stop(release=True, timeout=_left(deadline))
         done = not self._thread.is_alive() and plans_done
         if done:
             self.engine.close()
@@ -287,7 +334,11 @@ class Daemon:
             if job is None:
                 return
             try:
-                if job.request is not None:
+                if not self.is_leader():
+                    # A follower drops the job: the leader does the work, and
+                    # becoming leader queues a fresh request.
+                    log.debug("not the leader: job dropped")
+                elif job.request is not None:
                     self.worker.sync_job(job.request)
                 else:
                     self.worker.drift_job()
