@@ -18,6 +18,13 @@ triggers. Invariants:
 - A started deploy always ends in the history: any exception as a returned
   "failure" (the daemon remembers it and does not retry), an interrupt as
   "interrupted" (the next sync resumes it from live state).
+- `request_stop()` (a shutdown) ends the running sync early and cleanly: the
+  batch in flight finishes its writes, a health gate is abandoned at its next
+  poll, and no new batch, wave, prune or rollback starts. A deploy it cut
+  short returns "interrupted": no rollback, no last good revision, not a
+  failure to remember. Its inventory is as a kill would leave it, only never
+  mid-apply, so the next sync re-plans from live state and gates hosts left
+  "applied". A sync the stop cut nothing from ends as it would have.
 """
 
 from __future__ import annotations
@@ -65,7 +72,8 @@ class EngineSettings:
 class SyncResult:
     result: str
     """success, failure (applied and unhealthy, or a backend failed), error (invalid)
-    or interrupted (only recorded: the sync raised KeyboardInterrupt or SystemExit)."""
+    or interrupted (returned after `Engine.request_stop()` cut the rollout short;
+    recorded, then re-raised, when the sync raised KeyboardInterrupt or SystemExit)."""
     deploy_id: int
     revision: str
     summary: dict[str, int] = field(default_factory=dict)
@@ -96,6 +104,16 @@ class Engine:
         self._cache = LoadCache()
         self._loaded: dict[str, DesiredState] = {}
         self._load_lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def request_stop(self) -> None:
+        """Stop the running sync after its batch in flight, and any later one before
+        it writes; final for this engine (it is shutting down). Thread-safe."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self.events.subscribe(listener)
@@ -239,6 +257,12 @@ class Engine:
                 return result("success", "in sync: nothing to do")
             runner = self._rollout(deploy_id, desired, opened, views, verify)
             waves = runner.run_waves(full)
+            if self._stop.is_set() and not waves.ok:
+                # Even after a real failure: a rollback can take as long as the
+                # rollout, and the next sync of this commit fails and rolls back.
+                failed = waves.message if waves.halted else ""
+                return result("interrupted", _stopped(
+                    "; ".join(p for p in (waves.stopped, failed) if p)))
             if not waves.ok:
                 back = rollback.roll_back(
                     runner, waves.outcomes, last_good=self.history.last_good,
@@ -246,8 +270,13 @@ class Engine:
                     read_live=lambda d, t: self.read_live(d, opened, t),
                     make_rollout=lambda d: self._rollout(deploy_id, d, opened, views, {}),
                 )
+                if back.interrupted:
+                    return result("interrupted",
+                                  _stopped(f"{waves.message}; rollback: {back.message}"))
                 return result("failure", waves.message + _rollback_note(back), back)
             pruned = runner.run_prune(full)
+            if pruned.interrupted and not pruned.halted:
+                return result("interrupted", _stopped("before pruning"))
             if not pruned.ok:
                 return result("failure", pruned.message)
         self._mark_good(desired, names, deploy_id)
@@ -263,7 +292,8 @@ class Engine:
             fleet={name: view.hosts for name, view in views.items()},
         )
         return Rollout(deploy_id=deploy_id, desired=desired, backends=opened,
-                       recorder=self.history, emit=self.events.emit, options=options)
+                       recorder=self.history, emit=self.events.emit, options=options,
+                       stop=self._stop)
 
     def _unverified(
         self, desired: DesiredState, views: Mapping[str, LiveView]
@@ -320,6 +350,10 @@ class Engine:
                 handle = stack.enter_context(open(folder / f"{_safe(name)}.lock", "a+b"))
                 fcntl.flock(handle, fcntl.LOCK_EX)
             yield
+
+
+def _stopped(what: str) -> str:
+    return f"interrupted by a stop request: {what}" if what else "interrupted by a stop request"
 
 
 def _rollback_note(back: RollbackResult) -> str:

@@ -8,11 +8,17 @@ app's checks), so a plainly broken release does not hold the rollout for the
 whole timeout; Progressing, Missing and Unknown keep the gate waiting until the
 deadline. A probe that raises counts as Degraded for every host it asked about.
 
+A stop request (`stop`) abandons the gate at its next poll: hosts still
+pending are neither passed nor failed, so their inventory stays "applied"
+and the next sync gates them again. The probe in flight is never cut short,
+and at least one probe runs, so hosts already healthy are recorded as such.
+
 The clock and the sleep are parameters, so the gate is tested without waiting.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,10 +56,12 @@ class GateResult:
     failed: tuple[str, ...]
     message: str
     probes: int
+    abandoned: bool = False
+    """A stop request ended the gate with hosts still pending (neither passed nor failed)."""
 
     @property
     def healthy(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.abandoned
 
     @property
     def passed(self) -> tuple[str, ...]:
@@ -74,6 +82,7 @@ def wait_healthy(
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
 ) -> GateResult:
     statuses = {h: HealthStatus.UNKNOWN for h in hosts}
     strikes = dict.fromkeys(hosts, 0)
@@ -81,6 +90,7 @@ def wait_healthy(
     pending = list(hosts)
     deadline = clock() + policy.timeout
     pause, probes, message = policy.interval, 0, ""
+    abandoned = False
     while pending:
         report = _probe(probe, pending)
         probes += 1
@@ -92,6 +102,11 @@ def wait_healthy(
         failed.extend(h for h in pending if strikes[h] >= policy.failure_threshold)
         pending = [h for h in pending
                    if statuses[h] is not HealthStatus.HEALTHY and h not in failed]
+        if pending and stop is not None and stop.is_set():
+            abandoned = True
+            message = "stop requested: health gate abandoned" + (
+                f" ({message})" if message else "")
+            break
         remaining = deadline - clock()
         if pending and remaining <= 0:
             failed.extend(pending)
@@ -103,5 +118,6 @@ def wait_healthy(
     order = {h: i for i, h in enumerate(hosts)}
     return GateResult(
         statuses=statuses, failed=tuple(sorted(failed, key=order.__getitem__)),
-        message=message if failed else "healthy", probes=probes,
+        message=message if failed or abandoned else "healthy", probes=probes,
+        abandoned=abandoned,
     )

@@ -17,6 +17,11 @@ does not own anyway.
 
 A rollback is tried once per app and never rolled back itself: when it
 fails, the result says so and the app stays as the failed rollback left it.
+
+A stop request (the failed rollout's `stop`) starts no further app's
+rollback, and the rollout of the one in progress stops after its batch in
+flight; those apps end "interrupted", and the deploy with them: the next
+sync re-plans from live state.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ MakeRollout = Callable[[DesiredState], Rollout]
 class RollbackOutcome:
     app: str
     status: str
-    """success, failure or skipped (left as is)."""
+    """success, failure, skipped (left as is) or interrupted (by a stop request)."""
     revision: str = ""
     message: str = ""
 
@@ -61,6 +66,10 @@ class RollbackResult:
     @property
     def failed(self) -> bool:
         return any(a.status == "failure" for a in self.apps)
+
+    @property
+    def interrupted(self) -> bool:
+        return any(a.status == "interrupted" for a in self.apps)
 
     @property
     def message(self) -> str:
@@ -90,6 +99,10 @@ def roll_back(
     results: list[RollbackOutcome] = []
     loaded: dict[str, DesiredState] = {}
     for outcome in candidates(outcomes, failed.desired):
+        if failed.stop.is_set():
+            results.append(RollbackOutcome(app=outcome.app, status="interrupted",
+                                           message="not started: stop requested"))
+            continue
         common = {"wave": outcome.wave, "app": outcome.app, "target": outcome.target,
                   "hosts": outcome.hosts}
         revision = last_good(outcome.app)
@@ -160,6 +173,9 @@ def _remove_created(
 
 
 def _outcome(app: str, revision: str, result: RolloutResult, done: str) -> RollbackOutcome:
+    if result.interrupted and not result.halted:
+        return RollbackOutcome(app=app, status="interrupted", revision=revision,
+                               message=result.stopped or "stop requested")
     if not result.ok:
         return RollbackOutcome(app=app, status="failure", revision=revision,
                                message=result.message)

@@ -13,6 +13,12 @@ Invariants this module keeps:
   host passed the gate: a process killed at any point leaves enough behind for
   the next run to prune and re-verify.
 - One backend call at a time per host (the Backend protocol asks for it).
+- A stop request (`stop`, shared by every rollout of a deploy) never cuts an
+  apply in half: the batch in flight finishes its writes, its health gate is
+  abandoned at the next poll, and no further batch, app, wave or prune
+  starts. What it cut short ends "interrupted", never "failure", so it does
+  not halt the rollout into a rollback; hosts left "applied" are gated by the
+  next sync.
 - Every step is an Event; nothing here writes history except the inventory.
 """
 
@@ -55,7 +61,8 @@ class AppOutcome:
     target: str
     wave: int
     status: str
-    """success, failure, halted (not finished because another app failed), skipped."""
+    """success, failure, halted (not finished because another app failed), skipped,
+    interrupted (a stop request left it unstarted or part done)."""
     hosts: tuple[str, ...] = ()
     """Hosts whose changes were (at least partly) sent to the backend."""
     failed_hosts: tuple[str, ...] = ()
@@ -83,22 +90,36 @@ class _Progress:
 class RolloutResult:
     outcomes: tuple[AppOutcome, ...] = ()
     halted: bool = False
+    interrupted: bool = False
+    """A stop request left part of the plan undone (an app, a wave or a prune)."""
+    not_started: tuple[int, ...] = ()
+    """Waves a stop request kept from starting."""
 
     @property
     def ok(self) -> bool:
-        return not self.halted and all(o.status == "success" for o in self.outcomes)
+        return (not self.halted and not self.interrupted
+                and all(o.status == "success" for o in self.outcomes))
 
     @property
     def message(self) -> str:
         bad = [o for o in self.outcomes if o.status == "failure"]
         return "; ".join(f"{o.app}: {o.message}" for o in bad) or "ok"
 
+    @property
+    def stopped(self) -> str:
+        """What a stop request cut short, for the deploy's message."""
+        cut = [f"{o.app}: {o.message}" for o in self.outcomes if o.status == "interrupted"]
+        if self.not_started:
+            cut.append(f"wave {', '.join(map(str, self.not_started))} not started")
+        return "; ".join(cut)
+
 
 @dataclass(frozen=True, kw_only=True)
 class RolloutOptions:
     max_workers: int = 4
     clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] | None = None
+    """The health gate's pause between probes; None: real time, cut short by a stop request."""
     fleet: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """Host order per target, for deterministic batches."""
     verify: Mapping[str, Sequence[str]] = field(default_factory=dict)
@@ -117,6 +138,7 @@ class Rollout:
         recorder: Recorder,
         emit: Callable[[Event], None],
         options: RolloutOptions | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.deploy_id = deploy_id
         self.desired = desired
@@ -125,6 +147,10 @@ class Rollout:
         self._emit = emit
         self.options = options or RolloutOptions()
         self.halt = threading.Event()
+        """Set on failure: nothing new starts, and the caller rolls back."""
+        self.stop = stop or threading.Event()
+        """Set from outside to stop early without failing (see the module docstring)."""
+        self._interrupted = threading.Event()
         self._host_locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -136,19 +162,32 @@ class Rollout:
 
     def run_waves(self, plan: Plan) -> RolloutResult:
         outcomes: list[AppOutcome] = []
-        for wave in plan.waves:
+        not_started: tuple[int, ...] = ()
+        for index, wave in enumerate(plan.waves):
             if self.halt.is_set():
+                break
+            if self.stop.is_set():
+                self._interrupted.set()
+                not_started = tuple(w.wave for w in plan.waves[index:])
                 break
             self.event(EventKind.WAVE_STARTED, wave=wave.wave, status="running")
             results = self._run_wave(wave.apps)
             outcomes.extend(results)
-            ok = all(o.status == "success" for o in results)
-            if not ok:
+            done = RolloutResult(outcomes=tuple(results))
+            status = _wave_status(results)
+            if status == "failure":
                 self.halt.set()
-            self.event(EventKind.WAVE_DONE, wave=wave.wave,
-                       status="success" if ok else "failure",
-                       message=RolloutResult(outcomes=tuple(results)).message)
-        return RolloutResult(outcomes=tuple(outcomes), halted=self.halt.is_set())
+            elif status == "interrupted":
+                self._interrupted.set()
+            self.event(EventKind.WAVE_DONE, wave=wave.wave, status=status,
+                       message=done.message if status == "failure" else done.stopped)
+        return self._result(outcomes, not_started)
+
+    def _result(
+        self, outcomes: Sequence[AppOutcome], not_started: tuple[int, ...] = ()
+    ) -> RolloutResult:
+        return RolloutResult(outcomes=tuple(outcomes), halted=self.halt.is_set(),
+                             interrupted=self._interrupted.is_set(), not_started=not_started)
 
     def _run_wave(self, apps: Sequence[AppPlan]) -> list[AppOutcome]:
         in_wave = {a.app for a in apps}
@@ -180,7 +219,11 @@ class Rollout:
             pending.remove(ap)
             blocked = self._blocked_reason(ap, in_wave, done)
             if blocked:
-                done[ap.app] = self._finish(ap, "skipped", _Progress(), blocked)
+                # Not failed: an app a stop request kept from starting is left
+                # to the next sync, which plans it afresh.
+                status = ("interrupted" if self.stop.is_set() and not self.halt.is_set()
+                          else "skipped")
+                done[ap.app] = self._finish(ap, status, _Progress(), blocked)
             else:
                 running[pool.submit(self._run_app_safely, ap)] = ap
         if not running and pending:  # a dependency cycle slipped past validation
@@ -202,6 +245,8 @@ class Rollout:
     ) -> str:
         if self.halt.is_set():
             return "not started: the rollout halted"
+        if self.stop.is_set():
+            return "not started: stop requested"
         failed = [d for d in self._deps(ap, in_wave) if done[d].status != "success"]
         return f"not started: dependency {', '.join(failed)} failed" if failed else ""
 
@@ -225,22 +270,29 @@ class Rollout:
             if self.halt.is_set():
                 return self._finish(ap, "halted", progress,
                                     f"halted before batch {batch.index + 1} of {len(planned)}")
+            if self.stop.is_set():
+                return self._finish(ap, "interrupted", progress,
+                                    f"stopped before batch {batch.index + 1} of {len(planned)}")
             progress.touched.extend(h for h in batch.hosts
                                     if any(c.host == h for c in batch.changes))
             progress.created.extend((c.host, c.id) for c in batch.changes
                                     if c.action is Action.CREATE)
-            batch_failed, why = self._run_batch(app, ap, batch)
-            progress.failed.extend(batch_failed)
-            progress.reason = why if batch_failed else progress.reason
+            report = self._run_batch(app, ap, batch)
+            progress.failed.extend(report.failed)
+            progress.reason = report.message if report.failed else progress.reason
             if len(progress.failed) > app.rollout.max_failures:
                 self.halt.set()
                 return self._finish(ap, "failure", progress, _too_many(app, progress))
+            if report.abandoned:
+                return self._finish(
+                    ap, "interrupted", progress,
+                    f"stopped in the health gate of batch {batch.index + 1} of {len(planned)}")
         failed = progress.failed
         note = f"{len(failed)} host(s) failed within max_failures" if failed else ""
         return self._finish(ap, "success", progress, note)
 
-    def _run_batch(self, app: App, ap: AppPlan, batch: Batch) -> tuple[list[str], str]:
-        """Apply one batch and gate it; returns the hosts that failed, and why."""
+    def _run_batch(self, app: App, ap: AppPlan, batch: Batch) -> gate.GateResult:
+        """Apply one batch and gate it; the gate's result says which hosts failed, and why."""
         common = {"wave": ap.wave, "app": ap.app, "target": ap.target, "hosts": batch.hosts}
         self.event(EventKind.BATCH_STARTED, status="running",
                    message=f"batch {batch.index + 1}", **common)
@@ -249,21 +301,26 @@ class Rollout:
                 result = self._apply(app, ap.target, batch.changes)
             except ReconcilerError as err:
                 self.event(EventKind.BATCH_APPLIED, status="failure", message=str(err), **common)
-                return list(batch.hosts), str(err)
+                return gate.GateResult(statuses={}, failed=batch.hosts, message=str(err),
+                                       probes=0)
             self.event(EventKind.BATCH_APPLIED, status="success",
                        message=f"{result.applied} write(s)", **common)
         report = gate.wait_healthy(
             lambda hosts: self._locked(ap.target, hosts, lambda: self._probe(app, ap, hosts)),
             batch.hosts, gate.GatePolicy.for_app(app),
-            clock=self.options.clock, sleep=self.options.sleep,
+            clock=self.options.clock, sleep=self.options.sleep or self._pause, stop=self.stop,
         )
         # Every resource of the app on a passing host is verified, including
         # those a killed run applied earlier (hosts batched only to be checked).
         self.recorder.mark_inventory(
             ap.target, [(h, r.id) for h in report.passed for r in app.resources], "healthy")
-        self.event(EventKind.HEALTH_CHECKED, status="Healthy" if report.healthy else "Degraded",
+        self.event(EventKind.HEALTH_CHECKED, status=_gate_status(report),
                    message=report.message, **common)
-        return list(report.failed), report.message
+        return report
+
+    def _pause(self, seconds: float) -> None:
+        # A stop request wakes the gate at once rather than after its backoff.
+        self.stop.wait(seconds)
 
     def _probe(self, app: App, ap: AppPlan, hosts: Sequence[str]) -> HealthReport:
         return self.backends[ap.target].health(app, hosts)
@@ -309,6 +366,10 @@ class Rollout:
         """Deletions, in the plan's reverse wave order, one app at a time, no gate."""
         outcomes: list[AppOutcome] = []
         for ap in plan.prune:
+            if self.stop.is_set():
+                # Deletes left undone stay in the inventory: the next sync prunes them.
+                self._interrupted.set()
+                break
             app = self.desired.apps.get(ap.app) or _orphan(ap)
             hosts = sorted({c.host for c in ap.changes})
             common = {"wave": ap.wave, "app": ap.app, "target": ap.target, "hosts": tuple(hosts)}
@@ -327,7 +388,7 @@ class Rollout:
                        message=f"{len(ap.changes)} deleted, {result.applied} write(s)", **common)
             outcomes.append(AppOutcome(app=ap.app, target=ap.target, wave=ap.wave,
                                        status="success", hosts=tuple(hosts)))
-        return RolloutResult(outcomes=tuple(outcomes), halted=self.halt.is_set())
+        return self._result(outcomes)
 
 
 def unexpected(err: Exception, where: str) -> str:
@@ -341,6 +402,20 @@ def unexpected(err: Exception, where: str) -> str:
     log.error("unexpected %s in %s; traceback (message withheld):\n%s",
               type(err).__name__, where, frames)
     return f"unexpected {type(err).__name__} in {where} (see the log)"
+
+
+def _wave_status(results: Sequence[AppOutcome]) -> str:
+    """success; interrupted when a stop request was all that kept apps from it; else failure."""
+    statuses = {o.status for o in results}
+    if statuses <= {"success"}:
+        return "success"
+    return "interrupted" if statuses <= {"success", "interrupted"} else "failure"
+
+
+def _gate_status(report: gate.GateResult) -> str:
+    if report.healthy:
+        return "Healthy"
+    return "Degraded" if report.failed else "Unknown"
 
 
 def _too_many(app: App, progress: _Progress) -> str:
