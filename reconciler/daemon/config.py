@@ -107,6 +107,9 @@ class DaemonConfig:
     poll_interval: float = 30.0
     drift_interval: float = 300.0
     """Seconds between drift checks; 0 disables them."""
+    stop_timeout: float = 25.0
+    """Seconds a stop waits for the running sync to end its batch in flight; then the
+    process exits 1 and the next start re-plans. Below Kubernetes' 30 s grace period."""
     self_heal: bool = False
     watch: bool = True
     """Watch the ref files of a local (path or file://) repository for new commits."""
@@ -125,8 +128,8 @@ class DaemonConfig:
 
 _TOP_KEYS = (
     "repo", "branch", "path", "data_dir", "listen", "public_url", "poll_interval",
-    "drift_interval", "self_heal", "watch", "credentials", "reporters", "webhooks",
-    "pull_requests", "targets", "leader_election", "log_format", "log_level",
+    "drift_interval", "stop_timeout", "self_heal", "watch", "credentials", "reporters",
+    "webhooks", "pull_requests", "targets", "leader_election", "log_format", "log_level",
 )
 _CREDENTIAL_KEYS = ("token_file", "token_env", "username", "ssh_key", "known_hosts")
 _WEBHOOK_KEYS = ("github_secret_env", "gitlab_secret_env", "gitea_secret_env")
@@ -268,6 +271,7 @@ def parse_config(text: str, *, source: str = "reconciler-daemon.yaml",
         public_url=_public_url(r, top),
         poll_interval=_interval(r, top, "poll_interval", 30.0, minimum=0.1),
         drift_interval=_interval(r, top, "drift_interval", 300.0, minimum=0.0),
+        stop_timeout=_interval(r, top, "stop_timeout", 25.0, minimum=0.0),
         self_heal=r.boolean(top, "self_heal", False),
         watch=r.boolean(top, "watch", True),
         credentials=_credentials(r, top.get("credentials"), r.where(top, "credentials"),
@@ -435,7 +439,7 @@ def with_overrides(config: DaemonConfig, overrides: Mapping[str, Any]) -> Daemon
         if value is None:
             continue
         flag = "--" + key.replace("_", "-")
-        if key in ("poll_interval", "drift_interval"):
+        if key in ("poll_interval", "drift_interval", "stop_timeout"):
             value = parse_duration(value, flag)
             if key == "poll_interval" and value < 0.1:
                 raise ConfigError(f"{flag}: poll_interval must be at least 0.1s")

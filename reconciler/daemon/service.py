@@ -10,9 +10,15 @@ Lifecycle invariants:
   interrupted (History does this at open); the failed-commit memory is seeded
   from the newest deploy; the first job fetches and re-plans the head from
   live state, so a restart finishes whatever a killed daemon left half done.
-- Stop (first SIGTERM/SIGINT): triggers stop first, so no new job starts; the
-  running sync finishes (every batch it started completes its writes and its
-  health gate); then the process exits 0. A second signal exits at once with
+- Stop (first SIGTERM/SIGINT): triggers stop first, so no new job starts;
+  then the engine is asked to stop (`Engine.request_stop`): the running sync
+  finishes the batch in flight (no apply is cut in half, so no file is half
+  written), abandons a health gate at its next poll, starts nothing new and
+  ends "interrupted" (status `pending`, "interrupted by shutdown; resumes on
+  restart"); then the process exits 0. A rollout can outlast Kubernetes'
+  grace period by minutes, so waiting for it to finish would end as a
+  SIGKILL. If the worker has not ended within `stop_timeout` (a probe or an
+  apply that hangs), or at a second signal, the process exits at once with
   status 1: still safe, because the next start re-plans from live state.
 - `trigger()` is thread-safe and never blocks: webhooks, timers and the file
   watch only queue a request.
@@ -302,7 +308,8 @@ class Daemon:
                 f"cannot listen on {self.config.listen}: {err.strerror or err}") from None
 
     def stop(self, timeout: float | None = None) -> bool:
-        """Stop triggers, let the running job finish, stop the worker. True when it did."""
+        """Stop triggers, ask the running job to stop after its batch in flight, stop
+        the worker. True when everything stopped within `timeout`."""
         self._stopping.set()
         self._timers.stop()
         for watcher in (self._watcher, self._pr_watcher):
@@ -313,6 +320,7 @@ class Daemon:
                 getattr(self._web, method)()
                 break
         self.queue.close()
+        self.engine.request_stop()
         deadline = None if timeout is None else time.monotonic() + timeout
         # Plans only read: stop them first so a rollout is the only thing left.
         plans_done = self.plans is None or self.plans.stop(_left(deadline))
@@ -370,8 +378,16 @@ def run(config: DaemonConfig, data_dir: Path) -> int:
             raise
         while not stop.wait(1.0):
             pass
-        log.info("stopping: waiting for the running job to finish")
-        daemon.stop()
+        log.info("stopping: the running job stops after its batch in flight",
+                 extra=fields(stop_timeout=config.stop_timeout))
+        if not daemon.stop(config.stop_timeout):
+            log.error("the running job did not stop in time: exiting; "
+                      "the next start re-plans from live state",
+                      extra=fields(stop_timeout=config.stop_timeout))
+            logging.shutdown()
+            # Not a return: the interpreter would join the rollout's pool
+            # threads at exit, and so wait for the very job that overran.
+            os._exit(1)
         return 0
     finally:
         daemon_logging.unconfigure(handler)
@@ -387,13 +403,18 @@ def _open(config: DaemonConfig, data_dir: Path) -> Daemon:
 
 
 def _install_signals(stop: threading.Event) -> None:
+    seen: list[int] = []  # plain state: the handler must not wait for stop's lock
+
     def handle(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
+        if seen:
             log.warning("second signal: exiting now; the next start re-plans from live state")
             logging.shutdown()
             os._exit(1)
+        seen.append(signum)
         log.info("signal received", extra=fields(signal=signal.Signals(signum).name))
-        stop.set()
+        # From another thread: the main thread may hold this Event's lock in
+        # stop.wait() when the handler runs, and set() would wait on it forever.
+        threading.Thread(target=stop.set, name="reconciler-signal").start()
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)

@@ -13,6 +13,9 @@ Invariants:
   is never applied (the engine records it as an "error" deploy).
 - The engine never runs two jobs at once for this daemon: the worker thread
   is the only caller.
+- A deploy a shutdown interrupted is neither deployed nor failed in the
+  memory: its commit stays `pending` ("interrupted by shutdown; resumes on
+  restart"), and the next start deploys the head again from live state.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ log = logging.getLogger("reconciler.daemon")
 
 ROLLOUTS = Counter("reconciler_daemon_rollouts_total", "Deploys the daemon ran", ["result"])
 DRIFT_CHECKS = Counter("reconciler_daemon_drift_checks_total", "Drift checks", ["result"])
+INTERRUPTED = "interrupted by shutdown; resumes on restart"
 DRIFT_CHANGES = Gauge("reconciler_daemon_drift_changes",
                       "Changes the last drift check found between Git and live state")
 
@@ -139,6 +143,11 @@ class Worker:
             self.queue.put_at(time.monotonic() + delay, replace(request, reason="window"))
 
     def _deploy(self, sha: str, desired: DesiredState | None, reason: str) -> None:
+        if self.engine.stop_requested:
+            # Stopping already (the fetch ran on): a deploy now would record an
+            # interrupted deploy that did nothing. The next start does it.
+            log.info("stopping: deploy not started", extra=fields(sha=sha, trigger=reason))
+            return
         if desired is not None:
             names = set(self.engine.selected_targets(desired))
             waves = sorted({a.wave for a in desired.apps.values() if a.target in names})
@@ -157,7 +166,8 @@ class Worker:
 
     def _finished(self, result: SyncResult) -> None:
         ok = result.result == "success"
-        self.state.memory = scheduler.remember(self.state.memory, result.revision, ok=ok)
+        if result.result != "interrupted":
+            self.state.memory = scheduler.remember(self.state.memory, result.revision, ok=ok)
         self.state.last_result = result
         ROLLOUTS.labels(result=result.result).inc()
         state, text = final_status(result, pulls.path_prefix(self.engine.settings.path))
@@ -223,6 +233,9 @@ def final_status(result: SyncResult, prefix: str = "") -> tuple[State, str]:
     and `reconciler validate` do."""
     if result.result == "success":
         return State.SUCCESS, result.message or "deployed"
+    if result.result == "interrupted":
+        # Still pending: the next start re-syncs the head and posts its end.
+        return State.PENDING, INTERRUPTED
     if result.result == "error":
         if result.problems:
             return State.ERROR, statuses.validation_description(

@@ -1,4 +1,5 @@
-"""`python -m reconciler run` as a real process: SIGTERM mid-rollout, then a restart."""
+"""`python -m reconciler run` as a real process: a second signal mid-rollout, then a
+restart; start failures. The clean stop on SIGTERM is in test_stop.py."""
 
 from __future__ import annotations
 
@@ -71,27 +72,6 @@ def runs() -> Iterator[list[Run]]:
         if run.proc.poll() is None:
             run.proc.kill()
             run.proc.wait()
-
-
-@pytest.mark.slow
-def test_sigterm_lets_the_rollout_finish_and_a_restart_has_nothing_left_to_do(
-    state_repo: StateRepo, tmp_path: Path, runs: list[Run]
-) -> None:
-    sha = state_repo.commit("slow", content="version 2\n", app=app_yaml("sleep 1.5"))
-    data = tmp_path / "data"
-    first = Run(state_repo, data, tmp_path / "first.log")
-    runs.append(first)
-    wait_for(lambda: rows(data) == [(sha, "running")], timeout=20)
-    assert first.stop() == 0
-    assert rows(data) == [(sha, "success")]
-    assert state_repo.web_conf() == "version 2\n"
-    assert "stopping: waiting for the running job to finish" in first.messages()
-
-    again = Run(state_repo, data, tmp_path / "again.log")
-    runs.append(again)
-    wait_for(lambda: "nothing to deploy" in again.messages(), timeout=20)
-    assert again.stop() == 0
-    assert rows(data) == [(sha, "success")]
 
 
 @pytest.mark.slow

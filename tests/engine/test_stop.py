@@ -7,13 +7,20 @@ events asks for the stop at a chosen step, as a signal handler would.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from reconciler.engine import Engine
 from reconciler.events import Event, EventKind
-from reconciler.history import DeployRecord
+from reconciler.history import DeployRecord, History
 from tests.engine.staterepo import StateRepo
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def stop_on(engine: Engine, wanted: Callable[[Event], bool]) -> None:
@@ -142,3 +149,34 @@ def test_a_stop_during_a_failing_rollout_starts_no_rollback(
     assert record.result == "interrupted"
     assert EventKind.ROLLBACK_STARTED not in [e.kind for e in record.events]
     assert engine.history.last_good("web") == v1
+
+
+def test_reconciler_sync_on_sigterm_stops_after_the_batch_and_exits_1_with_one_line(
+    tmp_path: Path, state_repo: StateRepo
+) -> None:
+    data = tmp_path / "data"
+    ready = f"test -e {state_repo.roots}/{{host}}/ready"
+    sha = state_repo.release("v1", ready, retries=10_000, timeout="120s")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "sync", "--repo", str(state_repo.path),
+         "--rev", "main", "--data-dir", str(data), "--target", "fleet"],
+        cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert process.stdout is not None
+    for line in process.stdout:  # web's first batch is written and waits in its gate
+        if "web@fleet" in line and "applied success" in line:
+            break
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+
+    assert time.monotonic() - started < 30  # the gate would wait 120 s
+    assert process.returncode == 1
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr
+    assert stderr.startswith("reconciler sync: interrupted by a stop request: web: ")
+    assert [state_repo.served(i) for i in range(1, 6)] == ["v1", "v1", "", "", ""]
+    history = History(data)
+    try:
+        assert [(d.revision, d.result) for d in history.deploys()] == [(sha, "interrupted")]
+    finally:
+        history.close()
