@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -49,6 +49,35 @@ class Event:
     """success / failure / error / running / skipped, or a HealthStatus value."""
     message: str = ""
     timestamp: float = field(default_factory=time.time)
+
+
+NOTES = "; notes: "
+"""Where a step's message turns to the backend's notes (see `with_notes`)."""
+NOTES_SHOWN = 3
+NOTE_LENGTH = 160
+
+
+def with_notes(message: str, notes: Sequence[str]) -> str:
+    """`message`, then the notes a backend returned with an apply (`ApplyResult.messages`).
+
+    The notes say what an apply deliberately left undone (a Directory kept
+    because it is not empty, a Service left running with no stop record), which
+    the people watching must see. A batch of many hosts often repeats the same
+    note per host, so the message keeps the first few distinct ones and counts
+    the rest: it stays one readable line in the history, on the page and in a
+    terminal. Backends write notes from names and counts only, never content.
+    """
+    distinct = list(dict.fromkeys(n.strip() for n in notes if n.strip()))
+    if not distinct:
+        return message
+    shown = [n if len(n) <= NOTE_LENGTH else n[:NOTE_LENGTH - 3] + "..."
+             for n in distinct[:NOTES_SHOWN]]
+    more = len(distinct) - len(shown)
+    return message + NOTES + "; ".join(shown) + (f" (+{more} more)" if more else "")
+
+
+def has_notes(event: Event) -> bool:
+    return NOTES in event.message
 
 
 Listener = Callable[[Event], None]

@@ -2,7 +2,8 @@
 
 An `Event` listener. On a terminal, steps inside a batch (started, applied,
 health checked) rewrite one status line in place, and only lasting facts (a
-wave started or finished, an app done, a rollback, the result) stay on screen.
+wave started or finished, an app done, a rollback, the result, and a batch
+whose backend returned notes) stay on screen.
 Anywhere else (CI logs, pipes) every event is one timestamped line, so a log
 reads the same as the history. Events arrive from the rollout's worker
 threads: writes are serialised by a lock. Nothing here may raise into a deploy,
@@ -16,7 +17,7 @@ import threading
 import time
 from typing import TextIO
 
-from reconciler.events import Event, EventKind
+from reconciler.events import Event, EventKind, has_notes
 
 _TRANSIENT = {EventKind.BATCH_STARTED, EventKind.BATCH_APPLIED, EventKind.HEALTH_CHECKED}
 _CLEAR = "\r\x1b[K"
@@ -64,7 +65,9 @@ class Progress:
             if not self.tty:
                 stamp = time.strftime("%H:%M:%S", time.localtime(event.timestamp))
                 self.stream.write(f"{stamp} {line}\n")
-            elif event.kind in _TRANSIENT:
+            # A batch's notes (a kept Directory, a Service left running) may ask
+            # for a human's action: such a line stays on screen.
+            elif event.kind in _TRANSIENT and not has_notes(event):
                 width = max(20, shutil.get_terminal_size().columns - 1)
                 self.stream.write(_CLEAR + line[:width])
                 self._status_shown = True

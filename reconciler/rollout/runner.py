@@ -20,6 +20,8 @@ Invariants this module keeps:
   not halt the rollout into a rollback; hosts left "applied" are gated by the
   next sync.
 - Every step is an Event; nothing here writes history except the inventory.
+  The notes a backend returns with an apply (what it deliberately left, such
+  as a non-empty Directory) end the message of that batch's or prune's event.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any, Protocol, TypeVar
 
 from backends.base import ApplyResult, Backend, HealthReport
 from reconciler.errors import ReconcilerError
-from reconciler.events import Event, EventKind
+from reconciler.events import Event, EventKind, with_notes
 from reconciler.history import InventoryEntry
 from reconciler.model import Action, App, AppPlan, Change, DesiredState, HostKey, Location, Plan
 from reconciler.rollout import gate
@@ -304,7 +306,8 @@ class Rollout:
                 return gate.GateResult(statuses={}, failed=batch.hosts, message=str(err),
                                        probes=0)
             self.event(EventKind.BATCH_APPLIED, status="success",
-                       message=f"{result.applied} write(s)", **common)
+                       message=with_notes(f"{result.applied} write(s)", result.messages),
+                       **common)
         report = gate.wait_healthy(
             lambda hosts: self._locked(ap.target, hosts, lambda: self._probe(app, ap, hosts)),
             batch.hosts, gate.GatePolicy.for_app(app),
@@ -385,7 +388,8 @@ class Rollout:
                 self.halt.set()
                 break
             self.event(EventKind.PRUNE_DONE, status="success",
-                       message=f"{len(ap.changes)} deleted, {result.applied} write(s)", **common)
+                       message=with_notes(f"{len(ap.changes)} deleted, {result.applied} write(s)",
+                                          result.messages), **common)
             outcomes.append(AppOutcome(app=ap.app, target=ap.target, wave=ap.wave,
                                        status="success", hosts=tuple(hosts)))
         return self._result(outcomes)

@@ -48,6 +48,8 @@ class FakeBackend:
     live: dict[tuple[str, ResourceId], dict[str, Any]] = field(default_factory=dict)
     progressing: dict[str, int] = field(default_factory=dict)
     """app -> probes that answer Progressing before the app turns Healthy."""
+    notes: dict[str, str] = field(default_factory=dict)
+    """path -> what apply says (ApplyResult.messages) about each change to it, per host."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def read_live(self, resources: Sequence[Resource], inventory: Inventory) -> LiveView:
@@ -66,7 +68,9 @@ class FakeBackend:
                     self.live.pop((c.host, c.id), None)
                 else:
                     self.live[(c.host, c.id)] = dict(c.desired or {})
-        return ApplyResult(applied=len(changes))
+        said = tuple(f"{c.host}: {self.notes[c.id.name]}" for c in changes
+                     if c.id.name in self.notes)
+        return ApplyResult(applied=len(changes), messages=said)
 
     def health(self, app: App, hosts: Sequence[str]) -> HealthReport:
         with self.lock:
