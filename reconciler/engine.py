@@ -25,6 +25,11 @@ triggers. Invariants:
   failure to remember. Its inventory is as a kill would leave it, only never
   mid-apply, so the next sync re-plans from live state and gates hosts left
   "applied". A sync the stop cut nothing from ends as it would have.
+- `interrupt(why)` does the same to the sync in flight only: it is forgotten
+  when that sync ends, and the next sync runs in full. The daemon uses it when
+  this replica loses leadership, so it stops its rollout at a batch boundary
+  and can still lead (and sync) again later; `request_stop()` stays final,
+  because a shutting-down process must not start another sync.
 """
 
 from __future__ import annotations
@@ -72,7 +77,8 @@ class EngineSettings:
 class SyncResult:
     result: str
     """success, failure (applied and unhealthy, or a backend failed), error (invalid)
-    or interrupted (returned after `Engine.request_stop()` cut the rollout short;
+    or interrupted (returned after `Engine.request_stop()` or `Engine.interrupt()` cut
+    the rollout short;
     recorded, then re-raised, when the sync raised KeyboardInterrupt or SystemExit)."""
     deploy_id: int
     revision: str
@@ -105,11 +111,28 @@ class Engine:
         self._loaded: dict[str, DesiredState] = {}
         self._load_lock = threading.Lock()
         self._stop = threading.Event()
+        """Final: set by request_stop(), and every later sync starts already stopped."""
+        self._cuts_lock = threading.Lock()
+        self._cuts: set[_Cut] = set()
+        """One per sync in flight: the stop event its rollouts poll (see interrupt())."""
 
     def request_stop(self) -> None:
         """Stop the running sync after its batch in flight, and any later one before
         it writes; final for this engine (it is shutting down). Thread-safe."""
-        self._stop.set()
+        with self._cuts_lock:
+            self._stop.set()
+            for cut in self._cuts:
+                cut.set("a stop request")
+
+    def interrupt(self, why: str = "an interrupt request") -> bool:
+        """Stop the sync in flight as `request_stop()` does (batch in flight finished,
+        nothing new started, recorded "interrupted", no rollback), but for that sync
+        only: the next sync starts afresh. `why` completes the deploy's message
+        ("interrupted by <why>: ..."). True when a sync was in flight. Thread-safe."""
+        with self._cuts_lock:
+            for cut in self._cuts:
+                cut.set(why)
+            return bool(self._cuts)
 
     @property
     def stop_requested(self) -> bool:
@@ -208,6 +231,26 @@ class Engine:
         self, rev: str | None = None, trigger: str = "cli", *, fetch: bool = True
     ) -> SyncResult:
         """Deploy `rev`; `fetch=False` when the caller has just fetched and resolved it."""
+        with self._cut() as cut:
+            return self._sync_revision(rev, trigger, fetch, cut)
+
+    @contextmanager
+    def _cut(self) -> Iterator[_Cut]:
+        """This sync's stop: interrupt() sets it while the sync runs, and it is dropped
+        at the end, so an interrupt never reaches a later sync."""
+        cut = _Cut()
+        with self._cuts_lock:
+            if self._stop.is_set():
+                cut.set("a stop request")
+            self._cuts.add(cut)
+        try:
+            yield cut
+        finally:
+            with self._cuts_lock:
+                self._cuts.discard(cut)
+
+    def _sync_revision(self, rev: str | None, trigger: str, fetch: bool, cut: _Cut
+                       ) -> SyncResult:
         sha = self.resolve(rev, fetch=fetch)
         try:
             desired = self.load_revision(sha)
@@ -218,7 +261,7 @@ class Engine:
             deploy_id = self.history.start_deploy(sha, trigger)
             self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status="running")
             try:
-                result = self._sync(deploy_id, desired, names)
+                result = self._sync(deploy_id, desired, names, cut)
             except Exception as err:
                 # Even a bug ends as a recorded failure the caller can remember:
                 # an exception instead would leave the daemon retrying this commit.
@@ -236,7 +279,8 @@ class Engine:
             self._finish(result)
             return result
 
-    def _sync(self, deploy_id: int, desired: DesiredState, names: Sequence[str]) -> SyncResult:
+    def _sync(self, deploy_id: int, desired: DesiredState, names: Sequence[str], cut: _Cut
+              ) -> SyncResult:
         sha = desired.revision
         with self.backends(desired, names) as opened:
             views = self.read_live(desired, opened)
@@ -255,28 +299,28 @@ class Engine:
             if not full.waves and not full.prune:
                 self._mark_good(desired, names, deploy_id)
                 return result("success", "in sync: nothing to do")
-            runner = self._rollout(deploy_id, desired, opened, views, verify)
+            runner = self._rollout(deploy_id, desired, opened, views, verify, cut)
             waves = runner.run_waves(full)
-            if self._stop.is_set() and not waves.ok:
+            if cut.is_set() and not waves.ok:
                 # Even after a real failure: a rollback can take as long as the
                 # rollout, and the next sync of this commit fails and rolls back.
                 failed = waves.message if waves.halted else ""
-                return result("interrupted", _stopped(
+                return result("interrupted", cut.message(
                     "; ".join(p for p in (waves.stopped, failed) if p)))
             if not waves.ok:
                 back = rollback.roll_back(
                     runner, waves.outcomes, last_good=self.history.last_good,
                     load_revision=self.load_revision,
                     read_live=lambda d, t: self.read_live(d, opened, t),
-                    make_rollout=lambda d: self._rollout(deploy_id, d, opened, views, {}),
+                    make_rollout=lambda d: self._rollout(deploy_id, d, opened, views, {}, cut),
                 )
                 if back.interrupted:
                     return result("interrupted",
-                                  _stopped(f"{waves.message}; rollback: {back.message}"))
+                                  cut.message(f"{waves.message}; rollback: {back.message}"))
                 return result("failure", waves.message + _rollback_note(back), back)
             pruned = runner.run_prune(full)
             if pruned.interrupted and not pruned.halted:
-                return result("interrupted", _stopped("before pruning"))
+                return result("interrupted", cut.message("before pruning"))
             if not pruned.ok:
                 return result("failure", pruned.message)
         self._mark_good(desired, names, deploy_id)
@@ -284,7 +328,7 @@ class Engine:
 
     def _rollout(
         self, deploy_id: int, desired: DesiredState, opened: Mapping[str, Backend],
-        views: Mapping[str, LiveView], verify: Mapping[str, Sequence[str]],
+        views: Mapping[str, LiveView], verify: Mapping[str, Sequence[str]], cut: _Cut,
     ) -> Rollout:
         options = RolloutOptions(
             max_workers=self._options.max_workers, clock=self._options.clock,
@@ -293,7 +337,7 @@ class Engine:
         )
         return Rollout(deploy_id=deploy_id, desired=desired, backends=opened,
                        recorder=self.history, emit=self.events.emit, options=options,
-                       stop=self._stop)
+                       stop=cut.event)
 
     def _unverified(
         self, desired: DesiredState, views: Mapping[str, LiveView]
@@ -352,8 +396,26 @@ class Engine:
             yield
 
 
-def _stopped(what: str) -> str:
-    return f"interrupted by a stop request: {what}" if what else "interrupted by a stop request"
+class _Cut:
+    """The stop of one sync: the event its rollouts poll, and why it was set."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.why = ""
+
+    def set(self, why: str) -> None:
+        # The first reason stays: a shutdown after a lost leadership changes
+        # nothing about why the rollout stopped.
+        if not self.event.is_set():
+            self.why = why
+            self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def message(self, what: str) -> str:
+        head = f"interrupted by {self.why or 'a stop request'}"
+        return f"{head}: {what}" if what else head
 
 
 def _rollback_note(back: RollbackResult) -> str:

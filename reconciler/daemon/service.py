@@ -36,8 +36,12 @@ Lifecycle invariants:
   checks and pull-request plans run only while this replica holds the Lease;
   the HTTP server runs on every replica, and a webhook on a follower is
   accepted and dropped (the leader fetches on its own poll). Becoming leader
-  triggers a fetch and a plan scan. On stop, the Lease is released only after
-  the running job ended, so no other replica starts a rollout beside it.
+  triggers a fetch and a plan scan. Losing leadership interrupts the running
+  rollout (`Engine.interrupt`): it ends after its batch in flight, recorded
+  "interrupted", so it overlaps a new leader's rollout by one batch at most;
+  the engine still syncs in full once this replica leads again. On stop, the
+  Lease is released only after the running job ended, so no other replica
+  starts a rollout beside it.
 """
 
 from __future__ import annotations
@@ -68,12 +72,16 @@ from reconciler.daemon.triggers import PatternWatcher, RefWatcher, Timers, local
 from reconciler.daemon.worker import Worker, WorkerState
 from reconciler.engine import Engine, EngineSettings
 from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.events import Event, EventKind
 from reconciler.reporters import Reporter
 from reconciler.reporters.gitnotes import GitNotesReporter
 from reconciler.source import Credentials
 from reconciler.webhooks import Trigger, TriggerKind
 
 log = logging.getLogger("reconciler.daemon")
+
+LEADERSHIP_LOST = "loss of leadership"
+"""Completes an interrupted deploy's message: "interrupted by loss of leadership: ..."."""
 
 TRIGGERS = Counter("reconciler_daemon_triggers_total", "Requests to look for a new commit",
                    ["reason"])
@@ -138,7 +146,9 @@ class Daemon:
         self.engine.subscribe(self.progress)
         self.queue = scheduler.WorkQueue()
         self.worker = Worker(self.engine, self.publisher, self.progress, self.queue,
-                             self_heal=config.self_heal)
+                             self_heal=config.self_heal, may_deploy=self.is_leader)
+        if config.leader_election.enabled:
+            self.engine.subscribe(self._deploy_started)
         self.worker.state.memory = scheduler.seed(self.history.deploys(limit=200))
         self.plans = self._plan_worker()
         self._timers = Timers()
@@ -248,13 +258,20 @@ class Daemon:
 
     def _stopped_leading(self) -> None:
         # The jobs check is_leader() before they start, so no new work begins.
-        # A rollout already running finishes: the engine has no stop that cuts
-        # one sync short at a batch boundary and still runs later ones, and a
-        # stop for good would leave this replica unable to lead again.
-        running = self.worker.state.running
-        if running is not None:
-            log.warning("leadership lost during a rollout; it runs to its end",
-                        extra=fields(sha=running))
+        # A rollout already running is cut short after its batch in flight: the
+        # new leader may start its own as soon as it holds the Lease, and two
+        # replicas applying at once must not last longer than that one batch.
+        # interrupt(), not request_stop(): this replica may lead again later.
+        if self.engine.interrupt(LEADERSHIP_LOST):
+            log.warning("leadership lost during a rollout: it stops after its batch "
+                        "in flight", extra=fields(sha=self.worker.state.running))
+
+    def _deploy_started(self, event: Event) -> None:
+        # Leadership lost between the worker's last check and the sync's start
+        # would find no sync to interrupt, and the sync would then run in full.
+        # The sync exists by now (it emits this event), so interrupt it here.
+        if event.kind is EventKind.DEPLOY_STARTED and not self.is_leader():
+            self.engine.interrupt(LEADERSHIP_LOST)
 
     # --- lifecycle -----------------------------------------------------------
 

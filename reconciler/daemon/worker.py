@@ -15,7 +15,10 @@ Invariants:
   is the only caller.
 - A deploy a shutdown interrupted is neither deployed nor failed in the
   memory: its commit stays `pending` ("interrupted by shutdown; resumes on
-  restart"), and the next start deploys the head again from live state.
+  restart"), and the next start deploys the head again from live state. The
+  same holds for a deploy cut short because this replica stopped leading
+  (`pending`, HANDED_OVER): the new leader re-plans it, and so does this
+  replica when it leads again.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ log = logging.getLogger("reconciler.daemon")
 ROLLOUTS = Counter("reconciler_daemon_rollouts_total", "Deploys the daemon ran", ["result"])
 DRIFT_CHECKS = Counter("reconciler_daemon_drift_checks_total", "Drift checks", ["result"])
 INTERRUPTED = "interrupted by shutdown; resumes on restart"
+HANDED_OVER = "interrupted: another replica leads now and resumes it"
 DRIFT_CHANGES = Gauge("reconciler_daemon_drift_changes",
                       "Changes the last drift check found between Git and live state")
 
@@ -74,12 +78,15 @@ class WorkerState:
 class Worker:
     def __init__(self, engine: Engine, publisher: statuses.Publisher,
                  progress: statuses.Progress, queue: scheduler.WorkQueue,
-                 *, self_heal: bool, clock: Callable[[], datetime] | None = None) -> None:
+                 *, self_heal: bool, clock: Callable[[], datetime] | None = None,
+                 may_deploy: Callable[[], bool] = lambda: True) -> None:
         self.engine = engine
         self.publisher = publisher
         self.progress = progress
         self.queue = queue
         self.self_heal = self_heal
+        self.may_deploy = may_deploy
+        """False on a follower (leader election): the job may have started as leader."""
         self.state = WorkerState()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._waiting_posted: str | None = None
@@ -148,6 +155,11 @@ class Worker:
             # interrupted deploy that did nothing. The next start does it.
             log.info("stopping: deploy not started", extra=fields(sha=sha, trigger=reason))
             return
+        if not self.may_deploy():
+            # Leadership was lost while fetching: the new leader deploys this.
+            log.info("not the leader any more: deploy not started",
+                     extra=fields(sha=sha, trigger=reason))
+            return
         if desired is not None:
             names = set(self.engine.selected_targets(desired))
             waves = sorted({a.wave for a in desired.apps.values() if a.target in names})
@@ -170,7 +182,11 @@ class Worker:
             self.state.memory = scheduler.remember(self.state.memory, result.revision, ok=ok)
         self.state.last_result = result
         ROLLOUTS.labels(result=result.result).inc()
-        state, text = final_status(result, pulls.path_prefix(self.engine.settings.path))
+        # Only a shutdown stops the engine for good; any other interrupt of a
+        # daemon's sync is a lost leadership.
+        why = INTERRUPTED if self.engine.stop_requested else HANDED_OVER
+        state, text = final_status(result, pulls.path_prefix(self.engine.settings.path),
+                                   interrupted=why)
         level = logging.INFO if ok else logging.WARNING
         log.log(level, "rollout finished", extra=fields(
             sha=result.revision, result=result.result, deploy=result.deploy_id,
@@ -226,16 +242,18 @@ def drift_report(found: Plan, now: float) -> DriftReport:
                        resources=resources)
 
 
-def final_status(result: SyncResult, prefix: str = "") -> tuple[State, str]:
+def final_status(result: SyncResult, prefix: str = "", *,
+                 interrupted: str = INTERRUPTED) -> tuple[State, str]:
     """The commit status that ends a deploy, from the engine's result. `prefix` is
     the state root inside the repository (`pulls.path_prefix`): problems name
     files from the repository root, as the pull-request plan of the same commit
-    and `reconciler validate` do."""
+    and `reconciler validate` do. `interrupted` is the description of an
+    interrupted deploy: why it stopped and who resumes it."""
     if result.result == "success":
         return State.SUCCESS, result.message or "deployed"
     if result.result == "interrupted":
         # Still pending: the next start re-syncs the head and posts its end.
-        return State.PENDING, INTERRUPTED
+        return State.PENDING, interrupted
     if result.result == "error":
         if result.problems:
             return State.ERROR, statuses.validation_description(

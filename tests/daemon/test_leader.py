@@ -27,9 +27,10 @@ from reconciler.daemon.config import (
 )
 from reconciler.daemon.leader import LeaderElector, open_elector
 from reconciler.daemon.service import Daemon
+from reconciler.daemon.worker import HANDED_OVER
 from reconciler.errors import ConfigError
 from reconciler.webhooks import Provider, Trigger, TriggerKind
-from tests.daemon.conftest import StateRepo, deploys, wait_for
+from tests.daemon.conftest import StateRepo, deploys, notes, wait_for
 from tests.support.kube.leases import LEASE
 from tests.support.kube_apiserver import KubeApiServer
 
@@ -215,6 +216,47 @@ def test_a_daemon_deploys_only_once_the_foreign_holder_lets_the_lease_expire(
     finally:
         assert daemon.stop(timeout=30)
     assert spec(server)["holderIdentity"] == ""  # released on a clean stop
+
+
+def test_a_leader_that_loses_the_lease_mid_rollout_stops_after_its_batch_and_syncs_later(
+        kube: tuple[KubeApiServer, Path], state_repo: StateRepo, tmp_path: Path) -> None:
+    server, kubeconfig = kube
+    # The gate waits for `ready` for up to two minutes: without the interrupt,
+    # the old leader would keep this rollout going beside the new leader's.
+    slow = ("target: laptop\ntimeout: 120s\nhealth:\n"
+            "  - command: \"test -f $RECONCILER_ROOT/ready\"\n"
+            "    retries: 100000\n    interval: 0.1s\n")
+    sha = state_repo.commit("slow release", content="version 2\n", app=slow)
+    config = replace(_daemon_config(state_repo, tmp_path / "data", kubeconfig),
+                     leader_election=election(kubeconfig, lease=2.0, renew=1.5))
+    daemon = Daemon(config, tmp_path / "data")
+    daemon.start()
+    try:
+        wait_for(lambda: daemon.worker.state.running == sha
+                 and state_repo.web_conf() == "version 2\n", timeout=30)
+        # A rival takes the Lease, as a replica would after our renewals failed.
+        server.api.update(LEASE, "default", NAME, {"spec": {
+            "holderIdentity": "rival_9", "renewTime": leader.micro_time(datetime.now(UTC))}},
+            merge=True, manager="rival", subresource="", dry_run=False)
+        taken = time.monotonic()
+        wait_for(lambda: deploys(daemon) == [(sha, "interrupted")], timeout=30)
+        assert time.monotonic() - taken < 10  # the gate alone would wait 120 s
+        record = daemon.history.deploys(limit=1)[0]
+        assert record.message.startswith("interrupted by loss of leadership: web: ")
+        assert notes(daemon, sha)[-1]["state"] == "pending"
+        assert notes(daemon, sha)[-1]["description"] == HANDED_OVER
+        assert not daemon.is_leader() and not daemon.engine.stop_requested
+
+        # The rival never renews: this replica leads again once the Lease expires,
+        # and its engine syncs the same commit in full.
+        (state_repo.root / "ready").write_text("")
+        wait_for(lambda: deploys(daemon) == [(sha, "interrupted"), (sha, "success")],
+                 timeout=30)
+        snap = daemon.snapshot()
+        assert snap.leader is not None and snap.leader.is_leader
+        assert spec(server)["holderIdentity"] == snap.leader.identity
+    finally:
+        assert daemon.stop(timeout=30)
 
 
 def test_without_leader_election_the_daemon_reports_no_leader(

@@ -1,4 +1,5 @@
-"""`Engine.request_stop()`: a shutdown that ends the running sync early and cleanly.
+"""`Engine.request_stop()`: a shutdown that ends the running sync early and cleanly;
+`Engine.interrupt()`: the same cut, for the sync in flight only.
 
 Real git, a real sshd fleet of five hosts and the real SQLite history. `web`
 rolls out in batches of two (hosts 1-2, 3-4, 5); a listener on the engine's
@@ -149,6 +150,47 @@ def test_a_stop_during_a_failing_rollout_starts_no_rollback(
     assert record.result == "interrupted"
     assert EventKind.ROLLBACK_STARTED not in [e.kind for e in record.events]
     assert engine.history.last_good("web") == v1
+
+
+def test_an_interrupt_cuts_one_sync_short_and_the_same_engine_syncs_again_in_full(
+    engine: Engine, state_repo: StateRepo
+) -> None:
+    v1 = state_repo.release("v1")
+    assert engine.sync().result == "success"
+    assert not engine.interrupt("nothing")  # no sync in flight: nothing to cut, nothing kept
+    v2 = state_repo.release("v2")
+    cut: list[bool] = []
+
+    def listener(event: Event) -> None:
+        if event.kind is EventKind.HEALTH_CHECKED and event.app == "web" and not cut:
+            cut.append(engine.interrupt("loss of leadership"))
+
+    engine.subscribe(listener)
+    result = engine.sync()
+
+    assert cut == [True]
+    assert (result.result, result.revision) == ("interrupted", v2)
+    assert not result.rolled_back and not result.rollback_failed
+    assert result.message == "interrupted by loss of leadership: web: stopped before batch 2 of 3"
+    assert [state_repo.served(i) for i in range(1, 6)] == ["v2", "v2", "v1", "v1", "v1"]
+    assert record_of(engine, result.deploy_id).result == "interrupted"
+    assert engine.history.last_good("web") == v1
+    assert not engine.stop_requested
+
+    # The interrupt ended with that sync: the next one, on the same engine, runs
+    # every batch (no restart needed, unlike after request_stop()).
+    done = engine.sync()
+    assert (done.result, done.revision) == ("success", v2)
+    assert [state_repo.served(i) for i in range(1, 6)] == ["v2"] * 5
+    assert engine.history.last_good("web") == v2
+
+    # request_stop() stays final: a later sync starts stopped and writes nothing.
+    engine.request_stop()
+    state_repo.release("v3")
+    stopped = engine.sync()
+    assert stopped.result == "interrupted"
+    assert stopped.message.startswith("interrupted by a stop request")
+    assert [state_repo.served(i) for i in range(1, 6)] == ["v2"] * 5
 
 
 def test_reconciler_sync_on_sigterm_stops_after_the_batch_and_exits_1_with_one_line(
