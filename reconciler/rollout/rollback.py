@@ -1,8 +1,11 @@
 """Rollback: return the apps a failed rollout changed to their last good revision.
 
-Only apps that this rollout actually sent changes for, and whose policy is
-`rollback: auto`, are rolled back; they go in reverse wave order (then reverse
-name order), one at a time. For each, the revision it last deployed
+Only apps that this rollout changed, and whose policy is `rollback: auto`, are
+rolled back. Changed means it sent them changes, or one of their hosts failed
+the re-check of what an interrupted deploy (of this revision or an earlier
+one) applied to it: that deploy never finished, so its changes are this
+rollout's to undo, and no later rollout would see them as changed. They go
+in reverse wave order (then reverse name order), one at a time. For each, the revision it last deployed
 successfully at is loaded, planned for that app alone against *fresh* live
 state (what the failed rollout left behind), and applied through the same
 batches and the same health gate, so a rollback never waits longer than a
@@ -13,7 +16,10 @@ last good state: rollback deletes exactly the objects this rollout created
 for it (a create went to the backend) that are live and still owned by it.
 Objects it only updated existed before and are left alone, because there is
 no older version to return them to; every backend refuses to delete what it
-does not own anyway.
+does not own anyway. On a re-checked host the creates were made by the
+interrupted deploy and not recorded as such (an update of an object that
+existed before is indistinguishable in the inventory), so nothing there is
+deleted: the outcome is "skipped" and names the hosts left for a human.
 
 A rollback is tried once per app and never rolled back itself: when it
 fails, the result says so and the app stays as the failed rollback left it.
@@ -104,7 +110,7 @@ def roll_back(
                                            message="not started: stop requested"))
             continue
         common = {"wave": outcome.wave, "app": outcome.app, "target": outcome.target,
-                  "hosts": outcome.hosts}
+                  "hosts": tuple(dict.fromkeys(outcome.hosts + outcome.rechecked))}
         revision = last_good(outcome.app)
         failed.event(EventKind.ROLLBACK_STARTED, status="running",
                      message=f"to {revision}" if revision else "removing what it created",
@@ -165,11 +171,24 @@ def _remove_created(
     never = [key for key in outcome.created if key not in view.live]
     failed.recorder.remove_inventory(target, never)
     if not doomed:
-        return RollbackOutcome(app=app, status="success", message="new app: nothing to remove")
-    removal = Plan(revision=failed.desired.revision, waves=(),
-                   prune=(AppPlan(app=app, target=target, wave=outcome.wave, changes=doomed),))
-    result = make_rollout(failed.desired).run_prune(removal)
-    return _outcome(app, "", result, f"new app: removed {len(doomed)} object(s) it created")
+        done = RollbackOutcome(app=app, status="success", message="new app: nothing to remove")
+    else:
+        removal = Plan(revision=failed.desired.revision, waves=(),
+                       prune=(AppPlan(app=app, target=target, wave=outcome.wave,
+                                      changes=doomed),))
+        result = make_rollout(failed.desired).run_prune(removal)
+        done = _outcome(app, "", result, f"new app: removed {len(doomed)} object(s) it created")
+    left = outcome.rechecked
+    if not left or done.status != "success":
+        return done
+    # Not "success": those hosts still hold what failed, and `rolled_back`
+    # must not claim otherwise. Kubernetes and YARN name no host: the target.
+    named = ", ".join(h or target for h in left[:3]) + (
+        f" +{len(left) - 3}" if len(left) > 3 else "")
+    return RollbackOutcome(
+        app=app, status="skipped",
+        message=(f"{done.message}; " if doomed else "new app: ")
+        + f"left as is on re-checked {named} (what an interrupted deploy created is unknown)")
 
 
 def _outcome(app: str, revision: str, result: RolloutResult, done: str) -> RollbackOutcome:

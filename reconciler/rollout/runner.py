@@ -19,6 +19,9 @@ Invariants this module keeps:
   starts. What it cut short ends "interrupted", never "failure", so it does
   not halt the rollout into a rollback; hosts left "applied" are gated by the
   next sync.
+- A host batched only for that re-check which fails it counts as changed by
+  the rollout that re-checks it (`AppOutcome.rechecked`): the interrupted
+  deploy changed it, and no other rollout will ever roll it back.
 - Every step is an Event; nothing here writes history except the inventory.
   The notes a backend returns with an apply (what it deliberately left, such
   as a non-empty Directory) end the message of that batch's or prune's event.
@@ -70,11 +73,16 @@ class AppOutcome:
     failed_hosts: tuple[str, ...] = ()
     created: tuple[HostKey, ...] = ()
     """(host, id) of every create sent to the backend: what rollback may delete."""
+    rechecked: tuple[str, ...] = ()
+    """Hosts with no changes here, batched only to re-check what an earlier,
+    interrupted deploy applied to them, that failed the check."""
     message: str = ""
 
     @property
     def changed(self) -> bool:
-        return bool(self.hosts)
+        """Whether a rollback must return this app: hosts failing their re-check
+        count, since no one else will ever undo what was applied to them."""
+        return bool(self.hosts or self.rechecked)
 
 
 @dataclass
@@ -85,6 +93,7 @@ class _Progress:
     touched: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     created: list[HostKey] = field(default_factory=list)
+    rechecked: list[str] = field(default_factory=list)
     reason: str = ""
 
 
@@ -275,12 +284,14 @@ class Rollout:
             if self.stop.is_set():
                 return self._finish(ap, "interrupted", progress,
                                     f"stopped before batch {batch.index + 1} of {len(planned)}")
-            progress.touched.extend(h for h in batch.hosts
-                                    if any(c.host == h for c in batch.changes))
+            changed = {c.host for c in batch.changes}
+            progress.touched.extend(h for h in batch.hosts if h in changed)
             progress.created.extend((c.host, c.id) for c in batch.changes
                                     if c.action is Action.CREATE)
             report = self._run_batch(app, ap, batch)
             progress.failed.extend(report.failed)
+            if report.probes:  # a failed apply checked nothing: no re-check failed
+                progress.rechecked.extend(h for h in report.failed if h not in changed)
             progress.reason = report.message if report.failed else progress.reason
             if len(progress.failed) > app.rollout.max_failures:
                 self.halt.set()
@@ -358,7 +369,9 @@ class Rollout:
         outcome = AppOutcome(app=ap.app, target=ap.target, wave=ap.wave, status=status,
                              hosts=tuple(dict.fromkeys(progress.touched)),
                              failed_hosts=tuple(progress.failed),
-                             created=tuple(dict.fromkeys(progress.created)), message=message)
+                             created=tuple(dict.fromkeys(progress.created)),
+                             rechecked=tuple(dict.fromkeys(progress.rechecked)),
+                             message=message)
         self.event(EventKind.APP_DONE, wave=ap.wave, app=ap.app, target=ap.target,
                    hosts=outcome.hosts, status=status, message=message)
         return outcome

@@ -7,11 +7,14 @@ import logging
 import pytest
 
 from backends.base import HealthReport
+from reconciler import plan as planner
 from reconciler.events import Event, EventBus, EventKind
+from reconciler.history import InventoryEntry
 from reconciler.model import DesiredState, HealthStatus, ResourceId
 from reconciler.rollout import rollback
-from reconciler.rollout.runner import Rollout
-from tests.rollout.conftest import Harness, app, desired
+from reconciler.rollout.batches import with_verification
+from reconciler.rollout.runner import Rollout, RolloutOptions
+from tests.rollout.conftest import HOSTS, Harness, app, desired
 
 
 def _break_h3(harness: Harness) -> None:
@@ -150,3 +153,78 @@ def test_unsubscribed_listeners_hear_nothing() -> None:
     stop()
     bus.emit(Event(kind=EventKind.DEPLOY_FINISHED, deploy_id=1, revision="r"))
     assert [e.kind for e in seen] == [EventKind.DEPLOY_STARTED]
+
+
+def _interrupted_on_h1_h2(harness: Harness, content: str) -> None:
+    """What a deploy stopped in the health gate of its first batch leaves: h1 and
+    h2 applied (inventory "applied", never "healthy"), h3 to h5 untouched."""
+    index = ResourceId(kind="File", name="/index")
+    for host in ("h1", "h2"):
+        harness.backend.live[(host, index)] = {"path": "/index", "content": content}
+    harness.history.set_inventory(
+        InventoryEntry(target="fleet", host=h, id=index, app="web", revision="B")
+        for h in ("h1", "h2"))
+
+
+def _recheck(harness: Harness, state: DesiredState, verify: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """A sync of `state` that re-checks `verify`, as the engine runs it after a stop."""
+    steps = with_verification(planner.plan(state, harness.views(state)), state, {"web": verify})
+    runner = Rollout(deploy_id=1, desired=state, backends={"fleet": harness.backend},
+                     recorder=harness.history, emit=harness.emit,
+                     options=RolloutOptions(sleep=lambda _s: None, fleet={"fleet": HOSTS},
+                                            verify={"web": verify}))
+    return runner, runner.run_waves(steps)
+
+
+def test_hosts_failing_their_recheck_count_as_changed_and_return_to_last_good(
+    harness: Harness,
+) -> None:
+    good = desired("A", app("web", {"/index": "old"}, batch=2))
+    assert harness.sync(good)[1].ok
+    harness.history.mark_good(["web"], "A")
+    _interrupted_on_h1_h2(harness, "bad")  # B's content, Degraded wherever it lands
+    bad = desired("B", app("web", {"/index": "bad"}, batch=2))
+    before = len(harness.log)
+
+    runner, result = _recheck(harness, bad, ("h1", "h2"))
+
+    [web] = result.outcomes
+    # Nothing was sent to h1 or h2 by this rollout, and it halted before h3.
+    assert (web.status, web.hosts, web.rechecked) == ("failure", (), ("h1", "h2"))
+    assert web.changed
+    assert not [e for e in harness.log[before:] if e[0] == "apply"]
+    back = _roll_back(harness, runner, result.outcomes, {"A": good})
+    assert back.rolled_back and back.message == "web: success (back at A)"
+    assert set(harness.contents("/index").values()) == {"old"}
+    [started] = [e for e in harness.events if e.kind is EventKind.ROLLBACK_STARTED]
+    assert started.hosts == ("h1", "h2")
+
+
+def test_hosts_passing_their_recheck_do_not_make_an_app_changed(harness: Harness) -> None:
+    good = desired("A", app("web", {"/index": "old"}, batch=2))
+    assert harness.sync(good)[1].ok
+    _interrupted_on_h1_h2(harness, "new")
+    _, result = _recheck(harness, desired("B", app("web", {"/index": "new"}, batch=2)),
+                         ("h1", "h2"))
+    [web] = result.outcomes
+    assert web.status == "success" and web.hosts == ("h3", "h4", "h5")
+    assert web.rechecked == ()
+
+
+def test_a_new_app_failing_its_recheck_is_left_as_is_and_not_called_rolled_back(
+    harness: Harness,
+) -> None:
+    _interrupted_on_h1_h2(harness, "bad")
+    state = desired("B", app("web", {"/index": "bad"}, batch=2))
+    runner, result = _recheck(harness, state, ("h1", "h2"))
+    assert result.outcomes[0].rechecked == ("h1", "h2")
+
+    back = _roll_back(harness, runner, result.outcomes, {})
+
+    # The interrupted deploy may have updated what existed before: delete nothing.
+    assert [(a.app, a.status) for a in back.apps] == [("web", "skipped")]
+    assert not back.rolled_back and not back.failed
+    assert back.message == ("web: skipped (new app: left as is on re-checked h1, h2 "
+                            "(what an interrupted deploy created is unknown))")
+    assert harness.contents("/index") == {"h1": "bad", "h2": "bad"}
+    assert not [e for e in harness.log if e[0] == "apply"]
