@@ -5,11 +5,11 @@ rolled back. Changed means it sent them changes, or one of their hosts failed
 the re-check of what an interrupted deploy (of this revision or an earlier
 one) applied to it: that deploy never finished, so its changes are this
 rollout's to undo, and no later rollout would see them as changed. They go
-in reverse wave order (then reverse name order), one at a time. For each, the revision it last deployed
-successfully at is loaded, planned for that app alone against *fresh* live
-state (what the failed rollout left behind), and applied through the same
-batches and the same health gate, so a rollback never waits longer than a
-rollout would.
+in reverse wave order (then reverse name order), one at a time. For each,
+the revision it last deployed successfully at is loaded, planned for that app
+alone against *fresh* live state (what the failed rollout left behind), and
+applied through the same batches and the same health gate, so a rollback
+never waits longer than a rollout would.
 
 An app new in this rollout (no last good revision) has "not there" as its
 last good state: rollback deletes exactly the objects this rollout created
