@@ -16,7 +16,7 @@ from typing import Any
 from reconciler.events import Event
 from reconciler.history import DeployRecord
 from reconciler.web.live import RolloutState
-from reconciler.web.status import CommitView, Overview
+from reconciler.web.status import CommitView, Leadership, Overview
 
 
 def dumps(value: Any) -> bytes:
@@ -33,7 +33,14 @@ def status(overview: Overview, rollout: RolloutState | None) -> dict[str, Any]:
             for t in overview.targets
         ],
         "rollout": rollout_json(rollout),
+        "leader": leader_json(overview.leader),
     }
+
+
+def leader_json(leader: Leadership | None) -> dict[str, Any] | None:
+    """None when leader election is off; `holder` "" when the Lease was released
+    and None when it has not been read."""
+    return None if leader is None else asdict(leader)
 
 
 def rollout_json(rollout: RolloutState | None) -> dict[str, Any] | None:

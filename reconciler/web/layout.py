@@ -25,6 +25,7 @@ a{color:var(--accent)}a:focus-visible{outline:3px solid var(--accent);outline-of
 header.site{background:#0f172a;color:#f8fafc;padding:.75rem 1rem}
 header.site a{color:#f8fafc;text-decoration:none;font-weight:700;font-size:1.1rem}
 header.site dl{display:flex;flex-wrap:wrap;gap:.25rem 1.25rem;margin:.4rem 0 0;font-size:.9rem}
+header.site p.leader{margin:.3rem 0 0;font-size:.9rem;color:#e2e8f0}
 header.site dt{color:#cbd5e1}header.site dd{margin:0 0 0 .35rem;font-family:ui-monospace,monospace;
 overflow-wrap:anywhere}
 .pair{display:flex;align-items:baseline}
@@ -89,11 +90,13 @@ def e(value: object) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class Site:
-    """What every page header says: the tracked repo, branch and path."""
+    """What every page header says: the tracked repo, branch and path, and which
+    replica leads (plain text, e.g. "leader: pod-b_1f2e"; "" for no line)."""
 
     repo: str = ""
     branch: str = ""
     path: str = ""
+    leader: str = ""
 
 
 def page(title: str, body: str, *, site: Site | None = None, live: bool = False) -> str:
@@ -105,12 +108,13 @@ def page(title: str, body: str, *, site: Site | None = None, live: bool = False)
                              ("path", where.path)) if value
     )
     script = f"<script>{LIVE_SCRIPT}</script>" if live else ""
+    leader = f'<p class="leader" id="leader">{e(where.leader)}</p>' if where.leader else ""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{e(title)} · reconciler</title><style>{CSS}</style></head><body>"
         '<header class="site"><a href="/">reconciler</a>'
-        f'{f"<dl>{facts}</dl>" if facts else ""}</header>'
+        f'{f"<dl>{facts}</dl>" if facts else ""}{leader}</header>'
         f"<main>{body}</main>"
         '<footer>Read-only status page · <a href="/api/v1/status">JSON</a> · '
         '<a href="/metrics">metrics</a></footer>'

@@ -20,11 +20,28 @@ from typing import Any
 from reconciler.history import AppResult, DeployRecord
 from reconciler.web.layout import Site, badge, duration, e, page, short, when
 from reconciler.web.live import AppState, RolloutState, WaveState
-from reconciler.web.status import CommitView, Overview, TargetStatus
+from reconciler.web.status import CommitView, Leadership, Overview, TargetStatus
 
 
 def site_of(overview: Overview) -> Site:
-    return Site(repo=overview.repo, branch=overview.branch, path=overview.path)
+    return Site(repo=overview.repo, branch=overview.branch, path=overview.path,
+                leader=leader_text(overview.leader))
+
+
+def leader_text(leader: Leadership | None) -> str:
+    """One line for the page header: which replica deploys (plain text)."""
+    if leader is None:
+        return "leader election off"
+    if leader.is_leader:
+        text = "this replica leads"
+    elif leader.holder is None:
+        text = "leader: unknown"
+    elif leader.holder == "":
+        text = "leader: none (the Lease was released)"
+    else:
+        text = f"leader: {leader.holder}"
+    # A follower that cannot reach the API server shows a stale holder: say so.
+    return f"{text} (cannot reach the Lease: {leader.error})" if leader.error else text
 
 
 def _commit_cell(sha: str, commit: CommitView | None) -> str:

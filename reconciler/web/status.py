@@ -1,10 +1,11 @@
 """What the status page may know, behind a small read-only protocol.
 
 The page and the JSON API read facts through `StatusSource` and nothing else:
-the tracked repo, branch and path; each target with the revision live on it and
-what drifted; the rollout in progress; history queries; stored pull-request
-plans. `HistorySource` implements it over a real `History` (SQLite), a
-`RolloutTracker` and a few callables, so the daemon wires it to its engine
+the tracked repo, branch and path; which replica leads (leader election); each
+target with the revision live on it and what drifted; the rollout in progress;
+history queries; stored pull-request plans. `HistorySource` implements it
+over a real `History` (SQLite), a `RolloutTracker` and a few callables, so the
+daemon wires it to its engine
 (`reconciler.web.server.daemon_source`) and tests wire it to a bare history
 with events fed by hand.
 
@@ -52,6 +53,28 @@ class TargetStatus:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Leadership:
+    """Leader election as this replica sees it (the daemon's `LeaderState`)."""
+
+    is_leader: bool
+    holder: str | None
+    """Who holds the Lease: "" released, None not known (not read yet, or unreadable)."""
+    identity: str = ""
+    """This replica's holderIdentity."""
+    lease: str = ""
+    """namespace/name of the Lease."""
+    transitions: int = 0
+    observed: float | None = None
+    """When the Lease was last read or written successfully (epoch seconds)."""
+    error: str | None = None
+    """The last failure talking to the API server, until the next success."""
+
+
+UNKNOWN_LEADER = Leadership(is_leader=False, holder=None)
+"""What the page says when the daemon could not answer: unknown, not "off"."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Overview:
     repo: str
     branch: str
@@ -61,6 +84,8 @@ class Overview:
     targets: tuple[TargetStatus, ...] = ()
     waiting: tuple[str, ...] = ()
     """Why a deploy waits (sync windows), one line per target."""
+    leader: Leadership | None = None
+    """None when leader election is off."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +121,8 @@ class Hooks:
     head: Callable[[], str | None] = lambda: None
     ready: Callable[[], bool] = lambda: True
     waiting: Callable[[], Mapping[str, str]] = lambda: {}
+    leader: Callable[[], Leadership | None] = lambda: None
+    """None: leader election is off."""
 
 
 @dataclass(kw_only=True)
@@ -114,7 +141,8 @@ class HistorySource:
         waiting = _safe(self.hooks.waiting, {})
         return Overview(repo=self.repo, branch=self.branch, path=self.path, head=head,
                         ready=self.ready(), targets=self._targets(head),
-                        waiting=tuple(f"{t}: {why}" for t, why in sorted(waiting.items())))
+                        waiting=tuple(f"{t}: {why}" for t, why in sorted(waiting.items())),
+                        leader=_safe(self.hooks.leader, UNKNOWN_LEADER))
 
     def _targets(self, head: str | None) -> tuple[TargetStatus, ...]:
         revision = self.history.last_successful_revision() or head

@@ -3,7 +3,8 @@
 Everything else in `reconciler.web` reads a `StatusSource`; this module builds
 one from the daemon's engine (history, mirror, loaded revisions), its worker
 state (branch head, drift report, sync windows) and its configuration
-(webhook secrets by environment variable name, page credentials).
+(webhook secrets by environment variable name, page credentials), and its
+leader election (`Daemon.snapshot().leader`).
 
 Invariants: only read-only calls on the daemon, plus `Daemon.trigger` from a
 verified webhook (a push to the tracked branch, or a pull request, which only
@@ -27,7 +28,7 @@ from reconciler.web import auth
 from reconciler.web.live import Layout, RolloutTracker, layout_of
 from reconciler.web.metrics import Metrics
 from reconciler.web.server import WebApp
-from reconciler.web.status import CommitView, Drift, HistorySource, Hooks
+from reconciler.web.status import CommitView, Drift, HistorySource, Hooks, Leadership
 from reconciler.webhooks import Trigger
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def daemon_app(daemon: Any, environ: Mapping[str, str] | None = None) -> WebApp:
         head=lambda: daemon.worker.state.head,
         ready=lambda: bool(daemon.snapshot().ready and not daemon.snapshot().stopping),
         waiting=lambda: dict(daemon.worker.state.waiting),
+        leader=lambda: leadership(daemon.snapshot().leader),
     )
     source = HistorySource(repo=engine.mirror.display_url, branch=daemon.config.branch,
                            path=daemon.config.path, history=daemon.history, tracker=tracker,
@@ -111,6 +113,16 @@ def layout(engine: Any, sha: str) -> Layout:
         return ()
     return layout_of([(a.name, a.target, a.wave) for a in desired.apps.values()
                       if a.target in names])
+
+
+def leadership(state: Any) -> Leadership | None:
+    """The daemon's `LeaderState` (None: election off) as the page's `Leadership`."""
+    if state is None:
+        return None
+    return Leadership(is_leader=bool(state.is_leader), holder=state.holder,
+                      identity=state.identity, lease=state.lease,
+                      transitions=state.transitions, observed=state.observed,
+                      error=state.error)
 
 
 def _drift(daemon: Any) -> Drift | None:

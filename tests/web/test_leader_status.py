@@ -1,0 +1,136 @@
+"""Leadership on the status page and in `/api/v1/status`, from a real daemon over
+real HTTP: a follower names the replica that holds the Lease (escaped), the
+leader says so, and a daemon without leader election says that instead.
+
+The Lease lives on the Kubernetes test API server; a second elector (the
+daemon's own `open_elector`) plays the other replica."""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.daemon.config import DaemonConfig, LeaderElectionConfig
+from reconciler.daemon.leader import LeaderElector, open_elector
+from reconciler.daemon.service import Daemon
+from reconciler.history import History
+from reconciler.web import pages
+from reconciler.web.live import RolloutTracker
+from reconciler.web.status import HistorySource, Hooks
+from tests.support.kube_apiserver import KubeApiServer
+from tests.web.staterepo import StateRepo
+
+# Characters the page must escape: a holderIdentity is whatever a replica wrote.
+RIVAL = 'other<b>&"replica"_1'
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return str(answer.read().decode())
+
+
+def status(daemon: Daemon) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(fetch(f"{daemon.web_url}/api/v1/status"))
+    return data
+
+
+def wait_for(check: Callable[[], Any], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path) -> Iterator[Path]:
+    server = KubeApiServer.start()
+    try:
+        yield server.write_kubeconfig(tmp_path / "kubeconfig")
+    finally:
+        server.stop()
+
+
+def config(state_repo: StateRepo, election: LeaderElectionConfig) -> DaemonConfig:
+    return DaemonConfig(repo=str(state_repo.path), branch="main", listen="127.0.0.1:0",
+                        poll_interval=3600, drift_interval=0, leader_election=election)
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Callable[[DaemonConfig], Daemon]]:
+    started: list[Daemon] = []
+
+    def start(cfg: DaemonConfig) -> Daemon:
+        daemon = Daemon(cfg, tmp_path / "daemon-data")
+        daemon.start()
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        assert daemon.stop(timeout=30)
+
+
+def test_a_follower_names_the_leader_and_the_leader_says_it_leads(
+        kubeconfig: Path, state_repo: StateRepo,
+        daemons: Callable[[DaemonConfig], Daemon]) -> None:
+    election = LeaderElectionConfig(enabled=True, kubeconfig=kubeconfig, namespace="default",
+                                    name="reconciler-web", lease_duration=3.0,
+                                    renew_deadline=2.0, retry_period=0.1)
+    cfg = config(state_repo, election)
+    rival: LeaderElector = open_elector(cfg, identity=RIVAL, on_started=lambda: None,
+                                        on_stopped=lambda: None)
+    rival.start()
+    try:
+        wait_for(rival.is_leader, timeout=10)
+        daemon = daemons(cfg)
+        wait_for(lambda: status(daemon)["leader"]["holder"] == RIVAL, timeout=10)
+
+        follower = status(daemon)["leader"]
+        assert follower["is_leader"] is False
+        assert follower["lease"] == "default/reconciler-web"
+        assert follower["identity"] and follower["identity"] != RIVAL
+        assert follower["error"] is None and follower["observed"] > 0
+        page = fetch(f"{daemon.web_url}/")
+        line = f'<p class="leader" id="leader">leader: {html.escape(RIVAL)}</p>'
+        assert line in page and RIVAL not in page
+    finally:
+        rival.stop(release=True, timeout=10)
+
+    # Released: the daemon takes the Lease at its next try.
+    wait_for(lambda: status(daemon)["leader"]["is_leader"], timeout=15)
+    leading = status(daemon)["leader"]
+    assert leading["holder"] == leading["identity"] and leading["transitions"] == 1
+    assert '<p class="leader" id="leader">this replica leads</p>' in fetch(f"{daemon.web_url}/")
+
+
+def test_without_leader_election_the_page_renders_and_says_so(
+        state_repo: StateRepo, daemons: Callable[[DaemonConfig], Daemon]) -> None:
+    daemon = daemons(config(state_repo, LeaderElectionConfig()))
+    wait_for(lambda: status(daemon)["ready"], timeout=30)
+    assert status(daemon)["leader"] is None
+    page = fetch(f"{daemon.web_url}/")
+    assert '<p class="leader" id="leader">leader election off</p>' in page
+    assert "Deployments" in page and "web 1.0: first release" in page
+
+
+def test_an_unreadable_leadership_shows_as_unknown_not_as_off(tmp_path: Path) -> None:
+    def broken() -> None:
+        raise RuntimeError("snapshot failed")
+
+    history = History(tmp_path / "data")
+    try:
+        source = HistorySource(repo="r", branch="main", path=".", history=history,
+                               tracker=RolloutTracker(lambda sha: ()), data_dir=tmp_path,
+                               hooks=Hooks(leader=broken))
+        assert pages.site_of(source.overview()).leader == "leader: unknown"
+    finally:
+        history.close()
