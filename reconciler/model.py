@@ -87,6 +87,8 @@ class ResourceId:
         kind = f"{self.kind}.{self.group}" if self.group else self.kind
         if self.namespace:
             return f"{kind}/{self.namespace}/{self.name}"
+        if self.name.startswith("/"):
+            return f"{kind}:{self.name}"  # a VM path: "File:/etc/app.conf"
         return f"{kind}/{self.name}"
 
 

@@ -44,10 +44,10 @@ def test_text_plan_shows_waves_apps_changes_and_diffs(
     assert plan(repo, tmp_path, "--rev", "feature") == 0
     out = capsys.readouterr().out
     assert "wave 1\n  app web (target laptop)\n" in out
-    assert "    ~ update File//etc/web/a.conf on localhost\n" in out
-    assert "    + create File//etc/web/c.conf on localhost\n" in out
+    assert "    ~ update File:/etc/web/a.conf on localhost\n" in out
+    assert "    + create File:/etc/web/c.conf on localhost\n" in out
     assert "prune (after every wave)\n" in out
-    assert "    - delete File//etc/web/b.conf on localhost\n" in out
+    assert "    - delete File:/etc/web/b.conf on localhost\n" in out
     assert "        --- live/" in out or "        ---" in out
     assert out.endswith("1 to create, 1 to change, 1 to delete\n")
     assert repo.snapshot() == before

@@ -25,7 +25,7 @@ def test_json_shape_matches_the_contract() -> None:
     assert [(w["wave"], w["phase"]) for w in out["waves"]] == [(0, "apply"), (1, "apply"),
                                                                 (1, "prune")]
     change = out["waves"][1]["apps"][0]["changes"][0]
-    assert change["resource"] == "File//etc/a" and change["action"] == "update"
+    assert change["resource"] == "File:/etc/a" and change["action"] == "update"
     assert "-sha256: old" in change["diff"] and "+sha256: new" in change["diff"]
     assert plan.summary_line(plan.plan(state, {"t": view})) == (
         "1 to create, 1 to change, 1 to delete")

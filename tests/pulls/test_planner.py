@@ -75,8 +75,8 @@ def test_full_plan_is_stored_for_the_status_page(
     assert stored["plan"]["summary"] == {"create": 1, "update": 1, "delete": 1}
     actions = sorted((c["resource"], c["action"]) for w in stored["plan"]["waves"]
                      for a in w["apps"] for c in a["changes"])
-    assert actions == [("File//etc/web/a.conf", "update"), ("File//etc/web/b.conf", "delete"),
-                       ("File//etc/web/c.conf", "create")]
+    assert actions == [("File:/etc/web/a.conf", "update"), ("File:/etc/web/b.conf", "delete"),
+                       ("File:/etc/web/c.conf", "create")]
     assert any("+content" in c["diff"] or "sha256" in c["diff"]
                for w in stored["plan"]["waves"] for a in w["apps"] for c in a["changes"])
 

@@ -146,7 +146,7 @@ def test_a_plan_page_opens_from_the_commit_status_target_url(web: Web, page: Any
     page.goto(final.target_url)
     expect(page.get_by_role("heading", level=1)).to_contain_text(sha[:12])
     expect(page.locator("main")).to_contain_text("0 to create, 2 to change, 0 to delete")
-    diff = page.locator("details", has_text="File//etc/web/version").locator("pre.diff")
+    diff = page.locator("details", has_text="File:/etc/web/version").locator("pre.diff")
     expect(diff).to_be_visible()
     # A changed text file shows its changed lines next to the new content hash.
     expect(diff.locator(".add", has_text="+sha256:")).to_have_count(1)

@@ -54,8 +54,8 @@ def test_no_secret_in_any_html_or_json_response(web: Web) -> None:
     plan = json.loads(bodies[f"/api/v1/plans/{sha}"].body)
     diffs = {c["resource"]: c["diff"] for w in plan["plan"]["waves"] for a in w["apps"]
              for c in a["changes"]}
-    assert "+sha256:" in diffs["File//etc/web/password"]
-    assert "File//etc/web/password" in bodies[f"/plans/{sha}"].text
+    assert "+sha256:" in diffs["File:/etc/web/password"]
+    assert "File:/etc/web/password" in bodies[f"/plans/{sha}"].text
     # And the failed deploy's page names what failed and that it rolled back.
     page = bodies[f"/deploys/{failed.deploy_id}"].text
     assert "failure, rolled back" in page

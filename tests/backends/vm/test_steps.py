@@ -85,11 +85,11 @@ def test_deletes_run_deepest_first_and_commands_are_only_forgotten() -> None:
     ]
     work = host_work(app([]), deletes, "/r", "h")
     assert [s.description for s in writes(work.finish)] == [
-        "delete File//srv/app/a/b.conf", "delete Directory//srv/app", "delete Command/migrate"]
+        "delete File:/srv/app/a/b.conf", "delete Directory:/srv/app", "delete Command/migrate"]
     forget = named(work.finish, "delete Command/migrate").command
     assert forget == f"rm -f -- {records.command_record('/r', 'migrate')}"
     # Only the directory's own step may print a note: user commands never get fd 3.
-    assert [s.description for s in work.finish if s.notes] == ["delete Directory//srv/app"]
+    assert [s.description for s in work.finish if s.notes] == ["delete Directory:/srv/app"]
 
 
 def test_steps_script_stops_at_the_first_failure_and_names_it() -> None:
