@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from backends.base import ApplyResult, HealthReport, Inventory
@@ -218,13 +219,15 @@ class KubernetesBackend:
             for r in app.resources
         ]
         found = live_mod.list_places(self.client, places, page_size=self.page_size)
+        # One check time for the whole report, so its objects are judged alike.
+        now = datetime.now(UTC)
         status, problems = HealthStatus.HEALTHY, []
         for resource, place in zip(app.resources, places, strict=True):
             obj = found.get(place.key)
             if obj is None:
                 state, message = HealthStatus.MISSING, "not found"
             else:
-                result = object_health(obj)
+                result = object_health(obj, now=now)
                 state, message = result.status, result.message
             status = worse(status, state)
             if state is not HealthStatus.HEALTHY:

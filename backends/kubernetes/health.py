@@ -6,19 +6,26 @@ function per kind, and finally a generic Ready condition. An object that exists
 and matches none of these is Healthy. Each per-kind function says its known gaps;
 docs/kubernetes.md lists where and why the rules differ from kstatus.
 
-Invariants: no I/O; input objects are never mutated; messages never quote
-object data (only names, counts, reasons and condition messages).
+Invariants: no I/O and no clock (the caller passes the check time, so the
+same object and time always give the same answer); input objects are never
+mutated; messages never quote object data (only names, counts, reasons and
+condition messages).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reconciler.model import HealthStatus
 
 Obj = Mapping[str, Any]
+
+# kstatus' ScheduleWindow: the scheduler may need a few passes (e.g. while the
+# cluster autoscaler adds a node) before an Unschedulable pod finds a place.
+SCHEDULE_GRACE = timedelta(seconds=15)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,7 +61,9 @@ def _int(value: Any, default: int = 0) -> int:
 
 
 def deployment_health(obj: Obj) -> Health:
-    """Gaps: ignores minReadySeconds beyond what availableReplicas already counts."""
+    """Counts first, then the controller's Available and Progressing conditions, as
+    kstatus. Gaps: ignores minReadySeconds beyond what availableReplicas already
+    counts; a condition the Deployment does not report is not waited for."""
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     if spec.get("paused"):
         return Health(status=HealthStatus.SUSPENDED, message="rollout paused")
@@ -71,6 +80,20 @@ def deployment_health(obj: Obj) -> Health:
         return _progressing(f"{old} old replicas pending termination")
     if available < updated:
         return _progressing(f"{available} of {updated} updated replicas available")
+    # The counts can all match while the controller has not finished: it reports
+    # NewReplicaSetAvailable only once the new ReplicaSet is the complete rollout
+    # (before that: ReplicaSetUpdated, FoundNewReplicaSet, NewReplicaSetCreated).
+    # An absent condition is not waited for: the controller drops Progressing when
+    # progressDeadlineSeconds is unset, and would then never report it.
+    if progress is not None and not (
+        _is_true(progress) and progress.get("reason") == "NewReplicaSetAvailable"
+    ):
+        return _progressing(f"rollout not complete: {progress.get('reason', '')}".strip())
+    # Available=False means fewer than the minimum (replicas - maxUnavailable)
+    # are available by the controller's own count, which can lag or lead ours.
+    avail = condition(obj, "Available")
+    if avail is not None and not _is_true(avail):
+        return _progressing(f"not available: {avail.get('reason', '')}".strip())
     return HEALTHY
 
 
@@ -154,8 +177,24 @@ def job_health(obj: Obj) -> Health:
     return _progressing("job running")
 
 
-def pod_health(obj: Obj) -> Health:
-    """Gaps: restartPolicy Always pods that crash-loop only show once a container waits."""
+def _timestamp(value: Any) -> datetime | None:
+    """An RFC 3339 time as the API server writes it; naive times are taken as UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def pod_health(obj: Obj, now: datetime | None = None) -> Health:
+    """`now` is the check time; without it (or without a creationTimestamp) an
+    Unschedulable pod stays Progressing, since its age is unknown. Gaps:
+    restartPolicy Always pods that crash-loop only show once a container waits."""
     status = obj.get("status") or {}
     phase = status.get("phase")
     if phase == "Succeeded":
@@ -168,6 +207,18 @@ def pod_health(obj: Obj) -> Health:
             return _degraded(f"container {container.get('name')}: {reason}")
     if phase == "Running" and _is_true(condition(obj, "Ready")):
         return HEALTHY
+    scheduled = condition(obj, "PodScheduled")
+    if (
+        phase == "Pending"
+        and scheduled is not None
+        and scheduled.get("status") == "False"
+        and scheduled.get("reason") == "Unschedulable"
+    ):
+        message = f"unschedulable: {scheduled.get('message', '')}".strip()
+        created = _timestamp((obj.get("metadata") or {}).get("creationTimestamp"))
+        if now is not None and created is not None and now - created >= SCHEDULE_GRACE:
+            return _degraded(message)
+        return _progressing(message)
     return _progressing(f"pod {phase or 'Pending'}, not ready")
 
 
@@ -212,7 +263,6 @@ _BY_KIND: Mapping[tuple[str, str], Callable[[Obj], Health]] = {
     ("apps", "DaemonSet"): daemonset_health,
     ("apps", "ReplicaSet"): replicaset_health,
     ("batch", "Job"): job_health,
-    ("", "Pod"): pod_health,
     ("", "PersistentVolumeClaim"): pvc_health,
     ("", "Service"): service_health,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): crd_health,
@@ -239,13 +289,20 @@ def _generic(obj: Obj) -> Health | None:
     return None
 
 
-def object_health(obj: Obj) -> Health:
-    """Health of one live object (never None: an existing object is at least Healthy)."""
+def object_health(obj: Obj, *, now: datetime | None = None) -> Health:
+    """Health of one live object (never None: an existing object is at least Healthy).
+
+    `now` (timezone-aware) is the time of the check; only rules that depend on an
+    object's age use it, and they assume the youngest age when it is None."""
     early = _generic(obj)
     if early is not None:
         return early
     group = str(obj.get("apiVersion", "")).rpartition("/")[0]
-    rule = _BY_KIND.get((group, str(obj.get("kind", ""))))
+    kind = str(obj.get("kind", ""))
+    if (group, kind) == ("", "Pod"):
+        # The one rule that needs the check time; the table keeps one signature.
+        return pod_health(obj, now)
+    rule = _BY_KIND.get((group, kind))
     if rule is not None:
         return rule(obj)
     ready = condition(obj, "Ready")
