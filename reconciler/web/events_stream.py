@@ -9,6 +9,11 @@ carries whole sections, so the newest one is all a page needs).
 Wire format (text/event-stream): `event: update` with a JSON `data` line
 holding `{"kind", "deploy_id", "sections": {element id: html}}`, and a comment
 line every `keepalive` seconds so proxies keep the connection open.
+
+Topics: the status page subscribes to "" (every rollout); a deploy page to
+`deploy_topic(id)`, which only that deploy's updates reach, so the cost of
+rendering a deploy page is paid only while one is open. A `last` message ends
+its topic's streams after delivery: a finished deploy has nothing more to say.
 """
 
 from __future__ import annotations
@@ -29,9 +34,14 @@ def format_message(event: str, data: Any, event_id: int | None = None) -> bytes:
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
+def deploy_topic(deploy_id: int) -> str:
+    return f"deploy/{deploy_id}"
+
+
 class Subscription:
-    def __init__(self, hub: Hub, size: int) -> None:
+    def __init__(self, hub: Hub, size: int, topic: str = "") -> None:
         self._hub = hub
+        self.topic = topic
         self._queue: queue.Queue[object] = queue.Queue(maxsize=size)
 
     def offer(self, item: object) -> None:
@@ -40,7 +50,8 @@ class Subscription:
                 self._queue.put_nowait(item)
                 return
             except queue.Full:
-                # Drop the oldest: newer sections supersede it.
+                # Drop the oldest: newer sections supersede it (the end marker is
+                # only ever offered last, so it is never what gets dropped).
                 with contextlib.suppress(queue.Empty):
                     self._queue.get_nowait()
 
@@ -69,8 +80,8 @@ class Hub:
         self._closed = False
         self._next_id = 0
 
-    def subscribe(self) -> Subscription:
-        sub = Subscription(self, self._size)
+    def subscribe(self, topic: str = "") -> Subscription:
+        sub = Subscription(self, self._size, topic)
         with self._lock:
             if self._closed:
                 sub.offer(_CLOSED)
@@ -88,10 +99,16 @@ class Hub:
         with self._lock:
             return len(self._subs)
 
-    def publish(self, event: str, data: Any | Callable[[], Any]) -> None:
-        """Send to every subscriber; `data` may be a function, called only if one listens."""
+    def publish(self, event: str, data: Any | Callable[[], Any], *, topic: str = "",
+                last: bool = False) -> None:
+        """Send to every subscriber of `topic`; `data` may be a function, called only
+        if one listens. `last` ends those streams after this message."""
         with self._lock:
-            subs = list(self._subs)
+            subs = [s for s in self._subs if s.topic == topic]
+            if last:
+                # Removed under the lock: a subscriber arriving later reads the
+                # final state itself instead of waiting for a message never sent.
+                self._subs = [s for s in self._subs if s.topic != topic]
             self._next_id += 1
             event_id = self._next_id
         if not subs:
@@ -99,6 +116,8 @@ class Hub:
         payload = format_message(event, data() if callable(data) else data, event_id)
         for sub in subs:
             sub.offer(payload)
+            if last:
+                sub.offer(_CLOSED)
 
     def close(self) -> None:
         """End every stream (server shutdown)."""

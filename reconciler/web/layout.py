@@ -10,6 +10,8 @@ before it is placed in markup; callers pass plain text, never HTML.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,16 +74,21 @@ footer{color:var(--muted);font-size:.85rem;text-align:center;padding:1rem}
 
 # Progressive enhancement: without JavaScript the page is complete; with it,
 # each server-sent "update" replaces the sections it names with fresh HTML
-# rendered by the same functions as the page itself.
+# rendered by the same functions as the page itself. The stream's address comes
+# from <body data-events> so that one constant script (one CSP hash) serves
+# every live page; an update marked "final" (a finished deploy) closes it.
 LIVE_SCRIPT = """
-(function(){if(!window.EventSource)return;var es=new EventSource('/api/v1/events');
+(function(){var b=document.body,u=b.getAttribute('data-events');
+if(!u||!window.EventSource)return;var r=document.documentElement,es=new EventSource(u);
 es.addEventListener('update',function(e){var d=JSON.parse(e.data),s=d.sections||{};
 Object.keys(s).forEach(function(id){var el=document.getElementById(id);if(!el)return;
 var t=document.createElement('template');t.innerHTML=s[id].trim();
 if(t.content.firstElementChild)el.replaceWith(t.content.firstElementChild);});
-document.documentElement.setAttribute('data-live-updates',
-String(Number(document.documentElement.getAttribute('data-live-updates')||0)+1));});})();
+r.setAttribute('data-live-updates',String(Number(r.getAttribute('data-live-updates')||0)+1));
+if(d.final){es.close();r.setAttribute('data-live-final','');}});})();
 """
+SCRIPT_HASH = f"'sha256-{base64.b64encode(hashlib.sha256(LIVE_SCRIPT.encode()).digest()).decode()}'"
+"""The CSP source that allows exactly LIVE_SCRIPT and no other inline script."""
 
 
 def e(value: object) -> str:
@@ -99,20 +106,22 @@ class Site:
     leader: str = ""
 
 
-def page(title: str, body: str, *, site: Site | None = None, live: bool = False) -> str:
-    """A complete HTML document around `body` (already-escaped markup)."""
+def page(title: str, body: str, *, site: Site | None = None, events: str | None = None) -> str:
+    """A complete HTML document around `body` (already-escaped markup); `events`
+    is the stream path a live page follows (None: a static page, no script)."""
     where = site or Site()
     facts = "".join(
         f'<div class="pair"><dt>{label}</dt><dd>{e(value)}</dd></div>'
         for label, value in (("repo", where.repo), ("branch", where.branch),
                              ("path", where.path)) if value
     )
-    script = f"<script>{LIVE_SCRIPT}</script>" if live else ""
+    script = f"<script>{LIVE_SCRIPT}</script>" if events else ""
+    follow = f' data-events="{e(events)}"' if events else ""
     leader = f'<p class="leader" id="leader">{e(where.leader)}</p>' if where.leader else ""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{e(title)} · reconciler</title><style>{CSS}</style></head><body>"
+        f"<title>{e(title)} · reconciler</title><style>{CSS}</style></head><body{follow}>"
         '<header class="site"><a href="/">reconciler</a>'
         f'{f"<dl>{facts}</dl>" if facts else ""}{leader}</header>'
         f"<main>{body}</main>"

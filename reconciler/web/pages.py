@@ -5,7 +5,8 @@ returns markup; no function here reads a clock, a file or a socket, so pages
 are tested by calling them. The sections that change during a rollout
 (`rollout_section`, `deploys_section`, `targets_section`) carry stable ids and
 are also what the server-sent events carry, so the live page and a reload
-always agree.
+always agree. A deploy page is built the same way (`deploy_sections`): while
+the deploy runs, its sections travel on that deploy's own event topic.
 
 Invariants: every value is escaped (`layout.e`); diffs come from plan records
 whose diffs `reconciler.diff` already redacted; the pages link only to GET
@@ -62,7 +63,7 @@ def index(overview: Overview, rollout: RolloutState | None, deploys: Sequence[De
             f"{targets_section(overview)}"
             f'<div aria-live="polite">{rollout_section(rollout)}</div>'
             f"{deploys_section(deploys, commits)}")
-    return page("Status", body, live=True, site=site_of(overview))
+    return page("Status", body, events="/api/v1/events", site=site_of(overview))
 
 
 def targets_section(overview: Overview) -> str:
@@ -93,9 +94,12 @@ def _target_row(t: TargetStatus) -> str:
             f'<td data-label="Revision">{revs}</td><td data-label="Drift">{drift}</td></tr>')
 
 
-def rollout_section(rollout: RolloutState | None) -> str:
+def rollout_section(rollout: RolloutState | None, *, sid: str = "rollout",
+                    link: bool = True) -> str:
+    """The rollout picture; `sid` prefixes its ids (a deploy page embeds it as
+    "deploy-progress"), `link` names the deploy (pointless on its own page)."""
     if rollout is None:
-        return ('<section id="rollout" aria-labelledby="rollout-h"><h2 id="rollout-h">Rollout'
+        return (f'<section id="{sid}" aria-labelledby="{sid}-h"><h2 id="{sid}-h">Rollout'
                 '</h2><p class="muted">No rollout since the daemon started.</p></section>')
     n, m = rollout.position()
     title = "Rollout in progress" if rollout.running else "Last rollout"
@@ -105,12 +109,13 @@ def rollout_section(rollout: RolloutState | None) -> str:
     message = f'<p class="reason">{e(rollout.message)}</p>' if rollout.message and \
         rollout.state != "success" else (f"<p>{e(rollout.message)}</p>" if rollout.message else "")
     waves = "".join(_wave(w, rollout.current_wave) for w in rollout.waves)
+    name = (f'<a href="/deploys/{rollout.deploy_id}">Deploy #{rollout.deploy_id}</a> of '
+            if link else "Revision ")
     return (
-        f'<section id="rollout" aria-labelledby="rollout-h" data-state="{e(rollout.state)}">'
-        f'<h2 id="rollout-h">{title}</h2>'
-        f'<p><a href="/deploys/{rollout.deploy_id}">Deploy #{rollout.deploy_id}</a> of '
-        f"<code>{e(short(rollout.revision))}</code> · {badge(rollout.state)} · "
-        f'<strong id="rollout-position">{e(where)}</strong></p>'
+        f'<section id="{sid}" aria-labelledby="{sid}-h" data-state="{e(rollout.state)}">'
+        f'<h2 id="{sid}-h">{title}</h2>'
+        f"<p>{name}<code>{e(short(rollout.revision))}</code> · {badge(rollout.state)} · "
+        f'<strong id="{sid}-position">{e(where)}</strong></p>'
         f'<div class="bar" role="progressbar" aria-label="waves finished" aria-valuemin="0" '
         f'aria-valuemax="{m}" aria-valuenow="{done}"><span style="width:{width}%"></span></div>'
         f"{message}{waves}</section>"
@@ -188,7 +193,21 @@ def _result_tone(d: DeployRecord) -> str | None:
 # --- one deploy -------------------------------------------------------------------
 
 
-def deploy_page(d: DeployRecord, commit: CommitView | None, site: Site) -> str:
+def deploy_page(d: DeployRecord, commit: CommitView | None, site: Site,
+                rollout: RolloutState | None = None) -> str:
+    """One deploy; `rollout` is the live picture, shown when it is this deploy's.
+    A running deploy's page subscribes to its own updates (see `deploy_sections`)."""
+    parts = deploy_sections(d, commit, rollout)
+    body = (f'<p><a href="/">← All deploys</a></p>{parts["deploy-facts"]}'
+            f'<div aria-live="polite">{parts["deploy-progress"]}</div>'
+            f'{parts["deploy-apps"]}{parts["deploy-events"]}')
+    events = f"/api/v1/events?deploy={d.id}" if d.result == "running" else None
+    return page(f"Deploy #{d.id}", body, site=site, events=events)
+
+
+def deploy_sections(d: DeployRecord, commit: CommitView | None,
+                    rollout: RolloutState | None) -> dict[str, str]:
+    """The parts of a deploy page by element id: the page and its live updates."""
     facts = [
         ("Result", badge(result_text(d), _result_tone(d))),
         ("Commit", f"<code>{e(d.revision)}</code>"),
@@ -215,19 +234,27 @@ def deploy_page(d: DeployRecord, commit: CommitView | None, site: Site) -> str:
         f'<td data-label="Message">{e(ev.message)}</td></tr>'
         for ev in d.events
     )
-    body = (
-        f'<p><a href="/">← All deploys</a></p><section><h1>Deploy #{d.id}</h1>'
-        f'<dl class="facts">{dl}</dl></section>'
-        '<section><h2>Apps</h2><table class="stack"><caption>Result per app</caption><thead><tr>'
-        '<th scope="col">App</th><th scope="col">Wave</th><th scope="col">Target</th>'
-        '<th scope="col">Hosts</th><th scope="col">Result</th><th scope="col">Rollback</th>'
-        f"</tr></thead><tbody>{apps}</tbody></table></section>"
-        '<section><h2>Events</h2><table class="stack"><caption>Every step, in order</caption>'
-        '<thead><tr><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Wave</th>'
-        '<th scope="col">App</th><th scope="col">Hosts</th><th scope="col">Status</th>'
-        f'<th scope="col">Message</th></tr></thead><tbody>{events}</tbody></table></section>'
-    )
-    return page(f"Deploy #{d.id}", body, site=site)
+    # The tracker holds only the newest rollout: an older deploy's page has no
+    # live picture, and keeps an empty placeholder so later swaps find their place.
+    progress = (rollout_section(rollout, sid="deploy-progress", link=False)
+                if rollout is not None and rollout.deploy_id == d.id
+                else '<section id="deploy-progress" hidden></section>')
+    return {
+        "deploy-facts": (f'<section id="deploy-facts" data-result="{e(d.result)}">'
+                         f'<h1>Deploy #{d.id}</h1><dl class="facts">{dl}</dl></section>'),
+        "deploy-progress": progress,
+        "deploy-apps": (
+            '<section id="deploy-apps"><h2>Apps</h2><table class="stack"><caption>Result per '
+            'app</caption><thead><tr><th scope="col">App</th><th scope="col">Wave</th>'
+            '<th scope="col">Target</th><th scope="col">Hosts</th><th scope="col">Result</th>'
+            f'<th scope="col">Rollback</th></tr></thead><tbody>{apps}</tbody></table></section>'),
+        "deploy-events": (
+            '<section id="deploy-events"><h2>Events</h2><table class="stack"><caption>Every '
+            'step, in order</caption><thead><tr><th scope="col">Time</th><th scope="col">Event'
+            '</th><th scope="col">Wave</th><th scope="col">App</th><th scope="col">Hosts</th>'
+            '<th scope="col">Status</th><th scope="col">Message</th></tr></thead>'
+            f'<tbody>{events}</tbody></table></section>'),
+    }
 
 
 def _app_result_row(a: AppResult) -> str:

@@ -27,13 +27,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from reconciler import webhooks
 from reconciler.events import Event, EventKind
 from reconciler.web import api, pages, routes
 from reconciler.web.auth import PageAuth
-from reconciler.web.events_stream import Hub, format_message
+from reconciler.web.events_stream import Hub, deploy_topic, format_message
+from reconciler.web.layout import SCRIPT_HASH
 from reconciler.web.live import RolloutTracker
 from reconciler.web.metrics import Metrics
 from reconciler.web.status import CommitView, StatusSource
@@ -45,9 +46,10 @@ _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
-    # Inline style and the one inline script only; nothing external, no forms.
+    # Inline style and the one inline script (by its hash) only; nothing
+    # external, no forms: injected markup could not run a script of its own.
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "script-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
+    f"script-src {SCRIPT_HASH}; connect-src 'self'; img-src 'self' data:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 }
 _DRAIN_LIMIT = 32 * 1024 * 1024
@@ -81,6 +83,10 @@ class WebApp:
         if event.kind in (EventKind.DEPLOY_STARTED, EventKind.DEPLOY_FINISHED):
             names += ["deploys", "targets"]
         self.hub.publish("update", lambda: self.update(event, names))
+        # The deploy's own page, if one is open; its last update ends its streams.
+        self.hub.publish("update", lambda: self.deploy_update(event.deploy_id, event),
+                         topic=deploy_topic(event.deploy_id),
+                         last=event.kind is EventKind.DEPLOY_FINISHED)
 
     def update(self, event: Event | None, names: list[str]) -> dict[str, Any]:
         """An SSE payload: fresh HTML of the named page sections."""
@@ -95,6 +101,18 @@ class WebApp:
                 sections["targets"] = pages.targets_section(self.source.overview())
         return {"kind": event.kind.value if event else "hello",
                 "deploy_id": event.deploy_id if event else None, "sections": sections}
+
+    def deploy_update(self, deploy_id: int, event: Event | None) -> dict[str, Any]:
+        """An SSE payload for a deploy page; "final" once the deploy has finished
+        (the history records the end before DEPLOY_FINISHED is emitted) or when
+        no such deploy exists, so the page stops listening."""
+        record = self.source.deploy(deploy_id)
+        sections = {} if record is None else pages.deploy_sections(
+            record, self.source.commit(record.revision), self.tracker.state)
+        final = record is None or record.result != "running" or (
+            event is not None and event.kind is EventKind.DEPLOY_FINISHED)
+        return {"kind": event.kind.value if event else "hello", "deploy_id": deploy_id,
+                "sections": sections, "final": final}
 
     def commits(self, records: Any) -> dict[str, CommitView]:
         found = {r.revision: self.source.commit(r.revision) for r in records}
@@ -186,7 +204,8 @@ class Handler(BaseHTTPRequestHandler):
         if record is None:
             return self._page(404, f"No deploy #{id}.")
         site = pages.site_of(app.source.overview())
-        self._html(pages.deploy_page(record, app.source.commit(record.revision), site))
+        self._html(pages.deploy_page(record, app.source.commit(record.revision), site,
+                                     app.tracker.state))
 
     def _r_plan_page(self, app: WebApp, sha: str) -> None:
         record = app.source.plan(sha)
@@ -226,6 +245,11 @@ class Handler(BaseHTTPRequestHandler):
         self._json(dict(record))
 
     def _r_api_events(self, app: WebApp) -> None:
+        # `?deploy=<id>`: one deploy's page; no parameter: the status page.
+        wanted = parse_qs(urlsplit(self.path).query).get("deploy", [""])[-1]
+        if wanted and not (wanted.isascii() and wanted.isdigit() and len(wanted) <= 18):
+            return self._send(400, b"deploy must be a deploy id\n", TEXT)
+        deploy_id = int(wanted) if wanted else None
         self.send_response(200)
         for name, value in {**_SECURITY_HEADERS, "Content-Type": "text/event-stream",
                             "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}.items():
@@ -233,12 +257,17 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
-        subscription = app.hub.subscribe()
+        topic = "" if deploy_id is None else deploy_topic(deploy_id)
+        subscription = app.hub.subscribe(topic)
         try:
-            # A page that connects mid-rollout catches up at once.
-            hello = app.update(None, ["rollout"])
+            # A page that connects mid-rollout catches up at once. Subscribed
+            # first: an update published meanwhile is queued, not lost.
+            hello = (app.update(None, ["rollout"]) if deploy_id is None
+                     else app.deploy_update(deploy_id, None))
             self.wfile.write(b"retry: 2000\n\n" + format_message("update", hello))
             self.wfile.flush()
+            if hello.get("final"):
+                return  # nothing will change any more: the page closes its stream
             for message in subscription.messages(app.keepalive):
                 self.wfile.write(message)
                 self.wfile.flush()
