@@ -4,7 +4,9 @@ Git holds what should be, the backends hold what is; this file holds what the
 reconciler did about it: every deploy and its events, the result of every app,
 the inventory of what this tool applied (so prune never deletes what it does
 not own, and a process killed mid-apply can still find what it touched), and
-the last revision each app was deployed at successfully (rollback's target).
+the last revision each app was deployed at successfully (rollback's target),
+and the outcome of every drift check per target (so a restarted daemon still
+knows that a target drifted).
 
 Invariants:
 - WAL mode, foreign keys on, a busy timeout: the daemon, a CLI sync and the
@@ -17,6 +19,8 @@ Invariants:
   then marked "applied", then "healthy" once the health gate passed.
 - One connection behind a lock: safe to call from any thread.
 - Messages stored here come from the engine, never from secret values.
+- A drift check stores resource ids and actions only, never diffs or values,
+  and at most DRIFT_KEEP checks per target.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ from reconciler.events import Event, EventKind
 from reconciler.model import HostKey, ResourceId
 
 FILENAME = "history.sqlite3"
+DRIFT_KEEP = 1000
+"""Drift checks kept per target: one every 5 minutes is about three days."""
+DRIFT_LISTED = 100
+"""Drifted resources listed per check; `drifted` still counts them all."""
 
 _MIGRATIONS: tuple[str, ...] = (
     # version 1
@@ -75,6 +83,16 @@ _MIGRATIONS: tuple[str, ...] = (
         app TEXT PRIMARY KEY, revision TEXT NOT NULL, deployed REAL NOT NULL,
         deploy_id INTEGER
     );
+    """,
+    # version 2
+    """
+    CREATE TABLE drift_checks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target TEXT NOT NULL, checked_at REAL NOT NULL, revision TEXT NOT NULL,
+        drifted INTEGER NOT NULL, summary TEXT NOT NULL DEFAULT '[]',
+        healed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX drift_checks_target ON drift_checks(target, id);
     """,
 )
 
@@ -118,6 +136,28 @@ class DeployRecord:
     summary: dict[str, int]
     apps: tuple[AppResult, ...] = ()
     events: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftedResource:
+    """One resource a drift check found different: where, which, and what to do."""
+
+    host: str
+    resource: str
+    """The ResourceId's spelling (`File:/etc/app.conf`, `apps/Deployment/ns/web`)."""
+    action: str
+    """create, update or delete: what a sync would do to it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftCheck:
+    target: str
+    checked_at: float
+    revision: str
+    drifted: int
+    """How many resources differ (all of them, even when `resources` is cut)."""
+    resources: tuple[DriftedResource, ...] = ()
+    healed: bool = False
 
 
 class History:
@@ -340,6 +380,65 @@ class History:
                 "VALUES (?, ?, ?, ?)",
                 [(app, revision, now, deploy_id) for app in apps],
             )
+
+    # --- drift checks --------------------------------------------------------
+
+    def record_drift(self, checks: Iterable[DriftCheck]) -> list[int]:
+        """Store one drift check per target, and forget a target's oldest ones.
+        Returns the new rows' ids (for `mark_drift_healed`)."""
+        ids: list[int] = []
+        with self._tx() as db:
+            for check in checks:
+                listed = [{"host": r.host, "resource": r.resource, "action": r.action}
+                          for r in check.resources[:DRIFT_LISTED]]
+                cur = db.execute(
+                    "INSERT INTO drift_checks (target, checked_at, revision, drifted, "
+                    "summary, healed) VALUES (?, ?, ?, ?, ?, ?)",
+                    (check.target, check.checked_at, check.revision, check.drifted,
+                     json.dumps(listed, sort_keys=True), int(check.healed)),
+                )
+                ids.append(int(cur.lastrowid or 0))
+                db.execute(
+                    "DELETE FROM drift_checks WHERE target=? AND id <= (SELECT id FROM "
+                    "drift_checks WHERE target=? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (check.target, check.target, DRIFT_KEEP),
+                )
+        return ids
+
+    def mark_drift_healed(self, ids: Iterable[int]) -> None:
+        """A self-heal corrected these checks' drift. The check is stored before
+        the heal runs, so a process killed mid-heal still leaves the drift known."""
+        with self._tx() as db:
+            db.executemany("UPDATE drift_checks SET healed=1 WHERE id=?",
+                           [(i,) for i in ids])
+
+    def latest_drift(self) -> dict[str, DriftCheck]:
+        """The newest drift check of every target ever checked."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM drift_checks WHERE id IN "
+                "(SELECT MAX(id) FROM drift_checks GROUP BY target) ORDER BY target"
+            ).fetchall()
+        return {str(r["target"]): _drift_check(r) for r in rows}
+
+    def drift_checks(self, target: str, limit: int = 50) -> list[DriftCheck]:
+        """A target's drift checks, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM drift_checks WHERE target=? ORDER BY id DESC LIMIT ?",
+                (target, limit),
+            ).fetchall()
+        return [_drift_check(r) for r in rows]
+
+
+def _drift_check(row: sqlite3.Row) -> DriftCheck:
+    return DriftCheck(
+        target=row["target"], checked_at=row["checked_at"], revision=row["revision"],
+        drifted=int(row["drifted"]), healed=bool(row["healed"]),
+        resources=tuple(DriftedResource(host=str(r["host"]), resource=str(r["resource"]),
+                                        action=str(r["action"]))
+                        for r in json.loads(row["summary"])),
+    )
 
 
 def _upsert_app_result(db: sqlite3.Connection, event: Event) -> None:

@@ -73,6 +73,7 @@ from reconciler.daemon.worker import Worker, WorkerState
 from reconciler.engine import Engine, EngineSettings
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.events import Event, EventKind
+from reconciler.history import DriftCheck
 from reconciler.reporters import Reporter
 from reconciler.reporters.gitnotes import GitNotesReporter
 from reconciler.source import Credentials
@@ -150,6 +151,8 @@ class Daemon:
         if config.leader_election.enabled:
             self.engine.subscribe(self._deploy_started)
         self.worker.state.memory = scheduler.seed(self.history.deploys(limit=200))
+        # The page and the API must not forget a drifted target across a restart.
+        self.worker.restore_drift(self._latest_drift())
         self.plans = self._plan_worker()
         self._timers = Timers()
         self._watcher: RefWatcher | None = None
@@ -212,6 +215,13 @@ class Daemon:
     def _covers(self, ref: str) -> bool:
         return (self.plans is not None and ref != self._tracked_ref
                 and pulls.match_ref(ref, self.plans.planner.patterns) is not None)
+
+    def _latest_drift(self) -> dict[str, DriftCheck]:
+        latest = self.history.latest_drift()
+        if not self.config.targets:
+            return latest
+        # Another daemon on this data_dir may check other targets; show only ours.
+        return {t: c for t, c in latest.items() if t in self.config.targets}
 
     def _plan_worker(self) -> PlanWorker | None:
         settings = self.config.pull_requests

@@ -3,7 +3,8 @@
 `sync_job`: fetch, resolve the branch, decide (scheduler.decide), wait for a
 sync window or call `Engine.sync`, then post the final commit status and
 update the failed-commit memory. `drift_job`: plan the last deployed revision
-against live state (`Engine.drift`); report what drifted, and correct it when
+against live state (`Engine.drift`); report what drifted, record it per target
+in the history (so a restart does not forget it), and correct it when
 `self_heal` is on.
 
 Invariants:
@@ -24,9 +25,10 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -39,7 +41,8 @@ from reconciler.daemon.logging import fields
 from reconciler.daemon.scheduler import Memory, Request, Verdict
 from reconciler.engine import Engine, SyncResult
 from reconciler.errors import ReconcilerError, ValidationError
-from reconciler.model import DesiredState, Plan
+from reconciler.history import DriftCheck, DriftedResource
+from reconciler.model import Action, DesiredState, Plan
 from reconciler.reporters import State
 
 log = logging.getLogger("reconciler.daemon")
@@ -72,6 +75,9 @@ class WorkerState:
     """Target -> why a sync window holds its deploy back."""
     last_result: SyncResult | None = None
     last_drift: DriftReport | None = None
+    """The last drift check over all targets; restored from the history at start."""
+    drift: dict[str, DriftCheck] = field(default_factory=dict)
+    """Target -> its newest drift check; restored from the history at start."""
     fetched: bool = False
 
 
@@ -195,6 +201,11 @@ class Worker:
 
     # --- drift -------------------------------------------------------------
 
+    def restore_drift(self, latest: dict[str, DriftCheck]) -> None:
+        """Seed the drift state from the history's newest check per target."""
+        self.state.drift = dict(latest)
+        self.state.last_drift = report_of(latest.values())
+
     def drift_job(self) -> None:
         try:
             found = self.engine.drift()
@@ -207,6 +218,14 @@ class Worker:
         report = drift_report(found, time.time())
         self.state.last_drift = report
         DRIFT_CHANGES.set(len(report.resources))
+        checks = drift_checks(found, self._checked_targets(found), report.checked)
+        self.state.drift.update({c.target: c for c in checks})
+        try:
+            ids = self.engine.history.record_drift(checks)
+        except sqlite3.Error as err:
+            # The page still shows it until a restart; the next check is recorded anew.
+            ids = []
+            log.error("cannot record the drift check", extra=fields(error=str(err)))
         if found.empty:
             DRIFT_CHECKS.labels(result="clean").inc()
             log.debug("no drift", extra=fields(sha=found.revision))
@@ -215,22 +234,42 @@ class Worker:
         log.warning("drift detected", extra=fields(
             sha=found.revision, summary=planner.summary_line(found),
             resources=list(report.resources[:20]), self_heal=self.self_heal))
-        if self.self_heal:
-            self._heal(found.revision, report)
+        if self.self_heal and self._heal(found.revision, report):
+            drifted = [c for c in checks if c.drifted]
+            self.state.drift.update({c.target: replace(c, healed=True) for c in drifted})
+            try:
+                self.engine.history.mark_drift_healed(
+                    i for i, c in zip(ids, checks, strict=False) if c.drifted)
+            except sqlite3.Error as err:
+                log.error("cannot record the self-heal", extra=fields(error=str(err)))
 
-    def _heal(self, sha: str, report: DriftReport) -> None:
+    def _checked_targets(self, found: Plan) -> set[str]:
+        """Every target the check compared, clean ones included: a clean check must
+        replace a target's earlier drift, yet the plan names only changed apps."""
+        targets = {c.target for c in found.changes()}
+        try:
+            desired = self.engine.load_revision(found.revision)
+            targets.update(self.engine.selected_targets(desired))
+        except ReconcilerError as err:
+            log.warning("drift check: cannot list the checked targets",
+                        extra=fields(sha=found.revision, error=str(err)))
+        return targets
+
+    def _heal(self, sha: str, report: DriftReport) -> bool:
+        """Sync `sha` again; True when that sync succeeded."""
         try:
             desired = self.engine.load_revision(sha)
             if self._blocked(desired):
                 log.info("self-heal waits for a sync window", extra=fields(sha=sha))
-                return
+                return False
         except ReconcilerError as err:
             log.error("cannot self-heal", extra=fields(sha=sha, error=str(err)))
-            return
+            return False
         self._deploy(sha, desired, "self-heal")
         result = self.state.last_result
         healed = result is not None and result.revision == sha and result.result == "success"
         self.state.last_drift = replace(report, healed=healed)
+        return healed
 
 
 def drift_report(found: Plan, now: float) -> DriftReport:
@@ -240,6 +279,38 @@ def drift_report(found: Plan, now: float) -> DriftReport:
     )
     return DriftReport(revision=found.revision, checked=now, summary=found.summary(),
                        resources=resources)
+
+
+def drift_checks(found: Plan, targets: set[str], now: float) -> list[DriftCheck]:
+    """One history row per checked target: resource ids and actions, never a diff
+    or a value (a drifted Secret's diff is redacted, but its id is all we need)."""
+    listed: dict[str, list[DriftedResource]] = {t: [] for t in targets}
+    for c in found.changes():
+        listed.setdefault(c.target, []).append(
+            DriftedResource(host=c.host, resource=str(c.id), action=c.action.value))
+    return [DriftCheck(target=t, checked_at=now, revision=found.revision,
+                       drifted=len(items), resources=tuple(items))
+            for t, items in sorted(listed.items())]
+
+
+def report_of(checks: Iterable[DriftCheck]) -> DriftReport | None:
+    """The page's DriftReport from stored per-target checks (None: never checked).
+    The revision and time are the newest check's; `healed` only when every
+    drifted target was healed."""
+    ordered = sorted(checks, key=lambda c: c.checked_at)
+    if not ordered:
+        return None
+    summary = {a.value: 0 for a in Action}
+    resources: list[str] = []
+    for check in ordered:
+        for r in check.resources:
+            summary[r.action] = summary.get(r.action, 0) + 1
+            where = f"{r.host}/" if r.host else ""
+            resources.append(f"{check.target}:{where}{r.resource} ({r.action})")
+    drifted = [c for c in ordered if c.drifted]
+    return DriftReport(revision=ordered[-1].revision, checked=ordered[-1].checked_at,
+                       summary=summary, resources=tuple(resources),
+                       healed=bool(drifted) and all(c.healed for c in drifted))
 
 
 def final_status(result: SyncResult, prefix: str = "", *,

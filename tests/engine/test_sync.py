@@ -103,7 +103,7 @@ def test_a_deploy_left_running_by_a_dead_process_is_marked_interrupted(tmp_path:
         assert results == {deploy: "interrupted", mine: "running"}
         version = reopened._db.execute("PRAGMA user_version").fetchone()[0]
         mode = reopened._db.execute("PRAGMA journal_mode").fetchone()[0]
-        assert (version, mode) == (1, "wal")
+        assert (version, mode) == (2, "wal")
     finally:
         reopened.close()
 
