@@ -19,6 +19,10 @@ Invariants:
   page as `data_dir/plans/<sha>.json`, written atomically; a head whose record
   exists is not planned again, across restarts too.
 - A reporter that fails never stops the scan (`reporters.http.SafeReporter`).
+- After each full scan, records are pruned to the newest `keep` plus those of
+  heads that still exist (`prune_records`): a closed pull request's record goes
+  once `keep` newer ones exist, an open one's never does (or it would be
+  planned again at the next scan).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,6 +182,29 @@ def load_record(data_dir: Path, sha: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def prune_records(data_dir: Path, keep: int, current: Collection[str]) -> list[str]:
+    """Delete plan records but the `keep` newest and those whose sha is in `current`;
+    returns the deleted shas. Newest by file time: a record is written once, when
+    its head is planned. Files that are not records are left alone."""
+    folder = data_dir / "plans"
+    try:
+        entries = [(e.stat().st_mtime, e.name[:-5], Path(e.path)) for e in os.scandir(folder)
+                   if e.name.endswith(".json") and _SHA.match(e.name[:-5])]
+    except FileNotFoundError:
+        return []
+    entries.sort(reverse=True)
+    deleted = []
+    for _, sha, path in entries[keep:]:
+        if sha in current:
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue  # already gone: the page's reader never holds it open
+        deleted.append(sha)
+    return deleted
+
+
 # --- the planner ---------------------------------------------------------------
 
 
@@ -192,6 +219,8 @@ class PullRequestPlanner:
     """Refs never planned here (the tracked branch, when patterns cover branches)."""
     public_url: str | None = None
     retry_after: float = 300.0
+    keep: int | None = None
+    """Plan records kept after each scan besides the current heads'; None keeps all."""
     clock: Callable[[], float] = time.monotonic
     _failed: dict[str, float] = field(default_factory=dict)
     _safe: list[SafeReporter] = field(default_factory=list)
@@ -216,6 +245,11 @@ class PullRequestPlanner:
         for ref, sha in sorted(self.heads(refs).items()):
             if self._due(sha):
                 results.append(self.plan_head(ref, sha))
+        if self.keep is not None:
+            # Only after a full scan: it alone knows every head that is still open.
+            deleted = prune_records(self.data_dir, self.keep, set(refs.values()))
+            if deleted:
+                log.info("pruned %d plan records", len(deleted))
         return results
 
     def plan_ref(self, ref: str, *, fetch: bool = True) -> PlanResult | None:

@@ -70,6 +70,8 @@ class WebhooksConfig:
 class PullRequestsConfig:
     enabled: bool = True
     refspecs: tuple[str, ...] = ("refs/pull/*/head",)
+    keep: int = 500
+    """Plan records kept under data_dir/plans/ besides those of current heads."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,7 +135,7 @@ _TOP_KEYS = (
 )
 _CREDENTIAL_KEYS = ("token_file", "token_env", "username", "ssh_key", "known_hosts")
 _WEBHOOK_KEYS = ("github_secret_env", "gitlab_secret_env", "gitea_secret_env")
-_PR_KEYS = ("enabled", "refspecs")
+_PR_KEYS = ("enabled", "refspecs", "keep")
 _GITNOTES_KEYS = ("type", "push")
 _LEADER_KEYS = ("enabled", "kubeconfig", "context", "in_cluster", "namespace", "name",
                 "lease_duration", "renew_deadline", "retry_period")
@@ -369,9 +371,14 @@ def _pull_requests(r: _Reader, node: Any, where: str) -> PullRequestsConfig:
     m = r.mapping(node, where, _PR_KEYS)
     refspecs = r.strings(m, "refspecs")
     default = PullRequestsConfig()
+    keep = m.get("keep", default.keep)
+    # bool is an int to Python, but `keep: true` is a mistake, not 1.
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
+        raise ConfigError(f"{r.where(m, 'keep')}: keep must be a whole number, 0 or more")
     return PullRequestsConfig(
         enabled=r.boolean(m, "enabled", True),
         refspecs=refspecs if refspecs is not None else default.refspecs,
+        keep=keep,
     )
 
 

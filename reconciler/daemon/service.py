@@ -230,7 +230,7 @@ class Daemon:
         planner = pulls.PullRequestPlanner(
             engine=self.engine, reporters=self.publisher.reporters,
             patterns=settings.refspecs, exclude=(self._tracked_ref,),
-            public_url=self.config.public_url)
+            public_url=self.config.public_url, keep=settings.keep)
         return PlanWorker(planner)
 
     def _poll(self) -> None:
