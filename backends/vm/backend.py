@@ -79,7 +79,7 @@ class VmBackend:
     def _default_factory(self, host: str) -> Transport:
         opts = self.options
         if opts.transport == "local":
-            return LocalTransport(host=host, sudo=opts.sudo)
+            return LocalTransport(host=host, sudo=opts.sudo, sudo_command=opts.sudo_command)
         from backends.vm import ssh  # paramiko only when a target uses SSH
 
         with self._lock:
@@ -88,7 +88,8 @@ class VmBackend:
         return ssh.SshTransport(
             host=host, address=res.host_name(host), port=res.host_port(host, opts.port),
             user=opts.user or getpass.getuser(), key=self._key, known_hosts=opts.known_hosts,
-            sudo=opts.sudo, connect_timeout=opts.connect_timeout,
+            sudo=opts.sudo, sudo_command=opts.sudo_command,
+            connect_timeout=opts.connect_timeout,
         )
 
     def transport(self, host: str) -> Transport:

@@ -9,6 +9,7 @@ working directory of the process, so every later path is absolute.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ class VmOptions:
     """May hold {host}; absolute."""
     port: int = 22
     sudo: bool = False
+    sudo_command: str = "sudo"
+    """With sudo: what `-n sh -c <script>` follows, split like a shell word list
+    (say `/usr/local/bin/sudo` on hosts where sudo is not on the login PATH)."""
     connect_timeout: float = 10.0
     parallel: int = 20
 
@@ -54,6 +58,17 @@ def _hosts(options: Mapping[str, Any], transport: str, where: str) -> tuple[str,
     return hosts
 
 
+def _sudo_command(options: Mapping[str, Any], where: str) -> str:
+    value = options.get("sudo_command", "sudo")
+    try:
+        words = shlex.split(value) if isinstance(value, str) else []
+    except ValueError:
+        words = []
+    if not words:
+        raise BackendError(f"{where}: sudo_command must be a non-empty command, not {value!r}")
+    return str(value)
+
+
 def parse_options(target: Target) -> VmOptions:
     """Typed options of a VM target; BackendError names the target and key."""
     options, where = target.options, f"target {target.name} ({target.location})"
@@ -72,7 +87,7 @@ def parse_options(target: Target) -> VmOptions:
         identity_file=str(options.get("identity_file", "")),
         known_hosts=str(options.get("known_hosts", "")),
         root=os.path.normpath(root), port=int(_number(options, "port", 22, where)),
-        sudo=bool(options.get("sudo", False)),
+        sudo=bool(options.get("sudo", False)), sudo_command=_sudo_command(options, where),
         connect_timeout=_number(options, "connect_timeout", 10.0, where),
         parallel=int(_number(options, "parallel", 20, where)),
     )

@@ -22,7 +22,13 @@ from collections import Counter
 
 import paramiko
 
-from backends.vm.transport import RunResult, os_reason, put_via_shell, shell_argv
+from backends.vm.transport import (
+    RunResult,
+    os_reason,
+    put_via_shell,
+    shell_argv,
+    sudo_checked,
+)
 from reconciler.errors import TransportError
 
 
@@ -39,12 +45,13 @@ class SshTransport:
 
     def __init__(
         self, *, host: str, address: str, port: int, user: str, key: paramiko.PKey | None,
-        known_hosts: str, sudo: bool = False, connect_timeout: float = 10.0,
-        command_timeout: float = 600.0,
+        known_hosts: str, sudo: bool = False, sudo_command: str = "sudo",
+        connect_timeout: float = 10.0, command_timeout: float = 600.0,
     ) -> None:
         self.host = host
         self.calls: Counter[str] = Counter()
         self._sudo = sudo
+        self._sudo_command = sudo_command
         self._command_timeout = command_timeout
         self._sftp: paramiko.SFTPClient | None = None
         self._client = _connect(host, address, port, user, key, known_hosts, connect_timeout)
@@ -57,7 +64,9 @@ class SshTransport:
         try:
             channel = transport.open_session(timeout=self._command_timeout)
             channel.settimeout(self._command_timeout)
-            channel.exec_command(shlex.join(shell_argv(command, self._sudo)))
+            channel.exec_command(
+                shlex.join(shell_argv(command, self._sudo, self._sudo_command))
+            )
             if stdin:
                 channel.sendall(stdin)
             channel.shutdown_write()
@@ -69,10 +78,11 @@ class SshTransport:
             channel.close()
         except (OSError, paramiko.SSHException) as exc:
             raise TransportError(f"{self.host}: command failed over SSH: {exc}") from None
-        return RunResult(
+        result = RunResult(
             exit=code, stdout=stdout.decode("utf-8", "replace"),
             stderr=stderr.decode("utf-8", "replace"),
         )
+        return sudo_checked(self.host, self._sudo_command, result) if self._sudo else result
 
     def _sftp_client(self) -> paramiko.SFTPClient:
         if self._sftp is None:

@@ -8,6 +8,10 @@ so the fact collector and the applier are the same for both.
 Invariants:
 - `run` always hands the script to POSIX `sh -c` (wrapped in `sudo -n` when
   asked), never to the login shell, so scripts are portable.
+- Under sudo, a script that never started (sudo missing, or refusing) is a
+  TransportError naming the host and sudo's own words, never a script failure:
+  the inner shell first writes `SUDO_STARTED` to stderr, and a result without
+  it did not come from our script.
 - `put` is atomic: a temporary file in the same directory is written, given its
   mode, then renamed over the path; readers see the old or the new file only.
 - Every failure is a TransportError naming the host and, for files, the path.
@@ -53,9 +57,28 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-def shell_argv(command: str, sudo: bool) -> list[str]:
-    argv = ["sh", "-c", command]
-    return ["sudo", "-n", *argv] if sudo else argv
+SUDO_STARTED = "reconciler: sudo started\n"
+"""Written to stderr by the shell under sudo, before the script, and removed
+again: sudo's exit codes overlap with the script's, this line does not."""
+
+
+def shell_argv(command: str, sudo: bool, sudo_command: str = "sudo") -> list[str]:
+    if not sudo:
+        return ["sh", "-c", command]
+    started = f"printf %s {shlex.quote(SUDO_STARTED)} >&2\n"
+    return [*shlex.split(sudo_command), "-n", "sh", "-c", started + command]
+
+
+def sudo_checked(host: str, sudo_command: str, result: RunResult) -> RunResult:
+    """The script's own result, or a TransportError when sudo did not run it."""
+    if result.stderr.startswith(SUDO_STARTED):
+        return RunResult(exit=result.exit, stdout=result.stdout,
+                         stderr=result.stderr[len(SUDO_STARTED):])
+    said = result.stderr.strip().splitlines()[-1:] or ["no output"]
+    raise TransportError(
+        f"{host}: sudo could not run the command ({sudo_command} -n, exit {result.exit}): "
+        f"{said[0]}"
+    )
 
 
 def os_reason(exc: OSError) -> str:
@@ -65,26 +88,36 @@ def os_reason(exc: OSError) -> str:
 class LocalTransport:
     """The local machine: subprocess for scripts, plain file I/O for files."""
 
-    def __init__(self, *, host: str = "localhost", sudo: bool = False, timeout: float = 600.0):
+    def __init__(self, *, host: str = "localhost", sudo: bool = False,
+                 sudo_command: str = "sudo", timeout: float = 600.0):
         self.host = host
         self.calls: Counter[str] = Counter()
         self._sudo = sudo
+        self._sudo_command = sudo_command
         self._timeout = timeout
 
     def run(self, command: str, stdin: bytes | None = None) -> RunResult:
         self.calls["run"] += 1
         try:
             done = subprocess.run(
-                shell_argv(command, self._sudo), input=stdin or b"",
+                shell_argv(command, self._sudo, self._sudo_command), input=stdin or b"",
                 capture_output=True, timeout=self._timeout, check=False,
             )
+        except FileNotFoundError as exc:
+            if self._sudo:  # here sudo itself is what exec could not find
+                raise TransportError(
+                    f"{self.host}: sudo could not run the command ({self._sudo_command} -n): "
+                    f"{os_reason(exc)}"
+                ) from None
+            raise TransportError(f"{self.host}: cannot run a command: {exc}") from None
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise TransportError(f"{self.host}: cannot run a command: {exc}") from None
-        return RunResult(
+        result = RunResult(
             exit=done.returncode,
             stdout=done.stdout.decode("utf-8", "replace"),
             stderr=done.stderr.decode("utf-8", "replace"),
         )
+        return sudo_checked(self.host, self._sudo_command, result) if self._sudo else result
 
     def put(self, path: str, data: bytes, mode: int) -> None:
         self.calls["put"] += 1
