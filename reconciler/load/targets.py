@@ -133,8 +133,8 @@ def _policy(p: Problems, m: YamlMap, key: str, what: str) -> Any:
 _OPTION_TYPES: dict[BackendKind, dict[str, _Getter]] = {
     BackendKind.VM: {
         "user": _str, "identity_file": _str, "known_hosts": _str, "root": _str,
-        "port": _port, "sudo": get_bool, "connect_timeout": get_duration,
-        "parallel": _positive,
+        "port": _port, "sudo": get_bool, "sudo_command": _str,
+        "connect_timeout": get_duration, "parallel": _positive,
     },
     BackendKind.KUBERNETES: {
         "kubeconfig": _str, "context": _str, "in_cluster": get_bool, "namespace": _str,
