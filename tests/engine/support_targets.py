@@ -21,38 +21,28 @@ from typing import Any
 
 from reconciler.engine import Engine, EngineSettings
 from reconciler.rollout.runner import RolloutOptions
-from tests.engine.staterepo import git
+from tests.support.gitrepo import GitRepo
 from tests.support.kube_apiserver import KubeApiServer
 from tests.support.sshd import SshFleet
 from tests.support.yarn_server import YarnServer
 
 
 @dataclass
-class Repo:
+class Repo(GitRepo):
     """A state repository in a temporary directory; `commit` returns the sha."""
 
-    path: Path
     targets: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f"file://{self.path}"
 
-    def write(self, relative: str, text: str) -> None:
-        target = self.path / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-
-    def remove(self, relative: str) -> None:
-        (self.path / relative).unlink()
-
-    def commit(self, message: str) -> str:
+    def commit(self, message: str, *, allow_empty: bool = True) -> str:
+        """Write reconciler.yaml from the targets, then commit everything."""
         targets = "".join(f"  {name}: {spec}\n" for name, spec in sorted(self.targets.items()))
         self.write("reconciler.yaml", "apiVersion: reconciler/v1\n"
                    "defaults: {prune: true, rollback: auto}\n" f"targets:\n{targets}")
-        git(self.path, "add", "-A")
-        git(self.path, "commit", "-q", "--allow-empty", "-m", message)
-        return git(self.path, "rev-parse", "HEAD").strip()
+        return super().commit(message, allow_empty=allow_empty)
 
     def app(self, name: str, target: str, wave: int = 0, extra: str = "") -> None:
         self.write(f"apps/{name}/app.yaml", f"target: {target}\nwave: {wave}\n{extra}")
@@ -76,10 +66,9 @@ class Repo:
 
 
 def create_repo(base: Path) -> Repo:
-    path = base / "state"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    return Repo(path=path)
+    repo = Repo(path=base / "state")
+    repo.init()
+    return repo
 
 
 def engine(repo: Repo, data: Path) -> Engine:

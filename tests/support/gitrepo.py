@@ -59,10 +59,11 @@ class GitRepo:
     def remove(self, relative: str) -> None:
         (self.path / relative).unlink()
 
-    def commit(self, message: str) -> str:
+    def commit(self, message: str, *, allow_empty: bool = False) -> str:
         """Commit every change in the work tree; the new commit's sha."""
         git(self.path, "add", "-A")
-        git(self.path, "commit", "-q", "-m", message)
+        git(self.path, "commit", "-q", *(["--allow-empty"] if allow_empty else []),
+            "-m", message)
         return git(self.path, "rev-parse", "HEAD")
 
     def branch(self, name: str, start: str = "main") -> None:
