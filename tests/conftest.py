@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package: real sshd fleets and git repositories."""
+"""Fixtures shared by every test package: real sshd fleets, and the real Kubernetes
+control plane (started once per session, only when a test asks for it)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,22 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.kube_env import KubeEnv, KubeTest, kube_test
 from tests.support.sshd import SshFleet, start_fleet
+
+
+@pytest.fixture(scope="session")
+def kube_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeEnv]:
+    """The cluster of $KUBECONFIG, or else the control plane of tests/support/kube_cluster.py."""
+    with KubeEnv.open(tmp_path_factory.mktemp("kube")) as env:
+        yield env
+
+
+@pytest.fixture
+def kube(kube_env: KubeEnv, tmp_path: Path) -> Iterator[KubeTest]:
+    """A namespace of this test's own, and a recording proxy in front of the server."""
+    with kube_test(kube_env, tmp_path) as made:
+        yield made
 
 
 @pytest.fixture

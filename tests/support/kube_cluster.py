@@ -136,6 +136,9 @@ class ControlPlane:
             # Compaction is the tests' to trigger (`compact`), not a timer's.
             "--etcd-compaction-interval", "0",
             "--profiling=false", "--v", "1",
+            # Continue tokens served by etcd, so a compaction expires them (410) as it
+            # does on clusters whose watch cache keeps no list snapshots.
+            "--feature-gates", "ListFromCacheSnapshot=false",
         ])
         self.ca_file = certs / "apiserver.crt"
         self._wait_file(self.ca_file, 60)
@@ -172,10 +175,10 @@ class ControlPlane:
     def _spawn(self, name: str, binary: Path, args: list[str]) -> None:
         if not binary.exists():
             raise ControlPlaneError(f"{binary} is missing: run `bash .ci/build-kube`")
-        log = (self.base / f"{name}.log").open("wb")
-        self.processes[name] = subprocess.Popen(
-            [str(binary), *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=self.base, start_new_session=True)
+        with (self.base / f"{name}.log").open("wb") as log:
+            self.processes[name] = subprocess.Popen(
+                [str(binary), *args], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, cwd=self.base, start_new_session=True)
 
     def _check_alive(self) -> None:
         for name, proc in self.processes.items():

@@ -68,9 +68,9 @@ def upstream_from_kubeconfig(path: Path, context: str | None = None) -> Upstream
         if configuration.cert_file:
             tls.load_cert_chain(configuration.cert_file, configuration.key_file)
     headers = {}
-    auth = configuration.get_api_key_with_prefix("authorization")
-    if auth:
-        headers["Authorization"] = auth
+    for setting in configuration.auth_settings().values():
+        if setting.get("in") == "header" and setting.get("value"):
+            headers[str(setting["key"]).title()] = str(setting["value"])
     return Upstream(server=configuration.host, headers=headers, context=tls)
 
 

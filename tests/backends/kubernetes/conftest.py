@@ -1,19 +1,14 @@
 """Fixtures for the Kubernetes backend: a cluster to talk to, and small builders.
 
-`cluster` is parametrised: the test API server (tests/support/kube_apiserver.py)
-always, and the real cluster of $KUBECONFIG when that variable is set (in a
-dedicated namespace that is deleted afterwards). Tests that must play a
-controller through /status ask for `test_server`, which skips on a real cluster.
+`cluster` is a namespace of the test's own on the real control plane (or on the
+cluster of $KUBECONFIG), reached through a recording, fault-injecting proxy.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
-import os
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +19,6 @@ from backends.base import BackendContext
 from backends.kubernetes import KubernetesBackend
 from backends.kubernetes import open as open_backend
 from reconciler import plan
-from reconciler.errors import ApiError
 from reconciler.model import (
     App,
     BackendKind,
@@ -36,72 +30,56 @@ from reconciler.model import (
     ResourceId,
     Target,
 )
-from tests.support.kube_apiserver import KubeApiServer
+from tests.support.kube_env import KubeEnv, KubeTest
+from tests.support.kube_proxy import KubeProxy
 
 
 @dataclass
 class Cluster:
-    kubeconfig: Path
-    context: str | None
-    namespace: str
-    suffix: str
-    """Unique per test: CRD groups and other cluster-scoped names use it."""
-    server: KubeApiServer | None
-    tmp: Path
+    kube: KubeTest
 
-    def backend(self, name: str = "t1", **options: Any) -> KubernetesBackend:
-        opts = {"kubeconfig": str(self.kubeconfig), "namespace": self.namespace, **options}
-        if self.context:
-            opts["context"] = self.context
+    @property
+    def namespace(self) -> str:
+        return self.kube.namespace
+
+    @property
+    def suffix(self) -> str:
+        """Unique per test: CRD groups and other cluster-scoped names use it."""
+        return self.kube.suffix
+
+    @property
+    def proxy(self) -> KubeProxy:
+        return self.kube.proxy
+
+    @property
+    def env(self) -> KubeEnv:
+        return self.kube.env
+
+    @property
+    def tmp(self) -> Path:
+        return self.kube.tmp
+
+    def backend(self, name: str = "t1", *, token: str | None = None,
+                **options: Any) -> KubernetesBackend:
+        kubeconfig = self.kube.kubeconfig(f"kubeconfig-{token or 'admin'}"[:60], token=token)
+        opts = {"kubeconfig": str(kubeconfig), "namespace": self.namespace, **options}
         target = Target(name=name, backend=BackendKind.KUBERNETES, options=opts,
                         location=Location(file="reconciler.yaml"))
         return open_backend(target, BackendContext(data_dir=self.tmp))
 
 
-@pytest.fixture(params=["test-server", pytest.param("real-cluster", marks=pytest.mark.kubeconfig)])
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    suffix = uuid.uuid4().hex[:8]
-    if request.param == "test-server":
-        server = KubeApiServer.start()
-        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
-        made = Cluster(kubeconfig=kubeconfig, context=None, namespace=f"test-{suffix}",
-                       suffix=suffix, server=server, tmp=tmp_path)
-    else:
-        env = os.environ.get("KUBECONFIG")
-        if not env:
-            pytest.skip("no real cluster: set KUBECONFIG to run these tests against one")
-        server = None
-        made = Cluster(kubeconfig=Path(env.split(os.pathsep)[0]), context=None,
-                       namespace=f"reconciler-test-{suffix}", suffix=suffix, server=None,
-                       tmp=tmp_path)
-    backend = made.backend()
-    ns_body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": made.namespace}}
-    backend.client.request("POST", "/api/v1/namespaces", what="test namespace", body=ns_body)
-    try:
-        yield made
-    finally:
-        with contextlib.suppress(ApiError):
-            backend.client.request("DELETE", f"/api/v1/namespaces/{made.namespace}",
-                                   what="test namespace", allow=(404,))
-        backend.close()
-        if server is not None:
-            server.stop()
-
-
 @pytest.fixture
-def test_server(cluster: Cluster) -> KubeApiServer:
-    """The test API server; tests that play controllers through /status need it."""
-    if cluster.server is None:
-        pytest.skip("plays a controller through /status: test server only")
-    return cluster.server
+def cluster(kube: KubeTest) -> Cluster:
+    return Cluster(kube=kube)
 
 
-def resource(app: str, manifest: Mapping[str, Any]) -> Resource:
+def resource(app: str, manifest: Mapping[str, Any], line: int = 0) -> Resource:
     group = str(manifest["apiVersion"]).rpartition("/")[0]
     meta = manifest.get("metadata") or {}
     rid = ResourceId(group=group, kind=str(manifest["kind"]),
                      namespace=str(meta.get("namespace", "")), name=str(meta["name"]))
-    return Resource(id=rid, app=app, body=manifest, location=Location(file=f"apps/{app}/x.yaml"),
+    where = Location(file=f"apps/{app}/x.yaml", line=line)
+    return Resource(id=rid, app=app, body=manifest, location=where,
                     secret=manifest["kind"] == "Secret")
 
 
