@@ -1,20 +1,17 @@
 """Real parts for engine tests that span backends: a git state repo with any mix of
-targets, and a thread that plays the Kubernetes Deployment controller.
+targets, and readers of what the targets hold.
 
-The state repo is built with the git CLI, as a user would. Targets point at the
-test servers over real HTTP on 127.0.0.1 (the Kubernetes API test server through
-a kubeconfig with a bearer token, the YARN Services API test server by url) and
-at a real sshd fleet. Nothing here fakes a backend: tests read the servers'
-request logs and the files under the fleet's roots.
+The state repo is built with the git CLI, as a user would. Targets point at real
+servers on 127.0.0.1: the real Kubernetes control plane (through the recording
+proxy, with a kubeconfig and a bearer token), the YARN Services API by url, and
+a real sshd fleet. Nothing here fakes a backend: tests read the proxy's request
+log, the objects on the real API server and the files under the fleet's roots.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import urllib.error
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,7 @@ from typing import Any
 from reconciler.engine import Engine, EngineSettings
 from reconciler.rollout.runner import RolloutOptions
 from tests.support.gitrepo import GitRepo
-from tests.support.kube_apiserver import KubeApiServer
+from tests.support.kube_env import KubeTest
 from tests.support.sshd import SshFleet
 from tests.support.yarn_server import YarnServer
 
@@ -49,9 +46,10 @@ class Repo(GitRepo):
 
     # --- targets -----------------------------------------------------------
 
-    def kubernetes(self, name: str, server: KubeApiServer, tmp: Path) -> None:
-        kubeconfig = server.write_kubeconfig(tmp / f"kubeconfig-{name}")
-        self.targets[name] = f"{{backend: kubernetes, kubeconfig: {kubeconfig}}}"
+    def kubernetes(self, name: str, kube: KubeTest) -> None:
+        kubeconfig = kube.kubeconfig(f"kubeconfig-{name}")
+        self.targets[name] = (f"{{backend: kubernetes, kubeconfig: {kubeconfig}, "
+                              f"namespace: {kube.namespace}}}")
 
     def yarn(self, name: str, server: YarnServer) -> None:
         self.targets[name] = (f"{{backend: yarn, url: \"{server.url}\", user: deploy, "
@@ -96,94 +94,41 @@ def yarn_service(name: str, version: str = "1.0.0", count: int = 1, image: str =
             "    resource: {cpus: 1, memory: \"256\"}\n")
 
 
-def deployment(name: str, image: str, namespace: str = "default", replicas: int = 2) -> str:
+def deployment(name: str, image: str, namespace: str, replicas: int = 2,
+               node_selector: Mapping[str, str] | None = None,
+               progress_deadline: int = 0) -> str:
+    """A Deployment; a `node_selector` no node matches keeps its new pods Pending."""
+    pod = f"{{containers: [{{name: main, image: \"{image}\"}}]"
+    if node_selector:
+        pod += ", nodeSelector: {" + ", ".join(f"{k}: {v}" for k, v in node_selector.items()) + "}"
+    pod += "}"
+    deadline = f"  progressDeadlineSeconds: {progress_deadline}\n" if progress_deadline else ""
     return (f"apiVersion: apps/v1\nkind: Deployment\n"
             f"metadata: {{name: {name}, namespace: {namespace}}}\n"
-            f"spec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n"
+            f"spec:\n  replicas: {replicas}\n{deadline}"
+            f"  selector: {{matchLabels: {{app: {name}}}}}\n"
             f"  template:\n    metadata: {{labels: {{app: {name}}}}}\n"
-            f"    spec: {{containers: [{{name: main, image: \"{image}\"}}]}}\n")
+            f"    spec: {pod}\n")
 
 
-def configmap(name: str, data: Mapping[str, str], namespace: str = "default") -> str:
+def configmap(name: str, data: Mapping[str, str], namespace: str) -> str:
     pairs = ", ".join(f"{k}: \"{v}\"" for k, v in data.items())
     return (f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {namespace}}}"
             f"\ndata: {{{pairs}}}\n")
 
 
-def live_object(server: KubeApiServer, plural: str, name: str,
-                namespace: str = "default", group: str = "") -> dict[str, Any] | None:
-    with server.api.lock:
-        found = server.api.objects.get((group, plural), {}).get((namespace, name))
-        return None if found is None else dict(found)
+def live_object(kube: KubeTest, plural: str, name: str, group: str = "") -> dict[str, Any] | None:
+    """The object as the real API server holds it now (read past the proxy)."""
+    prefix = f"/apis/{group}/v1" if group else "/api/v1"
+    return kube.env.get(f"{prefix}/namespaces/{kube.namespace}/{plural}/{name}")
 
 
-def image_of(server: KubeApiServer, name: str, namespace: str = "default") -> str:
-    obj = live_object(server, "deployments", name, namespace, group="apps")
+def image_of(kube: KubeTest, name: str) -> str:
+    obj = live_object(kube, "deployments", name, group="apps")
     assert obj is not None, f"deployment {name} does not exist"
     return str(obj["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
-def object_writes(server: KubeApiServer) -> list[tuple[str, str, str]]:
-    """Writes the reconciler made: every non-dry-run write except the controller's /status."""
-    return [w for w in server.writes() if not w[1].endswith("/status")]
-
-
-@contextmanager
-def deployment_controller(
-    server: KubeApiServer, stuck: Callable[[str], bool] = lambda image: False,
-) -> Iterator[list[str]]:
-    """Play the Deployment controller over HTTP through the /status subresource.
-
-    Every Deployment whose generation was not observed yet becomes available
-    (all replicas updated and available), unless `stuck(image)` says its pods
-    never start: then it gets ProgressDeadlineExceeded, as a real controller
-    reports a rollout that made no progress. Yields the log of what it did.
-    """
-    done = threading.Event()
-    log: list[str] = []
-
-    def pending() -> list[tuple[str, dict[str, Any]]]:
-        with server.api.lock:
-            items = list(server.api.objects.get(("apps", "deployments"), {}).items())
-        out = []
-        for (namespace, name), obj in items:
-            generation = obj["metadata"].get("generation")
-            if (obj.get("status") or {}).get("observedGeneration") != generation:
-                out.append((f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}", obj))
-        return out
-
-    def run() -> None:
-        while not done.wait(0.01):
-            for path, obj in pending():
-                image = obj["spec"]["template"]["spec"]["containers"][0]["image"]
-                generation = obj["metadata"]["generation"]
-                replicas = obj["spec"].get("replicas", 1)
-                if stuck(image):
-                    status: dict[str, Any] = {
-                        "observedGeneration": generation, "replicas": replicas,
-                        "updatedReplicas": 0, "availableReplicas": 0,
-                        "conditions": [{"type": "Progressing", "status": "False",
-                                        "reason": "ProgressDeadlineExceeded",
-                                        "message": "ReplicaSet has timed out progressing."}]}
-                    log.append(f"stuck {path} {image}")
-                else:
-                    status = {
-                        "observedGeneration": generation, "replicas": replicas,
-                        "updatedReplicas": replicas, "readyReplicas": replicas,
-                        "availableReplicas": replicas,
-                        "conditions": [{"type": "Available", "status": "True",
-                                        "reason": "MinimumReplicasAvailable"},
-                                       {"type": "Progressing", "status": "True",
-                                        "reason": "NewReplicaSetAvailable"}]}
-                    log.append(f"available {path} {image}")
-                # Deleted meanwhile (prune, rollback): nothing left to report on.
-                with contextlib.suppress(urllib.error.HTTPError):
-                    server.patch_status(path, status)
-
-    thread = threading.Thread(target=run, name="deployment-controller", daemon=True)
-    thread.start()
-    try:
-        yield log
-    finally:
-        done.set()
-        thread.join(5)
+def object_writes(kube: KubeTest) -> list[tuple[str, str, str]]:
+    """Writes the reconciler made through the proxy (dry-runs are not writes)."""
+    return kube.proxy.writes()

@@ -1,13 +1,11 @@
-"""Kubernetes rollouts through the Engine: a real git repo, the Kubernetes API test
-server over real HTTP, a thread playing the Deployment controller via /status."""
+"""Kubernetes rollouts through the Engine: a real git repo and the real control
+plane, whose Deployment controller, scheduler and kwok nodes decide health."""
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import sqlite3
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,44 +15,41 @@ from backends.kubernetes.normalize import MANAGED_BY_LABEL
 from reconciler.engine import Engine
 from reconciler.events import EventKind
 from tests.engine import support_targets as st
-from tests.support.kube_apiserver import KubeApiServer
+from tests.support.kube_env import KubeTest
 
-BROKEN = "registry.test/web:never-starts"
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeApiServer]:
-    server = KubeApiServer.start()
-    yield server
-    server.stop()
+NOWHERE = {"disk": "no-node-has-this"}
+"""A nodeSelector no node matches: the release's new pods are never scheduled."""
 
 
 @pytest.fixture
-def repo(tmp_path: Path, kube: KubeApiServer) -> st.Repo:
+def repo(tmp_path: Path, kube: KubeTest) -> st.Repo:
     made = st.create_repo(tmp_path)
-    made.kubernetes("prod", kube, tmp_path)
-    made.app("web", "prod")
+    made.kubernetes("prod", kube)
+    made.app("web", "prod", extra="timeout: 60s\n")
     return made
 
 
 @pytest.fixture
-def engine(tmp_path: Path, repo: st.Repo, kube: KubeApiServer) -> Iterator[Engine]:
+def engine(tmp_path: Path, repo: st.Repo) -> Iterator[Engine]:
     eng = st.engine(repo, tmp_path / "data")
-    with st.deployment_controller(kube, stuck=lambda image: image == BROKEN):
-        yield eng
+    yield eng
     eng.close()
 
 
-def release(repo: st.Repo, image: str, data: dict[str, str] | None = None) -> str:
-    repo.write("apps/web/deploy.yaml", st.deployment("web", image))
-    repo.write("apps/web/config.yaml", st.configmap("web", data or {"mode": "blue"}))
+def release(repo: st.Repo, kube: KubeTest, image: str, data: dict[str, str] | None = None,
+            *, broken: bool = False) -> str:
+    """A release of web; a broken one can never be scheduled and so never progresses."""
+    ns = kube.namespace
+    repo.write("apps/web/deploy.yaml", st.deployment(
+        "web", image, ns, node_selector=NOWHERE if broken else None, progress_deadline=3))
+    repo.write("apps/web/config.yaml", st.configmap("web", data or {"mode": "blue"}, ns))
     return repo.commit(f"web {image}")
 
 
 def test_create_update_then_a_noop_that_makes_no_write(
-    engine: Engine, repo: st.Repo, kube: KubeApiServer
+    engine: Engine, repo: st.Repo, kube: KubeTest
 ) -> None:
-    release(repo, "nginx:1.27")
+    release(repo, kube, "nginx:1.27")
     created = engine.sync()
     assert created.result == "success", created.message
     assert created.summary == {"create": 2, "update": 0, "delete": 0}
@@ -63,46 +58,44 @@ def test_create_update_then_a_noop_that_makes_no_write(
     assert live["metadata"]["labels"][MANAGED_BY_LABEL] == "reconciler"
     assert st.image_of(kube, "web") == "nginx:1.27"
 
-    release(repo, "nginx:1.28")
-    kube.reset_counts()
+    release(repo, kube, "nginx:1.28")
+    kube.proxy.reset_counts()
     updated = engine.sync()
     assert updated.result == "success", updated.message
     assert updated.summary == {"create": 0, "update": 1, "delete": 0}
     # Only the Deployment changed, so only the Deployment was written.
     assert [w[1] for w in st.object_writes(kube)] == [
-        "/apis/apps/v1/namespaces/default/deployments/web"]
+        f"/apis/apps/v1/namespaces/{kube.namespace}/deployments/web"]
     assert st.image_of(kube, "web") == "nginx:1.28"
 
-    kube.reset_counts()
+    kube.proxy.reset_counts()
     again = engine.sync()
     assert (again.result, again.message) == ("success", "in sync: nothing to do")
-    assert kube.writes() == []
-    assert kube.counts()["PATCH dryRun"] == 0
+    assert kube.proxy.writes() == []
+    assert kube.proxy.counts()["PATCH dryRun"] == 0
 
 
 def test_prune_deletes_what_git_dropped_and_spares_unlabelled_objects(
-    engine: Engine, repo: st.Repo, kube: KubeApiServer
+    engine: Engine, repo: st.Repo, kube: KubeTest
 ) -> None:
-    repo.write("apps/web/extra.yaml", st.configmap("extra", {"k": "v"}))
-    release(repo, "nginx:1.27")
+    ns = kube.namespace
+    repo.write("apps/web/extra.yaml", st.configmap("extra", {"k": "v"}, ns))
+    release(repo, kube, "nginx:1.27")
     assert engine.sync().result == "success"
     # Someone created an object by hand, without the ownership label.
-    request = urllib.request.Request(
-        f"{kube.url}/api/v1/namespaces/default/configmaps", method="POST",
-        data=json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
-                         "metadata": {"name": "hand-made"}, "data": {"k": "v"}}).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {kube.token}"})
-    urllib.request.urlopen(request, timeout=5).close()
+    kube.env.create(f"/api/v1/namespaces/{ns}/configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hand-made"},
+        "data": {"k": "v"}})
 
     repo.remove("apps/web/extra.yaml")
     repo.commit("drop extra")
-    kube.reset_counts()
+    kube.proxy.reset_counts()
     result = engine.sync()
 
     assert result.result == "success", result.message
     assert result.summary == {"create": 0, "update": 0, "delete": 1}
     assert [w[:2] for w in st.object_writes(kube)] == [
-        ("DELETE", "/api/v1/namespaces/default/configmaps/extra")]
+        ("DELETE", f"/api/v1/namespaces/{ns}/configmaps/extra")]
     assert st.live_object(kube, "configmaps", "extra") is None
     assert st.live_object(kube, "configmaps", "hand-made") is not None
     assert st.live_object(kube, "configmaps", "web") is not None
@@ -114,15 +107,18 @@ def test_prune_deletes_what_git_dropped_and_spares_unlabelled_objects(
 
 
 def test_a_deployment_that_never_becomes_available_rolls_back_to_the_old_image(
-    engine: Engine, repo: st.Repo, kube: KubeApiServer
+    engine: Engine, repo: st.Repo, kube: KubeTest
 ) -> None:
-    good = release(repo, "nginx:1.27")
-    assert engine.sync().result == "success"
+    good = release(repo, kube, "nginx:1.27")
+    first = engine.sync()
+    assert first.result == "success", first.message
+    served_before = _serving_replicasets(kube)
+    assert list(served_before.values()) == ["nginx:1.27"]
 
-    release(repo, BROKEN)
+    release(repo, kube, "nginx:1.28", broken=True)
     result = engine.sync()
 
-    assert result.result == "failure" and result.rolled_back
+    assert result.result == "failure" and result.rolled_back, result.message
     assert "progress deadline exceeded" in result.message
     assert st.image_of(kube, "web") == "nginx:1.27"
     record = engine.history.deploy(result.deploy_id)
@@ -133,10 +129,25 @@ def test_a_deployment_that_never_becomes_available_rolls_back_to_the_old_image(
     kinds = [e.kind for e in record.events]
     assert kinds.index(EventKind.ROLLBACK_STARTED) > kinds.index(EventKind.WAVE_DONE)
     assert engine.history.last_good("web") == good
+    # The previous ReplicaSet serves again: the real controller went back to it,
+    # and the pods of the broken one are gone.
+    kube.env.wait_for(f"/apis/apps/v1/namespaces/{kube.namespace}/deployments/web",
+                      lambda d: (d.get("status") or {}).get("updatedReplicas") == 2
+                      and (d.get("status") or {}).get("availableReplicas") == 2
+                      and not (d.get("status") or {}).get("unavailableReplicas"))
+    assert _serving_replicasets(kube) == served_before
+
+
+def _serving_replicasets(kube: KubeTest) -> dict[str, str]:
+    """ReplicaSets of web with ready pods -> their image."""
+    listed = kube.env.get(f"/apis/apps/v1/namespaces/{kube.namespace}/replicasets")
+    assert listed is not None
+    return {rs["metadata"]["name"]: rs["spec"]["template"]["spec"]["containers"][0]["image"]
+            for rs in listed["items"] if (rs.get("status") or {}).get("readyReplicas")}
 
 
 def test_secret_data_never_reaches_logs_diffs_history_or_messages(
-    engine: Engine, repo: st.Repo, kube: KubeApiServer, tmp_path: Path,
+    engine: Engine, repo: st.Repo, kube: KubeTest, tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -144,17 +155,18 @@ def test_secret_data_never_reaches_logs_diffs_history_or_messages(
 
     def secret(value: str) -> str:
         encoded = base64.b64encode(value.encode()).decode()
-        return ("apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\n"
+        meta = f"{{name: db, namespace: {kube.namespace}}}"
+        return (f"apiVersion: v1\nkind: Secret\nmetadata: {meta}\n"
                 f"type: Opaque\ndata: {{password: {encoded}}}\n")
 
     repo.write("apps/web/secret.yaml", secret(old))
-    release(repo, "nginx:1.27")
+    release(repo, kube, "nginx:1.27")
     first = engine.sync()
     assert first.result == "success", first.message
     # The new value rides along with a release that fails and rolls back, so
     # failure messages, rollback events and diffs all see the Secret change.
     repo.write("apps/web/secret.yaml", secret(new))
-    release(repo, BROKEN)
+    release(repo, kube, "nginx:1.28", broken=True)
     second = engine.sync()
     assert second.result == "failure" and second.rolled_back
 
