@@ -34,7 +34,7 @@ from backends.base import ApplyResult, HealthReport, Inventory
 from backends.yarn import health as yarn_health
 from backends.yarn import spec
 from backends.yarn.client import API_ROOT, YarnClient
-from reconciler.errors import BackendError
+from reconciler.errors import ApiError, BackendError
 from reconciler.model import (
     Action,
     App,
@@ -48,7 +48,9 @@ from reconciler.model import (
 )
 
 _UPGRADING = frozenset({"UPGRADING", "UPGRADING_AUTO_FINALIZE", "EXPRESS_UPGRADING"})
-_LIST_UNSUPPORTED = (404, 405, 501)
+# Hadoop's ApiServer answers the list call with 503 (a WebApplicationException
+# it throws for "not implemented"); others may say 404, 405 or 501.
+_LIST_UNSUPPORTED = (404, 405, 501, 503)
 
 
 def _seconds(value: Any, default: float) -> float:
@@ -75,6 +77,8 @@ class Options:
     """Seconds between GETs while waiting for a service to settle."""
     settle_timeout: float = 300.0
     """How long `apply` waits for a service to become STABLE before an upgrade."""
+    min_ready: float = 10.0
+    """Seconds a READY container must have run before health counts it."""
 
 
 def _read_token(target: str, options: Mapping[str, Any]) -> str | None:
@@ -111,6 +115,7 @@ def parse_options(target: Target) -> Options:
             timeout=_seconds(opts.get("timeout"), 30.0),
             poll_interval=_seconds(opts.get("poll_interval"), 2.0),
             settle_timeout=_seconds(opts.get("settle_timeout"), 300.0),
+            min_ready=_seconds(opts.get("min_ready"), 10.0),
         )
     except ValueError as err:
         raise BackendError(f"yarn target {target.name}: bad duration: {err}") from None
@@ -123,6 +128,14 @@ def _path(name: str, *rest: str) -> str:
 
 def _state(obj: Mapping[str, Any]) -> str:
     return str(obj.get("state", "")).upper()
+
+
+def _located(change: Change, message: str) -> str:
+    """`message` led by the state-repo file:line of the change's spec (the RM's
+    own words, such as a validation message, stay in it)."""
+    if change.resource is None or not change.resource.location.file:
+        return message
+    return f"{change.resource.location}: {message}"
 
 
 def _key(name: str) -> HostKey:
@@ -194,12 +207,16 @@ class YarnBackend:
         }
         self._owned = dict(owned)
         names = [key[1].name for key in desired] + list(owned)
-        live = {
-            _key(name): LiveResource(
-                id=_key(name)[1], state=spec.comparable(body), owner_app=owned.get(name)
-            )
-            for name, body in self.fetch(names).items()
-        }
+        live = {}
+        for name, body in self.fetch(names).items():
+            want = desired.get(_key(name))
+            # A stopped or not yet running service is reported without its
+            # spec; only its run state can be compared (see spec.reports_spec).
+            if spec.reports_spec(body) or want is None:
+                form = spec.comparable(body)
+            else:
+                form = spec.assumed(want, body)
+            live[_key(name)] = LiveResource(id=_key(name)[1], state=form, owner_app=owned.get(name))
         return LiveView(target=self.target.name, hosts=("",), desired=desired, live=live)
 
     # --- writing -------------------------------------------------------------
@@ -208,18 +225,26 @@ class YarnBackend:
         writes = 0
         messages: list[str] = []
         for change in changes:
-            name = change.id.name
-            if change.action == Action.CREATE:
-                writes += self._create(change)
-                messages.append(f"service {name}: create submitted")
-            elif change.action == Action.UPDATE:
-                done = self._update(change)
-                writes += len(done)
-                messages.extend(f"service {name}: {d}" for d in done)
-            elif change.action == Action.DELETE:
-                writes += self._delete(app, name)
-                messages.append(f"service {name}: destroyed")
+            try:
+                count, done = self._apply_one(app, change)
+            except ApiError as err:
+                raise ApiError(_located(change, str(err)), status=err.status) from None
+            except BackendError as err:
+                raise BackendError(_located(change, str(err))) from None
+            writes += count
+            messages.extend(f"service {change.id.name}: {d}" for d in done)
         return ApplyResult(applied=writes, messages=tuple(messages))
+
+    def _apply_one(self, app: App, change: Change) -> tuple[int, list[str]]:
+        """(writes made, what was done) for one change."""
+        if change.action == Action.CREATE:
+            return self._create(change), ["create submitted"]
+        if change.action == Action.UPDATE:
+            done = self._update(change)
+            return len(done), done
+        if change.action == Action.DELETE:
+            return self._delete(app, change.id.name), ["destroyed"]
+        return 0, []
 
     def _body(self, change: Change) -> dict[str, Any]:
         if change.resource is None:
@@ -237,7 +262,13 @@ class YarnBackend:
                 f"yarn target {self.target.name}: service {name}: delete refused, "
                 f"the inventory does not record it as created by app {app.name}"
             )
-        self._client.call("DELETE", _path(name), service=name, tolerate=(404,))
+        try:
+            self._client.call("DELETE", _path(name), service=name, tolerate=(404,))
+        except ApiError as err:
+            # Hadoop's ApiServer answers a DELETE of an unknown service with
+            # 400 "Service X doesn't exist": already gone is what prune wants.
+            if not (err.status == 400 and "doesn't exist" in str(err)):
+                raise
         return 1
 
     def _update(self, change: Change) -> list[str]:
@@ -262,10 +293,17 @@ class YarnBackend:
     def _run_step(
         self, step: spec.Step, name: str, body: Mapping[str, Any], plan: spec.UpdatePlan
     ) -> list[str]:
-        if step in (spec.Step.START, spec.Step.STOP):
-            state = "STARTED" if step == spec.Step.START else spec.STOPPED
-            self._client.call("PUT", _path(name), service=name, body={"state": state})
-            return [f"state {state} requested"]
+        if step == spec.Step.STOP:
+            try:
+                self._client.call("PUT", _path(name), service=name, body={"state": spec.STOPPED})
+            except ApiError as err:
+                # 400 "Service X is already stopped": the state we want.
+                if not (err.status == 400 and "already stopped" in str(err)):
+                    raise
+            return [f"state {spec.STOPPED} requested"]
+        if step == spec.Step.START:
+            self._client.call("PUT", _path(name), service=name, body={"state": "STARTED"})
+            return ["state STARTED requested", *self._after_start(name, body)]
         if step == spec.Step.FLEX:
             for comp, count in sorted(plan.flex.items()):
                 self._client.call(
@@ -276,6 +314,20 @@ class YarnBackend:
                 )
             return [f"flexed {comp} to {n}" for comp, n in sorted(plan.flex.items())]
         return self._upgrade(name, body, plan.upgrade_components)
+
+    def _after_start(self, name: str, body: Mapping[str, Any]) -> list[str]:
+        """A stopped service starts with the spec it was saved with, which a GET
+        could not show: once it runs, flex or upgrade it to the desired spec."""
+        live = self._wait(name, spec.reports_spec, "it to report its spec after the start")
+        desired = spec.comparable(body)
+        plan = spec.plan_update(name, desired, spec.comparable(live))
+        if isinstance(plan, str):
+            raise BackendError(f"yarn target {self.target.name}: {plan} (after the start)")
+        done: list[str] = []
+        for step in plan.steps:
+            if step in (spec.Step.FLEX, spec.Step.UPGRADE):
+                done.extend(self._run_step(step, name, body, plan))
+        return done
 
     def _upgrade(self, name: str, body: Mapping[str, Any], changed: Sequence[str]) -> list[str]:
         # YARN only initiates an upgrade of a STABLE service (after a create,
@@ -330,14 +382,22 @@ class YarnBackend:
     def health(self, app: App, hosts: Sequence[str]) -> HealthReport:
         services = [r for r in app.resources if r.id.kind == spec.KIND]
         found = self.fetch([r.id.name for r in services])
+        now_ms = time.time() * 1000.0
         results = []
         for r in services:
             version = r.body.get("version")
+            live = found.get(r.id.name)
+            if str(r.body.get("state", "")).upper() == spec.STOPPED or (
+                live is not None and not spec.reports_spec(live)
+            ):
+                version = None  # a stopped or starting service reports no version
             results.append(
                 yarn_health.service_health(
-                    found.get(r.id.name),
+                    live,
                     name=r.id.name,
                     version=str(version) if version is not None else None,
+                    now_ms=now_ms,
+                    min_ready=self.options.min_ready,
                 )
             )
         folded = yarn_health.fold(results)

@@ -48,7 +48,10 @@ def _diagnostics(raw: bytes) -> str:
         data = json.loads(raw.decode("utf-8", "replace"))
     except ValueError:
         return ""
-    text = str(data.get("diagnostics", "")) if isinstance(data, dict) else ""
+    # ServiceStatus says "diagnostics"; Jersey's exception mappers say "message".
+    text = ""
+    if isinstance(data, dict):
+        text = str(data.get("diagnostics") or data.get("message") or "")
     return " ".join(text.split())[:200]
 
 
@@ -119,6 +122,8 @@ class YarnClient:
         hint = ""
         if status == 401:
             hint = " (unauthorised: check the target's user, token_file or token_env)"
+            if not self._user and not self._token:
+                hint = " (unauthorised: the ResourceManager wants user.name; set the target's user)"
         elif status == 403:
             hint = " (forbidden: the user may not manage this service)"
         elif 300 <= status < 400:

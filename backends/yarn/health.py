@@ -9,6 +9,13 @@ then component instances (READY containers against number_of_containers).
 Invariants: pure functions of GET answers; no I/O. Results fold with
 `model.worse`, so one failed service makes the app Degraded.
 
+A READY container counts only once it has been up for `min_ready` seconds
+(by its `launch_time`): YARN's default readiness check passes as soon as a
+container has an IP, so a command that exits at once shows READY for a moment,
+and a crash-looping component even turns STABLE between two restarts. A
+container that has exited (SUCCEEDED, FAILED, STOPPED) in a component that
+restarts ALWAYS (the default) is Degraded: a service's processes should run.
+
 Known gaps: a STABLE service whose readiness check is disabled reports its
 containers READY as soon as they have an IP; that is what YARN believes too.
 """
@@ -42,33 +49,76 @@ class ServiceHealth:
     message: str
 
 
-def component_health(component: Mapping[str, Any]) -> ServiceHealth:
-    """READY containers against the wanted count; a FAILED component is Degraded."""
+_EXITED = frozenset({"SUCCEEDED", "STOPPED"})
+
+
+def _up_long_enough(container: Mapping[str, Any], now_ms: float | None, min_ready: float) -> bool:
+    if now_ms is None or min_ready <= 0:
+        return True
+    launched = container.get("launch_time")
+    if not isinstance(launched, int | float):
+        return True
+    return now_ms - float(launched) >= min_ready * 1000.0
+
+
+def component_health(
+    component: Mapping[str, Any], *, now_ms: float | None = None, min_ready: float = 0.0
+) -> ServiceHealth:
+    """READY containers against the wanted count; a FAILED component is Degraded.
+
+    `now_ms` (milliseconds since the epoch) and `min_ready` (seconds): a READY
+    container launched less than `min_ready` ago does not count yet.
+    """
     name = str(component.get("name", "?"))
     if str(component.get("state", "")).upper() == "FAILED":
         return ServiceHealth(status=HealthStatus.DEGRADED, message=f"component {name} FAILED")
     containers = [c for c in component.get("containers") or [] if isinstance(c, Mapping)]
-    failed = sum(1 for c in containers if str(c.get("state", "")).upper() == "FAILED")
+    states = [str(c.get("state", "")).upper() for c in containers]
+    failed = [s for s in states if s in ("FAILED", "FAILED_UPGRADE")]
     if failed:
         return ServiceHealth(
-            status=HealthStatus.DEGRADED, message=f"component {name}: {failed} container(s) FAILED"
+            status=HealthStatus.DEGRADED,
+            message=f"component {name}: {len(failed)} container(s) {'/'.join(sorted(set(failed)))}",
+        )
+    always = str(component.get("restart_policy") or "ALWAYS").upper() == "ALWAYS"
+    exited = [s for s in states if s in _EXITED]
+    if always and exited:
+        return ServiceHealth(
+            status=HealthStatus.DEGRADED,
+            message=f"component {name}: {len(exited)} container(s) exited ({', '.join(exited)})",
         )
     wanted = int(component.get("number_of_containers") or 0)
-    ready = sum(1 for c in containers if str(c.get("state", "")).upper() == "READY")
+    ready = sum(1 for c, s in zip(containers, states, strict=True) if s == "READY")
+    proven = sum(
+        1
+        for c, s in zip(containers, states, strict=True)
+        if s == "READY" and _up_long_enough(c, now_ms, min_ready)
+    )
     if ready < wanted:
         return ServiceHealth(
             status=HealthStatus.PROGRESSING, message=f"component {name}: {ready}/{wanted} ready"
+        )
+    if proven < wanted:
+        return ServiceHealth(
+            status=HealthStatus.PROGRESSING,
+            message=f"component {name}: {proven}/{wanted} ready for {min_ready:g}s",
         )
     return ServiceHealth(status=HealthStatus.HEALTHY, message="")
 
 
 def service_health(
-    live: Mapping[str, Any] | None, *, name: str, version: str | None = None
+    live: Mapping[str, Any] | None,
+    *,
+    name: str,
+    version: str | None = None,
+    now_ms: float | None = None,
+    min_ready: float = 0.0,
 ) -> ServiceHealth:
     """One service's health; `live` is its GET answer, None when it does not exist.
 
     `version`, when given, is the version the desired spec asks for: until the
-    live service reports it, an upgrade is still under way.
+    live service reports it, an upgrade is still under way. `now_ms` and
+    `min_ready` as for `component_health`.
     """
     if live is None:
         return ServiceHealth(status=HealthStatus.MISSING, message=f"service {name} does not exist")
@@ -84,7 +134,7 @@ def service_health(
     for comp in live.get("components") or []:
         if not isinstance(comp, Mapping):
             continue
-        found = component_health(comp)
+        found = component_health(comp, now_ms=now_ms, min_ready=min_ready)
         if worse(found.status, status) is found.status and found.status != status:
             status, message = found.status, f"service {name}: {found.message}"
     return ServiceHealth(status=status, message=message)

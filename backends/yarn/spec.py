@@ -151,6 +151,26 @@ def comparable(service: Mapping[str, Any]) -> dict[str, Any]:
     return pruned
 
 
+def reports_spec(live: Mapping[str, Any]) -> bool:
+    """Whether a GET answer carries the service's spec.
+
+    The ResourceManager reads the spec from the running ApplicationMaster. For
+    a service that is STOPPED (saved, or stopped later), still ACCEPTED, or
+    otherwise not running, it answers only name, id and state: no version, no
+    components.
+    """
+    return bool(live.get("components")) or "version" in live
+
+
+def assumed(desired: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """The comparable form of a live service whose GET carries no spec: the
+    desired form with the live run state, so only start and stop can differ."""
+    out = {k: v for k, v in desired.items() if k != "state"}
+    if str(live.get("state", "")).upper() == STOPPED:
+        out["state"] = STOPPED
+    return out
+
+
 def counts(form: Mapping[str, Any]) -> dict[str, int]:
     """Component name -> number_of_containers of a comparable form."""
     return {

@@ -10,6 +10,8 @@ launcher by its PID, then any container process left under its directories.
 Starting one costs tens of seconds, so a test session shares one: `shared()`
 starts it on first use and stops it when the interpreter exits.
 `yarn_cluster_session()` is the same as a generator for a session fixture.
+`cluster.client(user)` is a plain client for a test's own looks at the RM
+(GET a service, wait for a state, destroy what a test left behind).
 
 Invariants: everything listens on 127.0.0.1; nothing outside the cluster's
 temporary directory is written (the build cache aside); the launcher dies with
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -30,10 +33,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / ".ci" / "build-yarn"
@@ -114,9 +117,11 @@ class YarnCluster:
             cluster.stop()
             raise
         cluster.startup_seconds = time.monotonic() - began
-        sys.__stderr__.write(
+        print(
             f"\nYARN ResourceManager (MiniYARNCluster, pid {cluster.pid}) at {cluster.url}, "
-            f"ready in {cluster.startup_seconds:.1f} s\n"
+            f"ready in {cluster.startup_seconds:.1f} s",
+            file=sys.__stderr__,
+            flush=True,
         )
         return cluster
 
@@ -167,6 +172,9 @@ class YarnCluster:
                 )
             time.sleep(0.5)
 
+    def client(self, user: str = "deploy") -> RmClient:
+        return RmClient(self.url, user)
+
     def stop(self) -> None:
         """SIGTERM to the launcher's PID (it stops the cluster), SIGKILL after 60 s;
         then end container processes still running from its directories."""
@@ -202,6 +210,64 @@ class YarnCluster:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class RmClient:
+    """Direct calls to the Services API as `user`, for tests to look and clean up."""
+
+    def __init__(self, url: str, user: str) -> None:
+        self.url = url
+        self.user = user
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """(status, parsed JSON or None); HTTP errors are answers too."""
+        sep = "&" if "?" in path else "?"
+        request = urllib.request.Request(
+            f"{self.url}/app/v1/services{path}{sep}user.name={self.user}",
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Accept": "application/json", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as reply:
+                status, raw = reply.status, reply.read()
+        except urllib.error.HTTPError as err:
+            status, raw = err.code, err.read()
+        try:
+            return status, json.loads(raw) if raw.strip() else None
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def service(self, name: str) -> dict[str, Any] | None:
+        status, body = self.call("GET", f"/{name}")
+        return body if status == 200 and isinstance(body, dict) else None
+
+    def create(self, spec: Mapping[str, Any]) -> None:
+        status, body = self.call("POST", "", spec)
+        if status != 202:
+            raise AssertionError(f"create of {spec.get('name')}: HTTP {status}: {body}")
+
+    def destroy(self, name: str) -> None:
+        self.call("DELETE", f"/{name}")
+
+    def wait(
+        self,
+        name: str,
+        done: Callable[[dict[str, Any] | None], bool],
+        *,
+        timeout: float = 120.0,
+        what: str = "",
+    ) -> dict[str, Any] | None:
+        """GET `name` every half second until `done(answer)`; AssertionError at `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            live = self.service(name)
+            if done(live):
+                return live
+            if time.monotonic() > deadline:
+                state = None if live is None else live.get("state")
+                raise AssertionError(f"service {name}: still {state} after {timeout:g}s {what}")
+            time.sleep(0.5)
 
 
 def leftover_pids(workdir: Path) -> list[int]:

@@ -1,8 +1,14 @@
-"""Fixtures for the YARN backend: a real HTTP YARN Services API on 127.0.0.1
-and backends pointed at it, polling fast so that tests stay quick."""
+"""Fixtures for the YARN backend: a real ResourceManager (Hadoop's MiniYARNCluster
+with the Services API, one per test session), a recording and fault-injecting
+proxy in front of it per test, and backends pointed at the proxy.
+
+Every test names its services through `names`, which makes them unique in the
+session and destroys them when the test ends, so tests share the RM safely.
+"""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,28 +19,58 @@ import backends.yarn
 from backends.base import Backend, BackendContext
 from reconciler.model import BackendKind, Location, Target
 from tests.backends.yarn.helpers import TARGET
-from tests.support.yarn_server import YarnServer
+from tests.support.yarn_cluster import RmClient, YarnCluster, yarn_cluster_session
+from tests.support.yarn_proxy import YarnProxy
+
+_serial = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def yarn_cluster() -> Iterator[YarnCluster]:
+    yield from yarn_cluster_session()
 
 
 @pytest.fixture
-def yarn_server() -> Iterator[YarnServer]:
-    server = YarnServer().start()
-    yield server
-    server.stop()
+def rm(yarn_cluster: YarnCluster) -> RmClient:
+    """Direct access to the RM as user deploy (not through the proxy)."""
+    return yarn_cluster.client("deploy")
 
 
 @pytest.fixture
-def make_backend(yarn_server: YarnServer, tmp_path: Path) -> Iterator[Callable[..., Backend]]:
-    """Open backends on `yarn_server`; keyword arguments become target options."""
+def yarn(yarn_cluster: YarnCluster) -> Iterator[YarnProxy]:
+    """A proxy in front of the RM: the request log, and faults on demand."""
+    proxy = YarnProxy(yarn_cluster.url).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def names(rm: RmClient) -> Iterator[Callable[[str], str]]:
+    """`names("web")` -> a service name unique in the session; destroyed at the end."""
+    made: list[str] = []
+
+    def name(base: str) -> str:
+        made.append(f"t{next(_serial)}-{base}")
+        return made[-1]
+
+    yield name
+    for service in made:
+        rm.destroy(service)
+
+
+@pytest.fixture
+def make_backend(yarn: YarnProxy, tmp_path: Path) -> Iterator[Callable[..., Backend]]:
+    """Open backends on the proxy; keyword arguments become target options."""
     opened: list[Backend] = []
 
     def make(**options: Any) -> Backend:
         opts = {
-            "url": yarn_server.url,
+            "url": yarn.url,
             "user": "deploy",
-            "poll_interval": 0.001,
-            "settle_timeout": 5,
-            "timeout": 5,
+            "poll_interval": 0.5,
+            "settle_timeout": 120,
+            "timeout": 30,
+            "min_ready": 2,
             **options,
         }
         target = Target(

@@ -1,4 +1,5 @@
-"""Small builders for YARN backend tests: specs, apps, and a stand-in for `plan`.
+"""Small builders for YARN backend tests: specs, apps, a health poller, and a
+stand-in for `plan`.
 
 `changes()` follows the plan rules of docs/architecture.md (create when
 nothing is live, update when comparable forms differ, delete what the app owns
@@ -7,14 +8,16 @@ and no longer names) so these tests exercise the backend without the planner.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from backends.base import Inventory
+from backends.base import Backend, Inventory
 from reconciler.model import (
     Action,
     App,
     Change,
+    HealthStatus,
     LiveView,
     Location,
     Resource,
@@ -22,6 +25,7 @@ from reconciler.model import (
 )
 
 TARGET = "analytics"
+SVC = "/app/v1/services"
 
 
 def service_spec(
@@ -32,6 +36,7 @@ def service_spec(
     command: str = "sleep 900000",
     **extra: Any,
 ) -> dict[str, Any]:
+    """One component running `command` as a local process (no artifact)."""
     return {
         "name": name,
         "version": version,
@@ -39,13 +44,33 @@ def service_spec(
             {
                 "name": "sleeper",
                 "number_of_containers": count,
-                "artifact": {"id": "centos:7", "type": "DOCKER"},
                 "launch_command": command,
-                "resource": {"cpus": 1, "memory": "256"},
+                "resource": {"cpus": 1, "memory": "128"},
             }
         ],
         **extra,
     }
+
+
+def sync(backend: Backend, app: App, inventory: Inventory | None = None) -> list[Change]:
+    view = backend.read_live(app.resources, inventory or {})
+    todo = changes(view, app)
+    backend.apply(app, todo)
+    return todo
+
+
+def wait_health(
+    backend: Backend, app: App, want: HealthStatus = HealthStatus.HEALTHY, timeout: float = 120.0
+) -> tuple[HealthStatus, list[HealthStatus]]:
+    """Poll health every half second until `want` or `timeout`; (last, all seen)."""
+    seen: list[HealthStatus] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        status = backend.health(app, [""]).status
+        seen.append(status)
+        if status == want or time.monotonic() > deadline:
+            return status, seen
+        time.sleep(0.5)
 
 
 def resource(body: Mapping[str, Any], app: str = "batch") -> Resource:

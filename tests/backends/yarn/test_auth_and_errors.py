@@ -1,4 +1,6 @@
-"""Authentication (user.name, bearer token) and the wording of API errors."""
+"""Authentication (user.name, bearer token) and the wording of API errors, against
+the real ResourceManager; the faults it cannot make (down, 5xx, slow, a bearer
+token check) come from the proxy in front of it."""
 
 from __future__ import annotations
 
@@ -12,47 +14,62 @@ import pytest
 from backends.base import Backend
 from reconciler.errors import ApiError, BackendError
 from reconciler.model import Action, Change
-from tests.backends.yarn.helpers import app_of, changes, resource, service_spec
-from tests.support.yarn_server import YarnServer
+from tests.backends.yarn.helpers import SVC, app_of, changes, resource, service_spec
+from tests.support.yarn_cluster import RmClient
+from tests.support.yarn_proxy import YarnProxy
 
 MakeBackend = Callable[..., Backend]
+Names = Callable[[str], str]
 TOKEN = "s3cr3t-token-value"
 
 
-def test_bearer_token_from_a_file_and_user_name_are_sent(
-    yarn_server: YarnServer, make_backend: MakeBackend, tmp_path: Path
+def test_without_user_the_rm_answers_401_and_the_error_says_to_set_user(
+    make_backend: MakeBackend, names: Names
 ) -> None:
-    yarn_server.token = TOKEN
-    yarn_server.require_user = True
+    # The RM runs simple auth with anonymous access off: user.name is required.
+    backend = make_backend(user=None)
+
+    with pytest.raises(ApiError) as caught:
+        backend.read_live([resource(service_spec(names("anon")))], {})
+
+    assert caught.value.status == 401
+    assert "set the target's user" in str(caught.value)
+
+
+def test_bearer_token_from_a_file_and_user_name_are_sent(
+    yarn: YarnProxy, rm: RmClient, make_backend: MakeBackend, tmp_path: Path, names: Names
+) -> None:
+    yarn.token = TOKEN  # an authenticating proxy in front of the RM
     token_file = tmp_path / "yarn-token"
     token_file.write_text(TOKEN + "\n")
     backend = make_backend(token_file=str(token_file))
-    app = app_of(service_spec())
+    name = names("tokened")
+    app = app_of(service_spec(name, state="STOPPED"))
 
     backend.apply(app, changes(backend.read_live(app.resources, {}), app))
 
-    assert yarn_server.service("sleeper") is not None
-    assert set(yarn_server.authorizations) == {f"Bearer {TOKEN}"}
-    assert set(yarn_server.users) == {"deploy"}
+    assert rm.service(name) is not None
+    assert {r.authorization for r in yarn.requests} == {f"Bearer {TOKEN}"}
+    assert yarn.users() == {"deploy"}
 
 
 def test_bearer_token_from_the_environment(
-    yarn_server: YarnServer, make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
+    yarn: YarnProxy, make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch, names: Names
 ) -> None:
-    yarn_server.token = TOKEN
+    yarn.token = TOKEN
     monkeypatch.setenv("YARN_TOKEN", TOKEN)
     backend = make_backend(token_env="YARN_TOKEN")
 
-    view = backend.read_live([resource(service_spec())], {})
+    view = backend.read_live([resource(service_spec(names("env")))], {})
 
     assert view.live == {}
-    assert yarn_server.authorizations and set(yarn_server.authorizations) == {f"Bearer {TOKEN}"}
+    assert yarn.requests and {r.authorization for r in yarn.requests} == {f"Bearer {TOKEN}"}
 
 
 def test_missing_token_is_a_clear_401_error(
-    yarn_server: YarnServer, make_backend: MakeBackend
+    yarn: YarnProxy, make_backend: MakeBackend
 ) -> None:
-    yarn_server.token = TOKEN
+    yarn.token = TOKEN
     backend = make_backend()
 
     with pytest.raises(ApiError) as caught:
@@ -65,9 +82,9 @@ def test_missing_token_is_a_clear_401_error(
 
 
 def test_a_wrong_token_never_appears_in_the_error(
-    yarn_server: YarnServer, make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
+    yarn: YarnProxy, make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    yarn_server.token = TOKEN
+    yarn.token = TOKEN
     monkeypatch.setenv("YARN_TOKEN", "wrong-token-do-not-print")
     backend = make_backend(token_env="YARN_TOKEN")
 
@@ -93,47 +110,76 @@ def test_unreadable_token_file_fails_at_open(make_backend: MakeBackend, tmp_path
 
 
 def test_create_of_a_taken_name_names_the_service_and_status(
-    yarn_server: YarnServer, make_backend: MakeBackend
+    rm: RmClient, make_backend: MakeBackend, names: Names
 ) -> None:
-    yarn_server.seed(service_spec())
+    name = names("taken")
+    rm.create(service_spec(name, state="STOPPED"))
     backend = make_backend()
-    r = resource(service_spec())
+    r = resource(service_spec(name, state="STOPPED"))
     create = Change(id=r.id, app="batch", target="analytics", action=Action.CREATE, resource=r)
 
     with pytest.raises(ApiError) as caught:
-        backend.apply(app_of(service_spec()), [create])
+        backend.apply(app_of(service_spec(name, state="STOPPED")), [create])
 
+    # Hadoop's ApiServer answers a taken name with 500, not 409.
     assert caught.value.status == 500
-    assert "service sleeper" in str(caught.value)
-    assert "HTTP 500" in str(caught.value)
-    assert "already taken" in str(caught.value)
+    assert f"POST service {name}: HTTP 500" in str(caught.value)
+    assert f"Service name {name} is already taken" in str(caught.value)
 
 
-def test_invalid_spec_is_a_400_naming_the_service(
-    yarn_server: YarnServer, make_backend: MakeBackend
+def test_an_invalid_name_is_the_rms_400_naming_the_service(
+    rm: RmClient, make_backend: MakeBackend
 ) -> None:
     backend = make_backend()
-    body = {"name": "broken", "components": [{"name": "c", "number_of_containers": 1}]}
+    body = service_spec("Bad_Name", state="STOPPED")
     app = app_of(body)
 
     with pytest.raises(ApiError) as caught:
         backend.apply(app, changes(backend.read_live(app.resources, {}), app))
 
     assert caught.value.status == 400
-    assert "POST service broken: HTTP 400" in str(caught.value)
-    assert yarn_server.service("broken") is None
+    assert "can not use '_'" in str(caught.value)
+    assert rm.service("Bad_Name") is None
 
 
-def test_unreachable_resourcemanager_is_a_backend_error(
-    yarn_server: YarnServer, make_backend: MakeBackend
+def test_rm_down_is_a_backend_error_naming_the_url_and_later_reads_work(
+    yarn: YarnProxy, make_backend: MakeBackend, names: Names
 ) -> None:
     backend = make_backend()
-    url = yarn_server.url
-    yarn_server.stop()
+    app = app_of(service_spec(names("down")))
+    yarn.down()
 
     with pytest.raises(BackendError, match="cannot reach") as caught:
-        backend.read_live([resource(service_spec())], {})
-    assert url in str(caught.value)
+        backend.read_live(app.resources, {})
+    assert yarn.url in str(caught.value)
+
+    yarn.up()
+    assert backend.read_live(app.resources, {}).live == {}
+
+
+def test_a_5xx_answer_is_an_api_error_with_the_status(
+    yarn: YarnProxy, make_backend: MakeBackend, names: Names
+) -> None:
+    name = names("flaky")
+    yarn.fail(503, times=1, path_prefix=f"{SVC}/{name}", message="RM is in safe mode")
+    backend = make_backend()
+
+    with pytest.raises(ApiError) as caught:
+        backend.health(app_of(service_spec(name)), [""])
+
+    assert caught.value.status == 503
+    assert "HTTP 503: RM is in safe mode" in str(caught.value)
+    assert backend.health(app_of(service_spec(name)), [""]).message.endswith("does not exist")
+
+
+def test_a_slow_rm_times_out_per_request(
+    yarn: YarnProxy, make_backend: MakeBackend, names: Names
+) -> None:
+    yarn.slow(2.0)
+    backend = make_backend(timeout=0.5)
+
+    with pytest.raises(BackendError, match="timed out"):
+        backend.read_live([resource(service_spec(names("slow")))], {})
 
 
 def test_bad_url_option_is_refused(make_backend: MakeBackend) -> None:
@@ -151,7 +197,7 @@ def test_duration_options_accept_units(make_backend: MakeBackend) -> None:
 
 
 def test_redirects_are_not_followed_so_the_token_stays_with_the_url(
-    yarn_server: YarnServer, make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
+    yarn: YarnProxy, make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A standby RM redirects to the active one; the token must not follow."""
     monkeypatch.setenv("YARN_TOKEN", TOKEN)
@@ -159,7 +205,7 @@ def test_redirects_are_not_followed_so_the_token_stays_with_the_url(
     class Redirect(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             self.send_response(307)
-            self.send_header("Location", yarn_server.url + self.path)
+            self.send_header("Location", yarn.url + self.path)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -179,4 +225,4 @@ def test_redirects_are_not_followed_so_the_token_stays_with_the_url(
     finally:
         standby.shutdown()
         standby.server_close()
-    assert yarn_server.requests == []
+    assert yarn.requests == []
