@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import threading
 import time
 import urllib.parse
@@ -225,7 +224,7 @@ class YarnProxy:
                 ProxiedRequest(
                     method=handler.command,
                     path=split.path,
-                    user=(query.get("user.name") or [None])[0],
+                    user=query["user.name"][0] if query.get("user.name") else None,
                     authorization=auth,
                     body=body,
                     faulted=fault is not None,
@@ -272,6 +271,6 @@ class YarnProxy:
             handler.send_header("Connection", "close")
             handler.end_headers()
             handler.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
             pass
         handler.close_connection = True
