@@ -44,23 +44,33 @@ _FIRST_KINDS = {("", "Namespace"): 0, ("apiextensions.k8s.io", "CustomResourceDe
 _CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
 
 
+_POLICIES = ("Background", "Foreground", "Orphan")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Options:
     namespace: str = "default"
     force_conflicts: bool = False
     propagation_policy: str = "Background"
     crd_timeout: float = 60.0
+    delete_timeout: float = 60.0
+    namespaces: tuple[str, ...] = ()
+    """When set, the only namespaces read and written: namespace-scoped credentials
+    (a tenant's) cannot list cluster-wide."""
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> Options:
         policy = str(options.get("propagation_policy", "Background"))
-        if policy not in ("Background", "Foreground"):
-            raise ApiError(f"propagation_policy must be Background or Foreground, not {policy!r}")
+        if policy not in _POLICIES:
+            raise ApiError(f"propagation_policy must be one of {', '.join(_POLICIES)}, "
+                           f"not {policy!r}")
         return cls(
             namespace=str(options.get("namespace") or "default"),
             force_conflicts=bool(options.get("force_conflicts", False)),
             propagation_policy=policy,
             crd_timeout=float(options.get("crd_timeout", 60.0)),
+            delete_timeout=float(options.get("delete_timeout", 60.0)),
+            namespaces=tuple(str(n) for n in options.get("namespaces") or ()),
         )
 
 
@@ -91,6 +101,7 @@ class KubernetesBackend:
             default_namespace=self.options.namespace,
             force=self.options.force_conflicts,
             page_size=self.page_size,
+            namespaces=self.options.namespaces,
         )
         return reader.read(resources, [key[1] for key in inventory])
 
@@ -112,7 +123,12 @@ class KubernetesBackend:
                 pending_crds = []
             if change.resource is None:
                 raise ApiError(f"{change.id}: a {change.action.value} change has no manifest")
-            body = self._apply_one(app.name, change.resource, crd_scopes)
+            try:
+                body = self._apply_one(app.name, change.resource, crd_scopes)
+            except ApiError as exc:
+                # The manifest's file:line first: that is where the fix goes. The
+                # rest of the app is not applied after it.
+                raise ApiError(f"{change.resource.location}: {exc}", status=exc.status) from exc
             applied += 1
             if (change.id.group, change.id.kind) == _CRD:
                 pending_crds.append(body)
@@ -174,8 +190,25 @@ class KubernetesBackend:
                     raise ApiError(f"CustomResourceDefinition/{name}: not Established in time")
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
-            # Its custom resources become discoverable only now.
-            self.discovery.forget_group(str((crd.get("spec") or {}).get("group", "")))
+            self._wait_discoverable(crd, deadline)
+
+    def _wait_discoverable(self, crd: Mapping[str, Any], deadline: float) -> None:
+        """Established is not yet served: the group-version's discovery can miss the
+        kind (404, or a list without it) for a moment afterwards."""
+        spec = crd.get("spec") or {}
+        group = str(spec.get("group", ""))
+        kind = str((spec.get("names") or {}).get("kind", ""))
+        versions = [str(v.get("name")) for v in spec.get("versions") or () if v.get("served")]
+        delay = 0.05
+        while True:
+            self.discovery.forget_group(group)
+            if all(self.discovery.lookup(f"{group}/{v}", kind) for v in versions):
+                return
+            if time.monotonic() > deadline:
+                raise ApiError(f"{kind}.{group}: Established, but not served by the API "
+                               f"server within crd_timeout ({self.options.crd_timeout:g}s)")
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _delete_one(self, change: Change) -> bool:
         """Delete an owned object; False (and no write) when it is not ours."""
@@ -190,6 +223,10 @@ class KubernetesBackend:
         if owner_app(found.body, self.target.name) is None:
             log.warning("not deleting %s: it lacks this target's ownership labels", change.id)
             return False
+        if (found.body.get("metadata") or {}).get("deletionTimestamp"):
+            # Deleted before and held by finalizers: a second DELETE changes nothing.
+            self._wait_gone(change, path, secret, found.body)
+            return True
         options = {
             "apiVersion": "v1",
             "kind": "DeleteOptions",
@@ -201,6 +238,23 @@ class KubernetesBackend:
         )
         log.info("deleted %s", change.id)
         return True
+
+    def _wait_gone(
+        self, change: Change, path: str, secret: bool, body: Mapping[str, Any]
+    ) -> None:
+        deadline = time.monotonic() + self.options.delete_timeout
+        delay = 0.1
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            found = self.client.request(
+                "GET", path, what=str(change.id), secret=secret, allow=(404,))
+            if found.status == 404:
+                return
+            body = found.body
+        finalizers = ", ".join(str(f) for f in (body.get("metadata") or {}).get("finalizers") or ())
+        raise ApiError(f"{change.id}: still terminating after {self.options.delete_timeout:g}s "
+                       f"(delete_timeout), held by finalizers: {finalizers or 'none listed'}")
 
     def _api_for_delete(self, change: Change) -> ApiResource | None:
         api_version = str((change.live or {}).get("apiVersion") or "")

@@ -164,7 +164,10 @@ class LiveReader:
         default_namespace: str,
         force: bool,
         page_size: int = PAGE_SIZE,
+        namespaces: Sequence[str] = (),
     ) -> None:
+        self.namespaces = tuple(namespaces)
+        """Empty: owned objects are listed cluster-wide. Otherwise only these are read."""
         self.client = client
         self.discovery = discovery
         self.target = target
@@ -176,6 +179,7 @@ class LiveReader:
     def read(self, resources: Sequence[Resource], inventory: Sequence[ResourceId]) -> LiveView:
         crds = crd_scopes(resources)
         places = [place(r, self.discovery, crds, self.default_namespace) for r in resources]
+        self._check_namespaces(resources, places)
         found = list_places(self.client, places, page_size=self.page_size)
         found.update(self._owned(places, inventory))
         by_place = {p.key: r.id for r, p in zip(resources, places, strict=True)}
@@ -213,11 +217,24 @@ class LiveReader:
                 apis[(rid.group, rid.kind)] = api
         found: dict[ObjKey, dict[str, Any]] = {}
         for _, api in sorted(apis.items()):
-            owned = list_objects(self.client, api, "", OWNED_SELECTOR, page_size=self.page_size)
-            for obj in owned:
-                if owner_app(obj, self.target) is not None:
-                    found[_obj_key(obj)] = obj
+            scopes = self.namespaces if self.namespaces and api.namespaced else ("",)
+            for namespace in scopes:
+                owned = list_objects(self.client, api, namespace, OWNED_SELECTOR,
+                                     page_size=self.page_size)
+                for obj in owned:
+                    if owner_app(obj, self.target) is not None:
+                        found[_obj_key(obj)] = obj
         return found
+
+    def _check_namespaces(self, resources: Sequence[Resource], places: Sequence[Place]) -> None:
+        """With `namespaces` set, a manifest elsewhere is refused before any call."""
+        if not self.namespaces:
+            return
+        for r, p in zip(resources, places, strict=True):
+            if p.namespace and p.namespace not in self.namespaces:
+                allowed = ", ".join(self.namespaces)
+                raise ApiError(f"{r.location}: {r.id} is in namespace {p.namespace!r}, which "
+                               f"target {self.target} does not list (namespaces: {allowed})")
 
     def _desired(
         self,

@@ -139,6 +139,7 @@ _OPTION_TYPES: dict[BackendKind, dict[str, _Getter]] = {
     BackendKind.KUBERNETES: {
         "kubeconfig": _str, "context": _str, "in_cluster": get_bool, "namespace": _str,
         "force_conflicts": get_bool, "propagation_policy": _policy, "crd_timeout": get_duration,
+        "delete_timeout": get_duration, "namespaces": get_str_list,
     },
     BackendKind.YARN: {
         "url": _str, "user": _str, "token_file": _str, "token_env": _str,
@@ -191,6 +192,10 @@ def host_ok(host: str) -> bool:
 def _k8s_options(p: Problems, m: YamlMap, what: str) -> dict[str, Any]:
     options = _typed(p, m, what, BackendKind.KUBERNETES)
     options.setdefault("namespace", "default")
+    if "namespaces" in options:
+        if not options["namespaces"]:
+            p.add(m.line_of("namespaces"), f"{what}: 'namespaces' must not be empty")
+        options["namespaces"] = tuple(options["namespaces"])
     if options.get("in_cluster") and "kubeconfig" in options:
         p.add(m.line_of("in_cluster"), f"{what}: 'in_cluster' and 'kubeconfig' exclude each other")
     return options

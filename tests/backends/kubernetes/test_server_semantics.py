@@ -1,0 +1,171 @@
+"""What only a real API server shows: namespaces finalised by the namespace
+controller, propagation policies carried out by the garbage collector, 422s from
+validation, RBAC refusals, finalizers that hold a deletion."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from reconciler.errors import ApiError
+from reconciler.model import Action
+from tests.backends.kubernetes.conftest import Cluster, make_app, plan_changes, resource
+from tests.backends.kubernetes.test_backend import configmap, deployment, sync
+
+pytestmark = pytest.mark.kubeconfig
+
+
+def _names(cluster: Cluster, path: str) -> set[str]:
+    listed = cluster.env.get(path)
+    assert listed is not None
+    return {i["metadata"]["name"] for i in listed["items"]}
+
+
+def test_a_namespace_and_its_objects_in_one_app_then_pruned_whole(cluster: Cluster) -> None:
+    ns = f"team-{cluster.suffix}"
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+    # Git lists the namespace last; it is still created first.
+    manifests = [configmap(ns, "cfg", {"k": "v"}), deployment(ns, "web"), namespace]
+    try:
+        changes, result = sync(cluster, manifests, app="team")
+        assert sorted(c.id.kind for c in changes) == ["ConfigMap", "Deployment", "Namespace"]
+        assert result.applied == 3
+        cluster.env.wait_for(f"/apis/apps/v1/namespaces/{ns}/deployments/web",
+                             lambda d: (d.get("status") or {}).get("availableReplicas") == 2)
+        # Someone else's object of the same name in the test's own namespace survives.
+        cluster.env.create(f"/api/v1/namespaces/{cluster.namespace}/configmaps",
+                           configmap(cluster.namespace, "cfg", {"k": "theirs"}))
+
+        inventory = {("", resource("team", m).id): "team" for m in manifests}
+        backend = cluster.backend(propagation_policy="Foreground")
+        view = backend.read_live([], inventory)
+        prune = plan_changes(view, [], "team")
+        assert sorted((c.id.kind, c.action) for c in prune) == [
+            ("ConfigMap", Action.DELETE), ("Deployment", Action.DELETE),
+            ("Namespace", Action.DELETE)]
+        # Deletes run in reverse order: the objects, then their namespace.
+        assert backend.apply(make_app("team", []), prune).applied == 3
+        cluster.env.wait_gone(f"/api/v1/namespaces/{ns}", timeout=90)
+        theirs = cluster.env.get(f"/api/v1/namespaces/{cluster.namespace}/configmaps/cfg")
+        assert theirs is not None and theirs["data"] == {"k": "theirs"}
+    finally:
+        cluster.env.drop_namespace(ns)
+
+
+def test_orphan_propagation_leaves_the_dependents(cluster: Cluster) -> None:
+    ns = cluster.namespace
+    web = deployment(ns, "web")
+    sync(cluster, [web])
+    cluster.env.wait_for(f"/apis/apps/v1/namespaces/{ns}/deployments/web",
+                         lambda d: (d.get("status") or {}).get("availableReplicas") == 2)
+    backend = cluster.backend(propagation_policy="Orphan")
+    inventory = {("", resource("web", web).id): "web"}
+    prune = plan_changes(backend.read_live([], inventory), [], "web")
+    assert [(c.id.kind, c.action) for c in prune] == [("Deployment", Action.DELETE)]
+    assert backend.apply(make_app("web", []), prune).applied == 1
+    cluster.env.wait_gone(f"/apis/apps/v1/namespaces/{ns}/deployments/web")
+    # The ReplicaSet stays, no longer owned by anyone.
+    replicasets = cluster.env.get(f"/apis/apps/v1/namespaces/{ns}/replicasets")
+    assert replicasets is not None and len(replicasets["items"]) == 1
+    assert not replicasets["items"][0]["metadata"].get("ownerReferences")
+
+
+def test_a_manifest_the_server_rejects_names_its_file_and_line(cluster: Cluster) -> None:
+    ns = cluster.namespace
+    bad = deployment(ns, "web")
+    bad["spec"]["replicas"] = -1
+    manifests = [configmap(ns, "first", {}), bad, configmap(ns, "after", {})]
+    resources = [resource("web", m, line=i * 10 + 1) for i, m in enumerate(manifests)]
+    backend = cluster.backend()
+    changes = plan_changes(backend.read_live(resources, {}), resources)
+    # Changes of one app are applied in Git's order inside their kind rank.
+    with pytest.raises(ApiError) as failed:
+        backend.apply(make_app("web", resources), changes)
+    message = str(failed.value)
+    assert message.startswith("apps/web/x.yaml:11: ")
+    assert "422" in message and "spec.replicas" in message
+    assert failed.value.status == 422
+    # Nothing after the rejected object was applied.
+    assert "after" not in _names(cluster, f"/api/v1/namespaces/{ns}/configmaps")
+
+
+def test_missing_list_permission_names_verb_group_resource_and_namespace(
+    cluster: Cluster,
+) -> None:
+    ns = cluster.namespace
+    _grant(cluster, "editor", [{"apiGroups": [""], "resources": ["configmaps"],
+                                "verbs": ["get", "list", "create", "patch", "delete"]}])
+    token = cluster.env.token_for(ns, "editor")
+    # A tenant's credentials: namespace-scoped, so the target names its namespace.
+    backend = cluster.backend(token=token, namespaces=(ns,))
+    cms = [configmap(ns, "cfg", {"k": "v"})]
+    changes, result = sync_with(backend, cms)
+    assert [c.action for c in changes] == [Action.CREATE] and result.applied == 1
+    # Cluster-wide reads are what such credentials cannot do; `namespaces` avoids them.
+    assert not [p for _, p, _ in cluster.proxy.requests if p == "/api/v1/configmaps"]
+
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": ns},
+              "stringData": {"k": "v"}}
+    with pytest.raises(ApiError, match="403") as failed:
+        backend.read_live([resource("web", secret)], {})
+    message = str(failed.value)
+    assert 'cannot list resource "secrets"' in message
+    assert 'in API group ""' in message and f'in the namespace "{ns}"' in message
+
+
+def test_a_manifest_outside_the_listed_namespaces_is_refused(cluster: Cluster) -> None:
+    backend = cluster.backend(namespaces=(cluster.namespace,))
+    elsewhere = resource("web", configmap("kube-system", "cfg", {}), line=4)
+    cluster.proxy.reset_counts()
+    with pytest.raises(ApiError, match=r"apps/web/x\.yaml:4: .*namespace 'kube-system'"):
+        backend.read_live([elsewhere], {})
+
+
+def test_a_terminating_object_is_not_deleted_twice_and_a_stuck_one_is_reported(
+    cluster: Cluster,
+) -> None:
+    ns = cluster.namespace
+    held = configmap(ns, "held", {"k": "v"})
+    sync(cluster, [held])
+    path = f"/api/v1/namespaces/{ns}/configmaps/held"
+    status, _ = cluster.env.call("PATCH", path, {"metadata": {"finalizers": ["example.com/hold"]}},
+                                 content_type="application/merge-patch+json")
+    assert status == 200
+    cluster.env.delete(path)  # now terminating, held by the finalizer
+    backend = cluster.backend(delete_timeout=1.5)
+    inventory = {("", resource("web", held).id): "web"}
+    prune = plan_changes(backend.read_live([], inventory), [], "web")
+    assert [c.action for c in prune] == [Action.DELETE]
+    cluster.proxy.reset_counts()
+    began = time.monotonic()
+    with pytest.raises(ApiError, match=r"still terminating .* example\.com/hold"):
+        backend.apply(make_app("web", []), prune)
+    assert time.monotonic() - began < 15
+    assert [w for w in cluster.proxy.writes() if w[0] == "DELETE"] == []
+
+    # Once the finalizer is gone, the same prune ends without another DELETE.
+    status, _ = cluster.env.call("PATCH", path, {"metadata": {"finalizers": None}},
+                                 content_type="application/merge-patch+json")
+    assert status == 200
+    cluster.env.wait_gone(path)
+    assert cluster.backend().apply(make_app("web", []), prune).applied == 1
+
+
+def sync_with(backend: Any, manifests: list[dict[str, Any]], app: str = "web") -> Any:
+    resources = [resource(app, m) for m in manifests]
+    changes = plan_changes(backend.read_live(resources, {}), resources, app)
+    return changes, backend.apply(make_app(app, resources), changes)
+
+
+def _grant(cluster: Cluster, account: str, rules: list[dict[str, Any]]) -> None:
+    ns = cluster.namespace
+    cluster.env.create(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": account}, "rules": rules})
+    cluster.env.create(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": account},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": ns}]})
