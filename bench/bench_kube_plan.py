@@ -1,104 +1,269 @@
-"""Benchmark: API calls and wall time of a Kubernetes plan over many objects.
+"""Benchmark: API calls, wall time and CPU of Kubernetes plans over many objects,
+on the real kube-apiserver.
 
-Runs against the test API server (tests/support/kube_apiserver.py) on 127.0.0.1:
-a first plan with nothing live, an apply of everything, then a no-op plan. The
-point is the call count: it must grow with kinds x namespaces (x pages of 500),
-not with objects. The server runs in a thread of this process and competes for
-the GIL, so the client's own CPU time (the main thread's) is printed next to
-the wall time.
+Starts the test control plane of tests/support/kube_cluster.py (etcd,
+kube-apiserver, controller-manager, scheduler, kwok) in a temporary folder, or
+uses the cluster of $KUBECONFIG when set (in namespaces of its own, deleted at
+the end), and talks to it through the recording proxy of
+tests/support/kube_proxy.py, which counts every API call. Steps:
+1. the first plan with nothing live (`read_live` + `reconciler.plan`);
+2. the apply of its changes, one `backend.apply` per app (one app per
+   namespace) on a thread pool of --workers;
+3. a no-op plan right away, while the controllers still make ReplicaSets and
+   write the Deployments' status (changes must be 0 all the same);
+4. a wait until the Deployment controller has seen every Deployment (not a
+   step: its writes would otherwise compete with the no-op plans for the CPU),
+   then --repeat no-op plans through the proxy;
+5. one no-op plan straight to the API server, without the proxy, and a replay
+   of its GETs that only reads the bytes: what the server and the transfer
+   cost, without the client's decoding and comparing.
+
+The proxy runs in threads of this process: it decrypts and re-sends every
+response and competes for the GIL, so the no-op plan is timed without it too.
+"Client CPU" is the CPU time of the threads that ran the backend (the main
+thread and the apply workers), not the proxy's; "process CPU" includes it.
+The targets (docs/performance.md): a no-op plan of 10,000 objects under 2 s
+wall with 0 writes; calls growing with kinds x namespaces, not with objects.
 
     python bench/bench_kube_plan.py [--namespaces 100] [--per-namespace 100]
+        [--replicas 0] [--workers 8] [--repeat 3] [--profile cprofile|pyinstrument]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
+import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backends.base import BackendContext
+from backends.kubernetes import KubernetesBackend
 from backends.kubernetes import open as open_backend
-from reconciler.model import (
-    Action,
-    App,
-    BackendKind,
-    Change,
-    Location,
-    Resource,
-    ResourceId,
-    Target,
-)
-from tests.support.kube_apiserver import KubeApiServer
+from bench import kube_bench
+from reconciler import plan
+from reconciler.model import Change, DesiredState, Target
+from tests.support.kube_env import KubeEnv
+from tests.support.kube_proxy import KubeProxy
+
+TARGET_WALL = 2.0
+KINDS = 3  # Namespace, ConfigMap, Deployment
 
 
-def manifests(namespaces: int, per_namespace: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for n in range(namespaces):
-        ns = f"team-{n:03d}"
-        out.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-        for i in range(per_namespace // 2):
-            meta = {"name": f"cfg-{i}", "namespace": ns}
-            out.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
-                        "data": {"index": str(i)}})
-            labels = {"app": f"svc-{i}"}
-            out.append({"apiVersion": "apps/v1", "kind": "Deployment",
-                        "metadata": {"name": f"svc-{i}", "namespace": ns},
-                        "spec": {"replicas": 2, "selector": {"matchLabels": labels},
-                                 "template": {"metadata": {"labels": labels}, "spec": {
-                                     "containers": [{"name": "main", "image": "nginx:1.27"}]}}}})
-    return out
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    label: str
+    changes: int
+    wall: float
+    client_cpu: float
+    process_cpu: float
+    calls: dict[str, int]
+    writes: int
+    breakdown: dict[str, int]
+    split: str = ""
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
 
 
-def to_resource(body: dict[str, Any]) -> Resource:
-    meta = body["metadata"]
-    rid = ResourceId(group=body["apiVersion"].rpartition("/")[0], kind=body["kind"],
-                     namespace=meta.get("namespace", ""), name=meta["name"])
-    return Resource(id=rid, app="bench", body=body, location=Location(file="apps/bench/x.yaml"))
+@dataclass
+class Run:
+    backend: KubernetesBackend
+    state: DesiredState
+    proxy: KubeProxy | None
+
+    def plan(self) -> tuple[list[Change], str]:
+        """One plan as the daemon makes it: read live state, then compare."""
+        resources = [r for app in self.state.apps.values() for r in app.resources]
+        began = time.perf_counter()
+        view = self.backend.read_live(resources, {})
+        read = time.perf_counter() - began
+        changes = plan.plan(self.state, {kube_bench.TARGET: view}).changes()
+        compare = time.perf_counter() - began - read
+        return changes, f"read_live {read:.2f} s + compare {compare:.2f} s"
+
+    def apply(self, changes: Sequence[Change], workers: int) -> float:
+        """Apply `changes`, one app per task; returns the workers' CPU seconds."""
+        by_app: dict[str, list[Change]] = defaultdict(list)
+        for change in changes:
+            by_app[change.app].append(change)
+
+        def one(app: str) -> float:
+            began = time.thread_time()
+            self.backend.apply(self.state.apps[app], by_app[app])
+            return time.thread_time() - began
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return sum(pool.map(one, sorted(by_app)))
+
+    def measure(self, label: str, work: Callable[[], tuple[int, float, str]]) -> Step:
+        """Time `work` (which returns changes, CPU of other threads, and a split)."""
+        if self.proxy is not None:
+            self.proxy.reset_counts()
+        wall, thread, process = time.perf_counter(), time.thread_time(), time.process_time()
+        changes, other_cpu, split = work()
+        wall = time.perf_counter() - wall
+        thread = time.thread_time() - thread + other_cpu
+        process = time.process_time() - process
+        counts, writes, breakdown = {}, -1, {}
+        if self.proxy is not None:
+            counts = dict(sorted(self.proxy.counts().items()))
+            writes = len(self.proxy.writes())
+            breakdown = dict(kube_bench.call_breakdown(list(self.proxy.requests)))
+        return Step(label=label, changes=changes, wall=wall, client_cpu=thread,
+                    process_cpu=process, calls=counts, writes=writes, breakdown=breakdown,
+                    split=split)
 
 
-def changes_of(view: Any, resources: list[Resource]) -> list[Change]:
-    out = []
-    for r in resources:
-        live = view.live.get(("", r.id))
-        if live is None or live.state != view.desired[("", r.id)]:
-            action = Action.CREATE if live is None else Action.UPDATE
-            out.append(Change(id=r.id, app="bench", target="bench", action=action, resource=r))
-    return out
+def print_step(step: Step) -> None:
+    calls = ", ".join(f"{k} {v}" for k, v in step.calls.items()) or "not counted (no proxy)"
+    writes = str(step.writes) if step.writes >= 0 else "-"
+    print(f"{step.label:34s} {step.changes:6d} changes  {step.total_calls:6d} calls  "
+          f"{writes:>6s} writes  {step.wall:7.2f} s wall  {step.client_cpu:6.2f} s client CPU  "
+          f"{step.process_cpu:6.2f} s process CPU", flush=True)
+    print(f"{'':34s} calls by method: {calls}")
+    if step.breakdown:
+        print(f"{'':34s} GETs: " + ", ".join(f"{k} {v}" for k, v in step.breakdown.items()))
+    if step.split:
+        print(f"{'':34s} {step.split}")
+
+
+def plan_step(run: Run, label: str) -> tuple[Step, list[Change]]:
+    found: list[Change] = []
+
+    def work() -> tuple[int, float, str]:
+        changes, split = run.plan()
+        found.extend(changes)
+        return len(changes), 0.0, split
+
+    step = run.measure(label, work)
+    print_step(step)
+    return step, found
+
+
+def open_run(state: DesiredState, kubeconfig: Path, tmp: Path, proxy: KubeProxy | None) -> Run:
+    base = state.targets[kube_bench.TARGET]
+    target = Target(name=base.name, backend=base.backend, location=base.location,
+                    options={**base.options, "kubeconfig": str(kubeconfig)})
+    backend = open_backend(target, BackendContext(data_dir=tmp))
+    return Run(backend=backend, state=state, proxy=proxy)
+
+
+def profile_noop(run: Run, how: str) -> None:
+    """One more no-op plan under a profiler; the report goes to stdout."""
+    print(f"\n--- profile of a no-op plan ({how}) ---")
+    if how == "pyinstrument":
+        from pyinstrument import Profiler  # type: ignore[import-not-found, unused-ignore]
+
+        profiler = Profiler(interval=0.001)
+        profiler.start()
+        run.plan()
+        profiler.stop()
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
+        return
+    import cProfile
+    import pstats
+
+    with cProfile.Profile() as prof:
+        run.plan()
+    stats = pstats.Stats(prof, stream=sys.stdout)
+    stats.sort_stats("cumulative").print_stats(30)
+    stats.sort_stats("tottime").print_stats(25)
+
+
+def direct_kubeconfig(env: KubeEnv) -> Path:
+    if env.plane is not None:
+        return env.plane.admin_kubeconfig
+    return Path(os.environ["KUBECONFIG"].split(os.pathsep)[0])
+
+
+def summary(args: argparse.Namespace, objects: int, noops: Sequence[Step], busy: Step,
+            direct: Step, env: KubeEnv) -> None:
+    wall = statistics.median(s.wall for s in noops)
+    writes = max(s.writes for s in noops)
+    calls = noops[-1].total_calls
+    cells = KINDS * args.namespaces
+    verdict = "met" if wall < TARGET_WALL else "MISSED"
+    print("\n--- summary ---")
+    print(f"no-op plan wall: {wall:.2f} s median of {len(noops)} through the proxy "
+          f"({wall / TARGET_WALL:.2f}x the {TARGET_WALL:.0f} s target: {verdict}); "
+          f"{direct.wall:.2f} s without the proxy "
+          f"({'met' if direct.wall < TARGET_WALL else 'MISSED'})")
+    print(f"no-op writes: {writes} (must be 0: {'met' if writes == 0 else 'MISSED'}); "
+          f"while the controllers were busy: {busy.changes} changes, {busy.writes} writes, "
+          f"{busy.wall:.2f} s wall")
+    print(f"no-op calls: {calls} for {KINDS} kinds x {args.namespaces} namespaces = {cells} "
+          f"({calls / cells:.2f} per kind-namespace, {calls / objects:.4f} per object)")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process (client + proxy): {rss:.0f} MiB")
+    if env.plane is not None:
+        for name in ("kube-apiserver", "etcd", "kube-controller-manager"):
+            peak = kube_bench.peak_rss_mib(env.plane.processes[name].pid)
+            if peak is not None:
+                print(f"peak RSS of {name}: {peak:.0f} MiB")
+
+
+def bench(env: KubeEnv, args: argparse.Namespace, tmp: Path) -> None:
+    prefix = kube_bench.namespace_prefix()
+    namespaces = [f"{prefix}-{n:03d}" for n in range(args.namespaces)]
+    proxy = KubeProxy.start(env.upstream)
+    kubeconfig = proxy.write_kubeconfig(tmp / "kubeconfig")
+    state = kube_bench.desired_state(kubeconfig, namespaces, args.per_namespace, args.replicas)
+    objects = sum(len(a.resources) for a in state.apps.values())
+    print(f"{objects} objects in {args.namespaces} namespaces (Namespaces, ConfigMaps, "
+          f"Deployments with replicas: {args.replicas}); apply on {args.workers} threads",
+          flush=True)
+    run = open_run(state, kubeconfig, tmp, proxy)
+    try:
+        _, changes = plan_step(run, "first plan (nothing live)")
+        print_step(run.measure("apply", lambda: (
+            len(changes), run.apply(changes, args.workers), "")))
+        busy, _ = plan_step(run, "no-op plan, controllers busy")
+        deployments = args.per_namespace // 2 * args.namespaces
+        waited, behind = kube_bench.wait_settled(env, prefix, deployments, args.settle_timeout)
+        print(f"(Deployment controller caught up in {waited:.0f} s; {behind} still behind)")
+        noops = [plan_step(run, f"no-op plan {i + 1}")[0] for i in range(args.repeat)]
+        recorded = list(proxy.requests)
+        direct_run = open_run(state, direct_kubeconfig(env), tmp, None)
+        direct, _ = plan_step(direct_run, "no-op plan, no proxy")
+        took, size, decode = kube_bench.replay(env.upstream, recorded)
+        print(f"{'replay of its GETs, raw':34s} {took:.2f} s wall for {size / 2**20:.1f} MiB "
+              f"of JSON (the server and the transfer); json.loads of it: {decode:.2f} s")
+        if args.profile:
+            profile_noop(direct_run, args.profile)
+        direct_run.backend.close()
+        summary(args, objects, noops, busy, direct, env)
+    finally:
+        run.backend.close()
+        proxy.stop()
+        if env.plane is None:
+            kube_bench.drop_namespaces(env, namespaces)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--namespaces", type=int, default=100)
-    parser.add_argument("--per-namespace", type=int, default=100)
+    parser.add_argument("--per-namespace", type=int, default=100,
+                        help="objects per namespace besides the Namespace (half ConfigMaps)")
+    parser.add_argument("--replicas", type=int, default=0, help="of every Deployment")
+    parser.add_argument("--workers", type=int, default=8, help="apply threads")
+    parser.add_argument("--repeat", type=int, default=3, help="no-op plans through the proxy")
+    parser.add_argument("--settle-timeout", type=float, default=1800.0,
+                        help="seconds to wait for the Deployment controller")
+    parser.add_argument("--profile", choices=("cprofile", "pyinstrument"))
     args = parser.parse_args()
-    server = KubeApiServer.start()
-    with tempfile.TemporaryDirectory() as tmp:
-        kubeconfig = server.write_kubeconfig(Path(tmp) / "kubeconfig")
-        target = Target(name="bench", backend=BackendKind.KUBERNETES,
-                        options={"kubeconfig": str(kubeconfig)}, location=Location(file="r.yaml"))
-        backend = open_backend(target, BackendContext(data_dir=Path(tmp)))
-        resources = [to_resource(m) for m in manifests(args.namespaces, args.per_namespace)]
-        app = App(name="bench", target="bench", resources=tuple(resources),
-                  location=Location(file="apps/bench/app.yaml"))
-        print(f"{len(resources)} resources in {args.namespaces} namespaces")
-        for label in ("first plan (nothing live)", "apply", "no-op plan"):
-            server.reset_counts()
-            start, cpu = time.perf_counter(), time.thread_time()
-            view = backend.read_live(resources, {})
-            changes = changes_of(view, resources)
-            if label == "apply":
-                backend.apply(app, changes)
-            elapsed, cpu = time.perf_counter() - start, time.thread_time() - cpu
-            calls = dict(sorted(server.counts().items()))
-            print(f"{label:28s} {len(changes):6d} changes {len(server.requests):6d} calls "
-                  f"{elapsed:7.2f} s wall {cpu:6.2f} s client CPU  {calls}")
-        backend.close()
-    server.stop()
+    with tempfile.TemporaryDirectory() as tmp, KubeEnv.open(Path(tmp)) as env:
+        bench(env, args, Path(tmp))
 
 
 if __name__ == "__main__":
