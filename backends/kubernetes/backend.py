@@ -128,7 +128,8 @@ class KubernetesBackend:
             except ApiError as exc:
                 # The manifest's file:line first: that is where the fix goes. The
                 # rest of the app is not applied after it.
-                raise ApiError(f"{change.resource.location}: {exc}", status=exc.status) from exc
+                raise ApiError(f"{change.resource.location}: {exc}", status=exc.status,
+                               reason=exc.reason, conflicts=exc.conflicts) from exc
             applied += 1
             if (change.id.group, change.id.kind) == _CRD:
                 pending_crds.append(body)

@@ -289,11 +289,14 @@ class LiveReader:
                 secret=is_secret(manifest),
             )
         except ApiError as exc:
-            if exc.status != 409:
+            if exc.status != 409 or not exc.conflicts:
+                # Not a field conflict (a stale resourceVersion, AlreadyExists...):
+                # the plan cannot know the outcome, so it says so.
                 raise
             # A field conflict: the plan still shows the intended change; the
             # rollout will report the conflict unless force_conflicts is set.
-            log.warning("%s: field conflict with another manager", resource.id)
+            owners = ", ".join(f"{field} (owned by {manager})" for field, manager in exc.conflicts)
+            log.warning("%s: fields another manager owns: %s", resource.id, owners)
             overlaid: Mapping[str, Any] = _overlay(live_obj, manifest)
             return overlaid
         return response.body

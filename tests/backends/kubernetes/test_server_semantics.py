@@ -169,3 +169,29 @@ def _grant(cluster: Cluster, account: str, rules: list[dict[str, Any]]) -> None:
         "metadata": {"name": account},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": ns}]})
+
+
+def test_a_field_conflict_plans_the_change_and_other_409s_are_errors(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    ns = cluster.namespace
+    sync(cluster, [deployment(ns, "web", replicas=2)])
+    cluster.env.apply(f"/apis/apps/v1/namespaces/{ns}/deployments/web", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
+        "spec": {"replicas": 5}}, "autoscaler", force=True)
+    wanted = [resource("web", deployment(ns, "web", replicas=3))]
+    backend = cluster.backend()
+    changes = plan_changes(backend.read_live(wanted, {}), wanted)
+    # The plan shows the intended change; the log names the field and its manager.
+    assert [c.action for c in changes] == [Action.UPDATE]
+    assert "-  replicas: 5\n+  replicas: 3" in changes[0].diff
+    assert ".spec.replicas (owned by autoscaler)" in caplog.text
+
+    # A 409 that is no field conflict (an out-of-date resourceVersion) is an error:
+    # the plan cannot know what the server would make of the manifest.
+    sync(cluster, [configmap(ns, "cfg", {"k": "1"})], app="cfg")
+    stale = configmap(ns, "cfg", {"k": "2"})
+    stale["metadata"]["resourceVersion"] = "1"
+    with pytest.raises(ApiError, match="409") as failed:
+        backend.read_live([resource("cfg", stale)], {})
+    assert failed.value.reason == "Conflict" and failed.value.conflicts == ()
