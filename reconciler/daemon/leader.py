@@ -15,8 +15,10 @@ client-go's algorithm:
   first, and this one did not win (optimistic concurrency; no lock of our own).
 - The leader stops acting as leader when it has not renewed for
   `renew_deadline`, or at once when the Lease names another holder.
-  `is_leader()` checks the deadline itself, so it turns false on time even
-  while a request hangs.
+  `is_leader()` checks the deadline itself, and a watch thread calls
+  `on_stopped` at the deadline, so both happen on time even while a request
+  hangs (client-go cancels the request at the deadline; a blocking Python
+  request cannot be cancelled, and one try may outlast the deadline).
 - `stop(release=True)` writes an empty `holderIdentity` (and a 1 s lease), so
   another replica takes over at its next try instead of after
   `lease_duration`.
@@ -124,8 +126,9 @@ def _version(lease: Lease | None) -> str:
 class LeaderElector:
     """Runs the election on its own thread; `is_leader()` is safe from any thread.
 
-    `on_started` and `on_stopped` run on the election thread and must not block
-    for long: a slow callback delays the next renewal.
+    `on_started` runs on the election thread, `on_stopped` on it or on the
+    deadline watch thread; neither may block for long: a slow callback delays
+    the next renewal.
     """
 
     def __init__(
@@ -154,6 +157,8 @@ class LeaderElector:
         self._observed_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
+        self._watch = threading.Thread(target=self._watch_deadline, name="leader-deadline",
+                                       daemon=True)
 
     # --- any thread --------------------------------------------------------------
 
@@ -170,6 +175,7 @@ class LeaderElector:
         log.info("leader election started", extra=fields(
             identity=self.identity, lease=f"{self.namespace}/{self.name}"))
         self._thread.start()
+        self._watch.start()
 
     def stop(self, *, release: bool = True, timeout: float | None = None) -> None:
         """Stop renewing; with `release`, hand the Lease over at once when this
@@ -178,8 +184,9 @@ class LeaderElector:
         if self._stop.is_set():
             return  # stopped before: the store is closed
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        for thread in (self._thread, self._watch):
+            if thread.is_alive():
+                thread.join(timeout)
         was_leading = self._leading
         self._lose("stopped")
         try:
@@ -210,7 +217,24 @@ class LeaderElector:
                 wait *= 1 + random.random() * JITTER
             self._stop.wait(wait)
 
+    def _watch_deadline(self) -> None:
+        """Ends leadership at the renew deadline while a try is still running: the
+        election thread looks at the deadline only between tries."""
+        while not self._stop.is_set():
+            with self._lock:
+                leading = self._leading
+                left = self._renewed_at + self.renew_deadline - self._clock()
+            if leading and left < 0:
+                self._lose(f"not renewed for {self.renew_deadline:g}s", expired_only=True)
+                continue
+            self._stop.wait(min(max(left, 0.01), self.retry_period) if leading
+                            else self.retry_period)
+
     def _after_attempt(self, won: bool, sent: float) -> None:
+        if won and self._clock() - sent > self.renew_deadline:
+            # A renewal that took longer than the deadline counts from when it
+            # was sent: too old to lead on. The next try renews again.
+            won = False
         if won:
             with self._lock:
                 started = not self._leading
@@ -228,8 +252,10 @@ class LeaderElector:
         elif self._leading and self._clock() - self._renewed_at > self.renew_deadline:
             self._lose(f"not renewed for {self.renew_deadline:g}s")
 
-    def _lose(self, why: str) -> None:
+    def _lose(self, why: str, *, expired_only: bool = False) -> None:
         with self._lock:
+            if expired_only and self._clock() - self._renewed_at <= self.renew_deadline:
+                return  # renewed meanwhile
             was, self._leading = self._leading, False
         if was:
             LEADER.set(0)

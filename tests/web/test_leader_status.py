@@ -2,8 +2,9 @@
 real HTTP: a follower names the replica that holds the Lease (escaped), the
 leader says so, and a daemon without leader election says that instead.
 
-The Lease lives on the Kubernetes test API server; a second elector (the
-daemon's own `open_elector`) plays the other replica."""
+The Lease lives on the real control plane, in the test's own namespace; a second
+elector (the daemon's own `open_elector`) plays the other replica, and the page
+is checked against the Lease the server holds."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from reconciler.history import History
 from reconciler.web import pages
 from reconciler.web.live import RolloutTracker
 from reconciler.web.status import HistorySource, Hooks
-from tests.support.kube_apiserver import KubeApiServer
+from tests.support.kube_env import KubeTest
 from tests.web.staterepo import StateRepo
 
 # Characters the page must escape: a holderIdentity is whatever a replica wrote.
@@ -50,13 +51,13 @@ def wait_for(check: Callable[[], Any], timeout: float) -> None:
     raise AssertionError(f"condition not met within {timeout}s")
 
 
-@pytest.fixture
-def kubeconfig(tmp_path: Path) -> Iterator[Path]:
-    server = KubeApiServer.start()
-    try:
-        yield server.write_kubeconfig(tmp_path / "kubeconfig")
-    finally:
-        server.stop()
+def lease_spec(kube: KubeTest, name: str) -> dict[str, Any]:
+    """The Lease's spec as the server has it, read with the admin's credentials."""
+    found = kube.env.get(f"/apis/coordination.k8s.io/v1/namespaces/{kube.namespace}"
+                         f"/leases/{name}")
+    assert found is not None, f"no lease {kube.namespace}/{name}"
+    spec: dict[str, Any] = found["spec"]
+    return spec
 
 
 def config(state_repo: StateRepo, election: LeaderElectionConfig) -> DaemonConfig:
@@ -80,9 +81,10 @@ def daemons(tmp_path: Path) -> Iterator[Callable[[DaemonConfig], Daemon]]:
 
 
 def test_a_follower_names_the_leader_and_the_leader_says_it_leads(
-        kubeconfig: Path, state_repo: StateRepo,
+        kube: KubeTest, state_repo: StateRepo,
         daemons: Callable[[DaemonConfig], Daemon]) -> None:
-    election = LeaderElectionConfig(enabled=True, kubeconfig=kubeconfig, namespace="default",
+    election = LeaderElectionConfig(enabled=True, kubeconfig=kube.kubeconfig(),
+                                    namespace=kube.namespace,
                                     name="reconciler-web", lease_duration=3.0,
                                     renew_deadline=2.0, retry_period=0.1)
     cfg = config(state_repo, election)
@@ -96,7 +98,8 @@ def test_a_follower_names_the_leader_and_the_leader_says_it_leads(
 
         follower = status(daemon)["leader"]
         assert follower["is_leader"] is False
-        assert follower["lease"] == "default/reconciler-web"
+        assert follower["lease"] == f"{kube.namespace}/reconciler-web"
+        assert lease_spec(kube, "reconciler-web")["holderIdentity"] == RIVAL
         assert follower["identity"] and follower["identity"] != RIVAL
         assert follower["error"] is None and follower["observed"] > 0
         page = fetch(f"{daemon.web_url}/")
@@ -109,6 +112,8 @@ def test_a_follower_names_the_leader_and_the_leader_says_it_leads(
     wait_for(lambda: status(daemon)["leader"]["is_leader"], timeout=15)
     leading = status(daemon)["leader"]
     assert leading["holder"] == leading["identity"] and leading["transitions"] == 1
+    spec = lease_spec(kube, "reconciler-web")
+    assert (spec["holderIdentity"], spec["leaseTransitions"]) == (leading["identity"], 1)
     assert '<p class="leader" id="leader">this replica leads</p>' in fetch(f"{daemon.web_url}/")
 
 
