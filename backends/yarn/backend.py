@@ -47,7 +47,7 @@ from reconciler.model import (
     Target,
 )
 
-_UPGRADING = frozenset({"UPGRADING", "UPGRADING_AUTO_FINALIZE", "EXPRESS_UPGRADING"})
+_UPGRADING = spec.UPGRADE_STATES
 # Hadoop's ApiServer answers the list call with 503 (a WebApplicationException
 # it throws for "not implemented"); others may say 404, 405 or 501.
 _LIST_UNSUPPORTED = (404, 405, 501, 503)
@@ -304,6 +304,10 @@ class YarnBackend:
         if step == spec.Step.START:
             self._client.call("PUT", _path(name), service=name, body={"state": "STARTED"})
             return ["state STARTED requested", *self._after_start(name, body)]
+        if step == spec.Step.WAIT:
+            return []
+        if step == spec.Step.RECREATE:
+            return self._recreate(name, body)
         if step == spec.Step.FLEX:
             for comp, count in sorted(plan.flex.items()):
                 self._client.call(
@@ -314,6 +318,23 @@ class YarnBackend:
                 )
             return [f"flexed {comp} to {n}" for comp, n in sorted(plan.flex.items())]
         return self._upgrade(name, body, plan.upgrade_components)
+
+    def _recreate(self, name: str, body: Mapping[str, Any]) -> list[str]:
+        """Destroy a service stuck in an upgrade, wait until it is gone, create it anew."""
+        self._client.call("DELETE", _path(name), service=name, tolerate=(404,))
+        self._wait_gone(name)
+        self._client.call("POST", API_ROOT, service=name, body=dict(body))
+        return ["destroyed mid-upgrade", "re-created at the desired spec"]
+
+    def _wait_gone(self, name: str) -> None:
+        deadline = time.monotonic() + self.options.settle_timeout
+        while self.get(name) is not None:
+            if time.monotonic() >= deadline:
+                raise BackendError(
+                    f"yarn target {self.target.name}: service {name} still exists "
+                    f"{self.options.settle_timeout:g}s after its DELETE"
+                )
+            time.sleep(self.options.poll_interval)
 
     def _after_start(self, name: str, body: Mapping[str, Any]) -> list[str]:
         """A stopped service starts with the spec it was saved with, which a GET
@@ -387,9 +408,8 @@ class YarnBackend:
         for r in services:
             version = r.body.get("version")
             live = found.get(r.id.name)
-            if str(r.body.get("state", "")).upper() == spec.STOPPED or (
-                live is not None and not spec.reports_spec(live)
-            ):
+            want_stopped = str(r.body.get("state", "")).upper() == spec.STOPPED
+            if live is not None and not spec.reports_spec(live):
                 version = None  # a stopped or starting service reports no version
             results.append(
                 yarn_health.service_health(
@@ -398,6 +418,7 @@ class YarnBackend:
                     version=str(version) if version is not None else None,
                     now_ms=now_ms,
                     min_ready=self.options.min_ready,
+                    want_stopped=want_stopped,
                 )
             )
         folded = yarn_health.fold(results)

@@ -113,16 +113,24 @@ def service_health(
     version: str | None = None,
     now_ms: float | None = None,
     min_ready: float = 0.0,
+    want_stopped: bool = False,
 ) -> ServiceHealth:
     """One service's health; `live` is its GET answer, None when it does not exist.
 
     `version`, when given, is the version the desired spec asks for: until the
     live service reports it, an upgrade is still under way. `now_ms` and
-    `min_ready` as for `component_health`.
+    `min_ready` as for `component_health`. With `want_stopped` (the spec says
+    `state: STOPPED`) a STOPPED service is Healthy: it is as declared.
     """
     if live is None:
         return ServiceHealth(status=HealthStatus.MISSING, message=f"service {name} does not exist")
     state = str(live.get("state", "")).upper()
+    if want_stopped:
+        if state == "STOPPED":
+            return ServiceHealth(status=HealthStatus.HEALTHY, message="")
+        return ServiceHealth(
+            status=HealthStatus.PROGRESSING, message=f"service {name} is {state}, not STOPPED yet"
+        )
     status = _BY_SERVICE_STATE.get(state, HealthStatus.UNKNOWN)
     message = f"service {name} is {state or 'in no state'}"
     if status in (HealthStatus.DEGRADED, HealthStatus.SUSPENDED):

@@ -26,6 +26,11 @@ from typing import Any
 
 KIND = "Service"
 STOPPED = "STOPPED"
+UPGRADING = "UPGRADING"
+"""The run state a live form carries while an upgrade is in flight or stuck."""
+UPGRADE_STATES = frozenset(
+    {"UPGRADING", "UPGRADING_AUTO_FINALIZE", "EXPRESS_UPGRADING", "CANCEL_UPGRADING"}
+)
 
 # Fields of a component that describe what should run; everything else in a
 # GET answer (state, containers, quicklinks, decommissioned_instances) is status.
@@ -145,8 +150,13 @@ def comparable(service: Mapping[str, Any]) -> dict[str, Any]:
     out["components"] = sorted(
         (_component(c, service) for c in comps), key=lambda c: str(c.get("name"))
     )
-    if str(service.get("state", "")).upper() == STOPPED:
+    state = str(service.get("state", "")).upper()
+    if state == STOPPED:
         out["state"] = STOPPED
+    elif state in UPGRADE_STATES:
+        # A GET during an upgrade shows the old version and spec; the marker
+        # keeps such a service from comparing equal to its old spec.
+        out["state"] = UPGRADING
     pruned: dict[str, Any] = _prune(out)
     return pruned
 
@@ -192,6 +202,8 @@ class Step(str, Enum):
     STOP = "stop"
     FLEX = "flex"
     UPGRADE = "upgrade"
+    RECREATE = "recreate"
+    WAIT = "wait"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,6 +234,8 @@ def plan_update(name: str, desired: Mapping[str, Any], live: Mapping[str, Any]) 
     """
     want_stopped = desired.get("state") == STOPPED
     is_stopped = live.get("state") == STOPPED
+    if live.get("state") == UPGRADING:
+        return _plan_mid_upgrade(desired, live)
     d_counts, l_counts = counts(desired), counts(live)
     flex = {c: n for c, n in d_counts.items() if l_counts.get(c) != n}
     spec_changed = _without_counts_and_state(desired) != _without_counts_and_state(live)
@@ -249,6 +263,17 @@ def plan_update(name: str, desired: Mapping[str, Any], live: Mapping[str, Any]) 
         steps.append(Step.STOP)
     upgrade = changed_components(desired, live) if spec_changed else ()
     return UpdatePlan(steps=tuple(steps), flex=flex, upgrade_components=upgrade)
+
+
+def _plan_mid_upgrade(desired: Mapping[str, Any], live: Mapping[str, Any]) -> UpdatePlan:
+    """A service caught in an upgrade: wait for an upgrade to the desired
+    version; anything else (going back to the version it runs, as a rollback
+    of a failed upgrade does) destroys and re-creates it at the desired spec.
+    YARN's own cancel-upgrade was seen to hang in CANCEL_UPGRADING (Hadoop
+    3.4.2), so it is not used."""
+    if desired.get("version") != live.get("version") and desired.get("state") != STOPPED:
+        return UpdatePlan(steps=(Step.WAIT,), flex={})
+    return UpdatePlan(steps=(Step.RECREATE,), flex={})
 
 
 def component_names(form: Mapping[str, Any]) -> Sequence[str]:

@@ -1,80 +1,140 @@
-"""YARN rollouts through the Engine: a real git repo and the YARN Services API test
-server over real HTTP (services advance one step per GET, as it documents)."""
+"""YARN rollouts through the Engine: a real git state repo and a real
+ResourceManager (MiniYARNCluster with the Services API, shared by the test
+session) behind a recording, fault-injecting proxy. Services really start,
+flex, upgrade, crash and roll back; health gates wait for the real states."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from reconciler.engine import Engine
+from reconciler.engine import Engine, EngineSettings
 from reconciler.events import EventKind
+from reconciler.rollout.runner import RolloutOptions
 from tests.engine import support_targets as st
-from tests.support.yarn_server import ROOT, YarnServer
+from tests.support.yarn_cluster import RmClient, YarnCluster, shared
+from tests.support.yarn_proxy import YarnProxy
+
+ROOT = "/app/v1/services"
+_serial = itertools.count(1)
+Names = Callable[[str], str]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> YarnCluster:
+    return shared()
 
 
 @pytest.fixture
-def yarn() -> Iterator[YarnServer]:
-    server = YarnServer().start()
-    yield server
-    server.stop()
+def rm(cluster: YarnCluster) -> RmClient:
+    return cluster.client("deploy")
 
 
 @pytest.fixture
-def repo(tmp_path: Path, yarn: YarnServer) -> st.Repo:
+def yarn(cluster: YarnCluster) -> Iterator[YarnProxy]:
+    proxy = YarnProxy(cluster.url).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def names(rm: RmClient) -> Iterator[Names]:
+    """Service names unique in the session, destroyed when the test ends."""
+    made: list[str] = []
+
+    def name(base: str) -> str:
+        made.append(f"e{next(_serial)}-{base}")
+        return made[-1]
+
+    yield name
+    for service in made:
+        rm.destroy(service)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, yarn: YarnProxy) -> st.Repo:
     made = st.create_repo(tmp_path)
-    made.yarn("analytics", yarn)
-    made.app("batch", "analytics", extra="timeout: 20s\n")
+    made.targets["analytics"] = (
+        f'{{backend: yarn, url: "{yarn.url}", user: deploy, '
+        "poll_interval: 500ms, settle_timeout: 120s, timeout: 30s}"
+    )
+    made.app("batch", "analytics", extra="timeout: 150s\n")
     return made
 
 
 @pytest.fixture
 def engine(tmp_path: Path, repo: st.Repo) -> Iterator[Engine]:
-    eng = st.engine(repo, tmp_path / "data")
+    # The gate's timeouts run on the real clock; its pauses are at most half a
+    # second so that the RM is not asked fifty times a second.
+    def sleep(seconds: float) -> None:
+        threading.Event().wait(min(seconds, 0.5))
+
+    settings = EngineSettings(repo=repo.url, rev="main", data_dir=tmp_path / "data")
+    eng = Engine(settings, rollout_options=RolloutOptions(max_workers=2, sleep=sleep))
     yield eng
     eng.close()
 
 
-def release(repo: st.Repo, version: str = "1.0.0", count: int = 1) -> str:
-    """ingest at `version` (whose image is the version's) with `count` containers."""
-    image = f"registry.test/ingest:{version}"
-    repo.write("apps/batch/ingest.yaml", st.yarn_service("ingest", version, count, image))
-    return repo.commit(f"ingest {version} x{count}")
+def service_yaml(name: str, version: str = "1.0.0", count: int = 1,
+                 command: str = "sleep 900000", image: str = "") -> str:
+    """A service whose image follows its version (DOCKER artifacts run as local
+    processes in MiniYARNCluster). NodeManager relaunches are off, so a command
+    that exits shows as a FAILED container."""
+    text = st.yarn_service(name, version, count, image or f"registry.test/{name}:{version}")
+    text = text.replace('launch_command: "sleep 900000"', f'launch_command: "{command}"')
+    return text + ('configuration:\n  properties:\n'
+                   '    yarn.service.container-failure.retry.max: "0"\n')
 
 
-def ready(yarn: YarnServer, name: str) -> tuple[str, str, int]:
+def release(repo: st.Repo, name: str, version: str = "1.0.0", count: int = 1,
+            command: str = "sleep 900000") -> str:
+    repo.write(f"apps/batch/{name}.yaml", service_yaml(name, version, count, command))
+    return repo.commit(f"{name} {version} x{count}")
+
+
+def ready(rm: RmClient, name: str) -> tuple[str, str, int]:
     """(state, version, READY containers) of a live service."""
-    live = yarn.service(name)
+    live: dict[str, Any] | None = rm.service(name)
     assert live is not None, f"service {name} does not exist"
-    containers = [c for comp in live["components"] for c in comp["containers"]]
-    return live["state"], live["version"], sum(c["state"] == "READY" for c in containers)
+    containers = [c for comp in live.get("components", []) for c in comp.get("containers", [])]
+    return live["state"], live.get("version", ""), sum(c["state"] == "READY" for c in containers)
 
 
 def test_create_flex_upgrade_then_a_noop_without_writes(
-    engine: Engine, repo: st.Repo, yarn: YarnServer
+    engine: Engine, repo: st.Repo, yarn: YarnProxy, rm: RmClient, names: Names
 ) -> None:
-    release(repo, "1.0.0", 1)
+    name = names("ingest")
+    release(repo, name, "1.0.0", 1)
     created = engine.sync()
     assert created.result == "success", created.message
     assert yarn.writes() == [("POST", ROOT)]
-    assert ready(yarn, "ingest") == ("STABLE", "1.0.0", 1)
+    assert ready(rm, name) == ("STABLE", "1.0.0", 1)
 
-    release(repo, "1.0.0", 3)
+    release(repo, name, "1.0.0", 3)
     yarn.reset()
     flexed = engine.sync()
     assert flexed.result == "success", flexed.message
-    assert yarn.writes() == [("PUT", f"{ROOT}/ingest/components/worker")]
-    assert ready(yarn, "ingest") == ("STABLE", "1.0.0", 3)
+    assert flexed.summary == {"create": 0, "update": 1, "delete": 0}
+    assert yarn.writes() == [("PUT", f"{ROOT}/{name}/components/worker")]
+    assert ready(rm, name) == ("STABLE", "1.0.0", 3)
 
-    release(repo, "2.0.0", 3)
+    # A new version with a new image: a real upgrade, health-gated.
+    release(repo, name, "2.0.0", 3)
     yarn.reset()
     upgraded = engine.sync()
     assert upgraded.result == "success", upgraded.message
-    assert yarn.writes() == [("PUT", f"{ROOT}/ingest"),
-                             ("PUT", f"{ROOT}/ingest/components/worker")]
+    assert yarn.writes() == [("PUT", f"{ROOT}/{name}"),
+                             ("PUT", f"{ROOT}/{name}/components/worker")]
     # The gate waited for the upgrade to finish: the new version runs everywhere.
-    assert ready(yarn, "ingest") == ("STABLE", "2.0.0", 3)
+    assert ready(rm, name) == ("STABLE", "2.0.0", 3)
+    live = rm.service(name)
+    assert live is not None
+    assert live["components"][0]["artifact"]["id"] == f"registry.test/{name}:2.0.0"
 
     yarn.reset()
     again = engine.sync()
@@ -83,60 +143,90 @@ def test_create_flex_upgrade_then_a_noop_without_writes(
 
 
 def test_prune_destroys_only_services_this_tool_created(
-    engine: Engine, repo: st.Repo, yarn: YarnServer
+    engine: Engine, repo: st.Repo, yarn: YarnProxy, rm: RmClient, names: Names
 ) -> None:
-    yarn.seed({"name": "foreign", "version": "1", "components": [
-        {"name": "c", "number_of_containers": 1, "artifact": {"id": "x"}}]})
-    repo.write("apps/batch/extra.yaml", st.yarn_service("extra"))
-    release(repo)
-    assert engine.sync().result == "success"
-    assert ready(yarn, "extra")[0] == "STABLE"
+    foreign, extra, keep = names("foreign"), names("extra"), names("keep")
+    rm.create({"name": foreign, "version": "1", "state": "STOPPED", "components": [
+        {"name": "c", "number_of_containers": 1, "launch_command": "sleep 1",
+         "resource": {"cpus": 1, "memory": "64"}}]})
+    # Declared stopped: YARN only saves them, which keeps this test quick.
+    repo.write(f"apps/batch/{extra}.yaml", service_yaml(extra) + "state: STOPPED\n")
+    repo.write(f"apps/batch/{keep}.yaml", service_yaml(keep) + "state: STOPPED\n")
+    repo.commit("two stopped services")
+    first = engine.sync()
+    assert first.result == "success", first.message
 
-    repo.remove("apps/batch/extra.yaml")
+    repo.remove(f"apps/batch/{extra}.yaml")
     repo.commit("drop extra")
     yarn.reset()
     result = engine.sync()
 
     assert result.result == "success", result.message
     assert result.summary == {"create": 0, "update": 0, "delete": 1}
-    assert yarn.writes() == [("DELETE", f"{ROOT}/extra")]
-    assert yarn.service("extra") is None
-    assert yarn.service("foreign") is not None and yarn.service("ingest") is not None
-    assert {e.id.name for e in engine.history.inventory_entries("analytics")} == {"ingest"}
+    assert yarn.writes() == [("DELETE", f"{ROOT}/{extra}")]
+    assert rm.service(extra) is None
+    assert rm.service(foreign) is not None and rm.service(keep) is not None
+    assert not [r for r in yarn.requests if foreign in r.path]
+    assert {e.id.name for e in engine.history.inventory_entries("analytics")} == {keep}
 
 
-def test_a_failed_service_halts_its_wave_and_rolls_back(
-    engine: Engine, repo: st.Repo, yarn: YarnServer
+def test_an_upgrade_whose_command_exits_fails_its_gate_and_rolls_back(
+    engine: Engine, repo: st.Repo, yarn: YarnProxy, rm: RmClient, names: Names
 ) -> None:
-    repo.app("report", "analytics", wave=1, extra="timeout: 20s\n")
-    repo.write("apps/report/report.yaml", st.yarn_service("report", "1.0.0"))
-    good = release(repo, "1.0.0", 2)
+    name = names("job")
+    good = release(repo, name, "1.0.0", 1)
     assert engine.sync().result == "success"
 
-    # The new release upgrades ingest and adds enrich, which YARN fails; the
-    # later wave's report changes too, but must never be started.
-    yarn.doom("enrich")
-    repo.write("apps/batch/enrich.yaml", st.yarn_service("enrich"))
-    repo.write("apps/report/report.yaml", st.yarn_service("report", "1.0.0", 4))
-    release(repo, "2.0.0", 2)
+    release(repo, name, "2.0.0", 1, command="exit 3")
     yarn.reset()
     result = engine.sync()
 
-    assert result.result == "failure" and result.rolled_back
-    assert "enrich is FAILED" in result.message
-    assert not [w for w in yarn.writes() if w[1].startswith(f"{ROOT}/report")]
-    assert ready(yarn, "report") == ("STABLE", "1.0.0", 1)
-    # Rolled back to the last good revision: ingest at 1.0.0, enrich destroyed.
-    assert ready(yarn, "ingest") == ("STABLE", "1.0.0", 2)
-    assert yarn.service("enrich") is None
-    assert ("DELETE", f"{ROOT}/enrich") in yarn.writes()
-
+    assert result.result == "failure" and result.rolled_back, result.message
+    assert name in result.message
+    # The upgrade, then the rollback: the service is stuck mid-upgrade, so it
+    # is destroyed and re-created at the last good spec.
+    assert yarn.writes() == [("PUT", f"{ROOT}/{name}"), ("PUT", f"{ROOT}/{name}/components/worker"),
+                             ("DELETE", f"{ROOT}/{name}"), ("POST", ROOT)]
+    # Rolled back to the last good spec: version 1.0.0 runs, healthy.
+    assert ready(rm, name) == ("STABLE", "1.0.0", 1)
+    live = rm.service(name)
+    assert live is not None and live["components"][0]["launch_command"] == "sleep 900000"
     record = engine.history.deploy(result.deploy_id)
     assert record is not None and record.rolled_back
     apps = {a.app: a for a in record.apps}
     assert apps["batch"].status == "failure" and apps["batch"].rollback.startswith("success")
-    assert "report" not in apps
-    # Wave 1 never started; the rollback's own wave runs at the good revision.
     waves = [(e.wave, e.revision) for e in record.events if e.kind is EventKind.WAVE_STARTED]
     assert waves == [(0, result.revision), (0, good)]
     assert engine.history.last_good("batch") == good
+
+
+def test_rm_down_mid_deploy_fails_clearly_and_the_next_sync_converges(
+    engine: Engine, repo: st.Repo, yarn: YarnProxy, rm: RmClient, names: Names
+) -> None:
+    first, second = names("first"), names("second")
+    repo.write(f"apps/batch/{first}.yaml", service_yaml(first) + "state: STOPPED\n")
+    repo.write(f"apps/batch/{second}.yaml", service_yaml(second) + "state: STOPPED\n")
+    repo.commit("two services")
+    # The RM goes away after the live read and the first create.
+    def cut_after_first_post() -> None:
+        while not yarn.count("POST"):
+            threading.Event().wait(0.005)
+        yarn.down()
+
+    watcher = threading.Thread(target=cut_after_first_post, daemon=True)
+    watcher.start()
+    failed = engine.sync()
+    watcher.join(10)
+
+    assert failed.result == "failure", failed.message
+    assert "cannot reach" in failed.message and yarn.url in failed.message
+    record = engine.history.deploy(failed.deploy_id)
+    assert record is not None and record.result == "failure"
+
+    yarn.up()
+    healed = engine.sync()
+    assert healed.result == "success", healed.message
+    assert rm.service(first) is not None and rm.service(second) is not None
+    yarn.reset()
+    assert engine.sync().message == "in sync: nothing to do"
+    assert yarn.writes() == []

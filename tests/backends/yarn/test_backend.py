@@ -180,7 +180,9 @@ def test_stop_and_start_follow_the_declared_state(
 
     assert yarn.writes() == [("PUT", f"{SVC}/{name}")]
     assert rm.wait(name, lambda s: s is not None and s["state"] == "STOPPED", timeout=60)
-    assert backend.health(stopped, [""]).status == HealthStatus.SUSPENDED
+    # Stopped as declared is healthy; the running spec sees it Suspended.
+    assert backend.health(stopped, [""]).status == HealthStatus.HEALTHY
+    assert backend.health(running, [""]).status == HealthStatus.SUSPENDED
     # The RM reports a stopped service without its spec: only the state compares.
     assert changes(backend.read_live(stopped.resources, {}), stopped) == []
 
@@ -208,8 +210,10 @@ def test_a_service_created_stopped_is_saved_only_and_destroyed_by_prune(
     app = app_of(service_spec(name, state="STOPPED"))
 
     sync(backend, app)
-    assert rm.service(name) == rm.service(name) and rm.service(name) is not None
-    assert backend.health(app, [""]).status == HealthStatus.SUSPENDED
+    saved = rm.service(name)
+    assert saved is not None and saved["state"] == "STOPPED"
+    assert "id" not in saved  # saved only: no application was submitted
+    assert backend.health(app, [""]).status == HealthStatus.HEALTHY
     assert changes(backend.read_live(app.resources, {}), app) == []
 
     yarn.reset()

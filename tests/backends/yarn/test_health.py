@@ -90,3 +90,40 @@ def test_fold_takes_the_worst_and_keeps_the_reasons() -> None:
     assert folded.status == HealthStatus.DEGRADED
     assert folded.message == "a starting; b FAILED"
     assert fold([]).status == HealthStatus.HEALTHY
+
+
+def test_a_ready_container_counts_only_after_min_ready() -> None:
+    live = service("STABLE", "READY")
+    live["components"][0]["containers"][0]["launch_time"] = 100_000
+    young = service_health(live, name="svc", now_ms=105_000, min_ready=10)
+    old = service_health(live, name="svc", now_ms=111_000, min_ready=10)
+    assert young.status == HealthStatus.PROGRESSING and "0/1 ready for 10s" in young.message
+    assert old.status == HealthStatus.HEALTHY
+
+
+@pytest.mark.parametrize("state", ["SUCCEEDED", "STOPPED"])
+def test_an_exited_container_of_an_always_restarting_component_is_degraded(state: str) -> None:
+    found = service_health(service("STABLE", "READY", state, wanted=1), name="svc")
+    assert found.status == HealthStatus.DEGRADED
+    assert f"exited ({state})" in found.message
+
+
+def test_an_exited_container_of_a_run_once_component_is_fine() -> None:
+    live = service("STABLE", "SUCCEEDED", wanted=0)
+    live["components"][0]["restart_policy"] = "NEVER"
+    assert service_health(live, name="svc").status == HealthStatus.HEALTHY
+
+
+def test_a_failed_upgrade_container_is_degraded() -> None:
+    found = service_health(service("UPGRADING_AUTO_FINALIZE", "FAILED_UPGRADE"), name="svc")
+    assert found.status == HealthStatus.DEGRADED and "FAILED_UPGRADE" in found.message
+
+
+@pytest.mark.parametrize(
+    ("state", "status"),
+    [("STOPPED", HealthStatus.HEALTHY), ("STABLE", HealthStatus.PROGRESSING)],
+)
+def test_a_service_declared_stopped_is_healthy_once_stopped(
+    state: str, status: HealthStatus
+) -> None:
+    assert service_health(service(state, "READY"), name="svc", want_stopped=True).status == status

@@ -170,3 +170,35 @@ def test_plan_update_refuses_added_components() -> None:
     two["components"].append({**two["components"][0], "name": "extra"})
     plan = spec.plan_update("sleeper", spec.comparable(two), _form())
     assert isinstance(plan, str) and "added or removed" in plan
+
+
+# A GET of a STOPPED service as Hadoop 3.4.2's ApiServer answers it.
+STOPPED_GET: dict[str, Any] = {
+    "name": "hello-world", "components": [], "state": "STOPPED",
+    "configuration": {"properties": {}, "env": {}, "files": []},
+    "quicklinks": {}, "kerberos_principal": {}, "dependencies": [],
+}
+
+
+def test_a_stopped_get_carries_no_spec_and_compares_by_run_state_only() -> None:
+    assert not spec.reports_spec(STOPPED_GET)
+    assert spec.reports_spec(GOT)
+    desired = spec.comparable(POSTED)
+    assumed = spec.assumed(desired, STOPPED_GET)
+    assert assumed == {**desired, "state": "STOPPED"}
+    plan = spec.plan_update("hello-world", desired, assumed)
+    assert not isinstance(plan, str) and plan.steps == (spec.Step.START,)
+
+
+def test_a_service_mid_upgrade_never_compares_equal_to_its_old_spec() -> None:
+    upgrading = {**GOT, "state": "UPGRADING_AUTO_FINALIZE"}
+    assert spec.comparable(upgrading) != spec.comparable(POSTED)
+    assert spec.comparable(upgrading)["state"] == spec.UPGRADING
+
+
+def test_back_to_the_version_it_runs_mid_upgrade_is_a_recreate() -> None:
+    live = spec.comparable({**GOT, "state": "UPGRADING_AUTO_FINALIZE"})
+    back = spec.plan_update("hello-world", spec.comparable(POSTED), live)
+    ahead = spec.plan_update("hello-world", spec.comparable({**POSTED, "version": "2"}), live)
+    assert not isinstance(back, str) and back.steps == (spec.Step.RECREATE,)
+    assert not isinstance(ahead, str) and ahead.steps == (spec.Step.WAIT,)
