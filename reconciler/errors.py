@@ -66,12 +66,8 @@ class ApiError(BackendError):
     object's reason ("Conflict", "AlreadyExists", "Invalid", "Forbidden", ...; ""
     when the answer had none); `conflicts` the (field, manager) pairs of a
     server-side apply field conflict, e.g. ((".spec.replicas", "autoscaler"),),
-    and () for every other error, other 409s included.
-
-    An ApiError raised `from` another one (to put a file:line in front) that
-    names no reason or conflicts of its own reports those of the one it wraps,
-    so adding context never loses the server's detail.
-    """
+    and () for every other error, other 409s included. A wrapper that adds
+    context (a file:line) passes all three on."""
 
     def __init__(
         self,
@@ -83,22 +79,8 @@ class ApiError(BackendError):
     ) -> None:
         super().__init__(message)
         self.status = status
-        self._reason = reason
-        self._conflicts = conflicts
-
-    @property
-    def reason(self) -> str:
-        cause = self.__cause__
-        if not self._reason and isinstance(cause, ApiError):
-            return cause.reason
-        return self._reason
-
-    @property
-    def conflicts(self) -> tuple[tuple[str, str], ...]:
-        cause = self.__cause__
-        if not self._conflicts and isinstance(cause, ApiError):
-            return cause.conflicts
-        return self._conflicts
+        self.reason = reason
+        self.conflicts = conflicts
 
 
 class HealthCheckFailed(ReconcilerError):

@@ -288,6 +288,26 @@ def test_a_field_conflict_names_each_field_and_its_manager(cluster: Cluster) -> 
     assert 'conflict with "autoscaler": .spec.replicas' in str(error)
 
 
+def test_several_conflicts_name_every_field_and_manager(cluster: Cluster) -> None:
+    ns = cluster.namespace
+    sync(cluster, [deployment(ns, "web", replicas=2, labels={"team": "a"})], name=own(cluster))
+    _autoscale(cluster, 5)
+    # An Update (not an apply) by another tool: the server words it differently.
+    status, answer = cluster.env.call(
+        "PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/web?fieldManager=kubectl-edit",
+        {"metadata": {"labels": {"team": "b"}}}, content_type="application/merge-patch+json")
+    assert status == 200, answer
+    with pytest.raises(ApiError) as failed:
+        sync(cluster, [deployment(ns, "web", replicas=3, labels={"team": "c"})],
+             name=own(cluster))
+    assert failed.value.reason == "Conflict"
+    assert sorted(failed.value.conflicts) == [(".metadata.labels.team", "kubectl-edit"),
+                                              (".spec.replicas", "autoscaler")]
+    text = str(failed.value)
+    assert "Apply failed with 2 conflicts: " in text and "\n" not in text
+    assert 'conflict with "kubectl-edit" using apps/v1' in text
+
+
 def test_other_409s_carry_no_field_conflicts(cluster: Cluster) -> None:
     ns = cluster.namespace
     backend = cluster.backend(own(cluster))
