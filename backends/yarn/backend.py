@@ -26,6 +26,7 @@ import os
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ _UPGRADING = spec.UPGRADE_STATES
 # Hadoop's ApiServer answers the list call with 503 (a WebApplicationException
 # it throws for "not implemented"); others may say 404, 405 or 501.
 _LIST_UNSUPPORTED = (404, 405, 501, 503)
+_READ_WORKERS = 8
 
 
 def _seconds(value: Any, default: float) -> float:
@@ -191,9 +193,11 @@ class YarnBackend:
         if not wanted:
             return {}
         found = {n: s for n, s in self._list().items() if n in wanted}
-        for name in wanted:
-            if name not in found:
-                body = self.get(name)
+        missing = [n for n in wanted if n not in found]
+        # One GET per service; the RM asks each running service's AM (about
+        # 0.1 s), so they go out a few at a time.
+        with ThreadPoolExecutor(max_workers=min(_READ_WORKERS, max(1, len(missing)))) as pool:
+            for name, body in zip(missing, pool.map(self.get, missing), strict=True):
                 if body is not None:
                     found[name] = body
         return found
