@@ -220,6 +220,9 @@ class LiveView:
     hosts: tuple[str, ...] = ("",)
     desired: Mapping[HostKey, Mapping[str, Any]]
     live: Mapping[HostKey, LiveResource]
+    errors: Mapping[str, str] = field(default_factory=dict)
+    """App -> why it cannot be planned (an object the server rejected, with its
+    file:line): that app fails without a write; the target's other apps plan on."""
 
 
 # --- plans -----------------------------------------------------------------
@@ -247,6 +250,8 @@ class AppPlan:
     target: str
     wave: int
     changes: tuple[Change, ...]
+    error: str = ""
+    """Set when the app could not be planned: the rollout fails it before any write."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -275,4 +280,8 @@ class Plan:
 
     @property
     def empty(self) -> bool:
-        return not self.changes()
+        return not self.changes() and not self.errors()
+
+    def errors(self) -> list[tuple[str, str]]:
+        """(app, why) for every app that could not be planned."""
+        return [(a.app, a.error) for w in self.waves for a in w.apps if a.error]

@@ -84,10 +84,13 @@ def plan(
     ordered = order_apps(wanted)
     waves: dict[int, list[AppPlan]] = {}
     for app in ordered:
-        changes = _app_changes(app, views[app.target])
-        if changes:
+        view = views[app.target]
+        error = view.errors.get(app.name, "")
+        changes = () if error else _app_changes(app, view)
+        if changes or error:
             waves.setdefault(app.wave, []).append(
-                AppPlan(app=app.name, target=app.target, wave=app.wave, changes=changes)
+                AppPlan(app=app.name, target=app.target, wave=app.wave, changes=changes,
+                        error=error)
             )
     return Plan(
         revision=desired.revision,
@@ -200,13 +203,16 @@ def _deletion(owner: str, target: str, key: HostKey, live: LiveResource) -> Chan
 def to_json(p: Plan) -> dict[str, Any]:
     """The `plan --json` shape of DESIGN.md; prune entries carry "phase": "prune"."""
     def app_json(a: AppPlan) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "app": a.app, "target": a.target,
             "changes": [
                 {"resource": str(c.id), "host": c.host, "action": c.action.value, "diff": c.diff}
                 for c in a.changes
             ],
         }
+        if a.error:
+            out["error"] = a.error
+        return out
     waves: list[dict[str, Any]] = [
         {"wave": w.wave, "phase": "apply", "apps": [app_json(a) for a in w.apps]}
         for w in p.waves

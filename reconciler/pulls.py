@@ -148,6 +148,12 @@ def evaluate(engine: Engine, sha: str, ref: str, prefix: str = "") -> PlanResult
     except ReconcilerError as error:
         return PlanResult(sha=sha, ref=ref, state=State.FAILURE,
                           description=shorten(f"cannot plan: {error}"))
+    unplannable = result.errors()
+    if unplannable:
+        app, why = unplannable[0]
+        more = f" (and {len(unplannable) - 1} more apps)" if len(unplannable) > 1 else ""
+        return PlanResult(sha=sha, ref=ref, state=State.FAILURE, plan=result,
+                          description=shorten(f"cannot plan app {app}: {why}{more}"))
     return PlanResult(sha=sha, ref=ref, state=State.SUCCESS,
                       description=planner.summary_line(result), plan=result)
 

@@ -90,6 +90,9 @@ def place(
     return Place(api_version=api_version, kind=kind, api=api, namespace=namespace, name=name)
 
 
+_REFUSALS = (400, 403, 404, 409, 422)
+"""Statuses of a dry-run that judge the object, not the server's health."""
+
 PAGE_SIZE = 500
 """Items per LIST page (kubectl's default chunk size): bounds the size of one
 response, and the server's memory for it, in very large namespaces."""
@@ -175,6 +178,8 @@ class LiveReader:
         self.force = force
         self.page_size = page_size
         self.dry_runs = 0
+        self.errors: dict[str, str] = {}
+        """App -> the first object of it the server refused to dry-run."""
 
     def read(self, resources: Sequence[Resource], inventory: Sequence[ResourceId]) -> LiveView:
         crds = crd_scopes(resources)
@@ -197,7 +202,8 @@ class LiveReader:
             ("", r.id): self._desired(r, p, found.get(p.key), live.get(("", r.id)))
             for r, p in zip(resources, places, strict=True)
         }
-        return LiveView(target=self.target, hosts=("",), desired=desired, live=live)
+        return LiveView(target=self.target, hosts=("",), desired=desired, live=live,
+                        errors=dict(self.errors))
 
     def _owned(
         self, places: Sequence[Place], inventory: Sequence[ResourceId]
@@ -256,7 +262,16 @@ class LiveReader:
                 # Nothing would change: the live form is the answer, already built.
                 return live_form.state
             return comparable(live_obj, ignore=ignore)
-        return comparable(self._dry_run(resource, where, manifest, live_obj), ignore=ignore)
+        try:
+            answer = self._dry_run(resource, where, manifest, live_obj)
+        except ApiError as exc:
+            if exc.status not in _REFUSALS:
+                raise  # the server or the connection failed: nothing can be planned
+            # The server refused this object (an immutable field, a rule, RBAC in
+            # one namespace): only its app is unplannable.
+            self.errors.setdefault(resource.app, f"{resource.location}: {exc}")
+            return comparable(manifest, ignore=ignore)
+        return comparable(answer, ignore=ignore)
 
     def _dry_run(
         self,

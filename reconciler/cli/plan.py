@@ -97,7 +97,8 @@ def _plan(args: argparse.Namespace, engine: Engine, reporters: Sequence[Reporter
         print(json.dumps(to_json(result.plan), indent=2))
     else:
         print(render(result.plan), end="")
-    return 0
+    # Every other app is planned and shown; the unplannable ones make it a failure.
+    return 1 if result.plan.errors() else 0
 
 
 # --- text output (pure) ----------------------------------------------------------
@@ -114,6 +115,8 @@ def render(p: Plan) -> str:
         lines.append(f"wave {wave.wave}")
         for app in wave.apps:
             lines.extend(_app_lines(app.app, app.target, app.changes))
+            if app.error:
+                lines.append(f"    ! cannot plan: {app.error}")
     if p.prune:
         lines.append("prune (after every wave)")
         for app in p.prune:

@@ -274,6 +274,10 @@ class Rollout:
 
     def _run_app(self, ap: AppPlan, progress: _Progress) -> AppOutcome:
         app = self.desired.apps[ap.app]
+        if ap.error:
+            # Unplannable: nothing of it is applied, and the rollout halts here.
+            self.halt.set()
+            return self._finish(ap, "failure", progress, ap.error)
         planned = batches(ap.changes, app.rollout.batch,
                           fleet=self.options.fleet.get(ap.target, ()),
                           verify=self.options.verify.get(ap.app, ()))

@@ -196,3 +196,23 @@ def _every_history_value(path: Path) -> list[str]:
                 for row in db.execute(f"SELECT * FROM {table}") for value in row]
     finally:
         db.close()
+
+
+def test_a_change_the_server_refuses_fails_the_app_before_any_write(
+    engine: Engine, repo: st.Repo, kube: KubeTest
+) -> None:
+    release(repo, kube, "nginx:1.27")
+    assert engine.sync().result == "success"
+    # A new selector: immutable on a Deployment, so the dry-run answers 422.
+    text = st.deployment("web", "nginx:1.28", kube.namespace).replace(
+        "matchLabels: {app: web}", "matchLabels: {app: web, tier: front}").replace(
+        "labels: {app: web}", "labels: {app: web, tier: front}")
+    repo.write("apps/web/deploy.yaml", text)
+    repo.commit("web: new selector")
+    kube.proxy.reset_counts()
+    result = engine.sync()
+    assert result.result == "failure", result.message
+    assert "apps/web/deploy.yaml:1: " in result.message
+    assert "field is immutable" in result.message
+    assert kube.proxy.writes() == []
+    assert st.image_of(kube, "web") == "nginx:1.27"

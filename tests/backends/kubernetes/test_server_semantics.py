@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from reconciler import plan
 from reconciler.errors import ApiError
-from reconciler.model import Action
+from reconciler.model import Action, BackendKind, DesiredState, Location, Target
 from tests.backends.kubernetes.conftest import Cluster, make_app, plan_changes, resource
 from tests.backends.kubernetes.test_backend import configmap, deployment, sync
 
@@ -187,11 +188,49 @@ def test_a_field_conflict_plans_the_change_and_other_409s_are_errors(
     assert "-  replicas: 5\n+  replicas: 3" in changes[0].diff
     assert ".spec.replicas (owned by autoscaler)" in caplog.text
 
-    # A 409 that is no field conflict (an out-of-date resourceVersion) is an error:
-    # the plan cannot know what the server would make of the manifest.
+    # A 409 that is no field conflict (an out-of-date resourceVersion) makes its
+    # app unplannable: the plan cannot know what the server would make of it.
     sync(cluster, [configmap(ns, "cfg", {"k": "1"})], app="cfg")
     stale = configmap(ns, "cfg", {"k": "2"})
     stale["metadata"]["resourceVersion"] = "1"
-    with pytest.raises(ApiError, match="409") as failed:
-        backend.read_live([resource("cfg", stale)], {})
-    assert failed.value.reason == "Conflict" and failed.value.conflicts == ()
+    view = backend.read_live([resource("cfg", stale, line=7)], {})
+    assert view.errors["cfg"].startswith("apps/cfg/x.yaml:7: ")
+    assert "409" in view.errors["cfg"] and "modified" in view.errors["cfg"]
+
+
+def test_an_object_the_server_refuses_fails_its_app_only(cluster: Cluster) -> None:
+    ns = cluster.namespace
+    backend = cluster.backend()
+    first = [resource("web", deployment(ns, "web")), resource("api", deployment(ns, "api"))]
+    created = plan.plan(_state(first), {"t1": backend.read_live(first, {})})
+    for app_plan in created.waves[0].apps:
+        backend.apply(make_app(app_plan.app, []), app_plan.changes)
+    # A Deployment's selector is immutable: the server refuses the change (422).
+    moved = deployment(ns, "web")
+    moved["spec"]["selector"] = {"matchLabels": {"app": "web", "tier": "front"}}
+    moved["spec"]["template"]["metadata"]["labels"]["tier"] = "front"
+    newer = deployment(ns, "api", image="nginx:1.28")
+    resources = [resource("web", moved, line=3), resource("api", newer, line=9)]
+    view = backend.read_live(resources, {})
+    assert list(view.errors) == ["web"]
+    assert view.errors["web"].startswith("apps/web/x.yaml:3: ")
+    assert "422" in view.errors["web"] and "field is immutable" in view.errors["web"]
+    planned = plan.plan(_state(resources), {"t1": view})
+    # The other app on the target still plans its change.
+    by_app = {a.app: a for w in planned.waves for a in w.apps}
+    assert by_app["web"].error == view.errors["web"] and by_app["web"].changes == ()
+    assert [c.id.name for c in by_app["api"].changes] == ["api"]
+    assert planned.errors() == [("web", view.errors["web"])]
+
+
+def _state(resources: list[Any]) -> DesiredState:
+    """A state repo of one target, t1, and one app per resource's app."""
+    here = Location(file="reconciler.yaml", line=1)
+    apps: dict[str, list[Any]] = {}
+    for r in resources:
+        apps.setdefault(r.app, []).append(r)
+    return DesiredState(
+        revision="test",
+        targets={"t1": Target(name="t1", backend=BackendKind.KUBERNETES, options={},
+                              location=here)},
+        apps={name: make_app(name, rs) for name, rs in apps.items()})
