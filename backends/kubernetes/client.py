@@ -281,10 +281,15 @@ class KubeClient:
 
 
 def _describe(exc: BaseException) -> str:
-    """The failure in a few words: its type, and the type of what it wraps."""
-    nested = [a for a in exc.args if isinstance(a, BaseException)]
+    """The failure in a few words: its type, and what it wraps or the OS said."""
     name = type(exc).__name__
-    return f"{name} ({type(nested[0]).__name__})" if nested else name
+    nested = [a for a in exc.args if isinstance(a, BaseException)]
+    if nested:
+        return f"{name} ({type(nested[0]).__name__})"
+    if isinstance(exc, urllib3_errors.NewConnectionError):
+        return f"{name} ({str(exc).rpartition(': ')[2]})"  # "[Errno 111] Connection refused"
+    reason = getattr(exc, "reason", None)  # the client's ApiException: "SSLError\n..."
+    return reason.splitlines()[0] if isinstance(reason, str) and reason else name
 
 
 def _noted(error: ApiError, retries: int, why: str = "") -> ApiError:

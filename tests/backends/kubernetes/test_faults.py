@@ -10,11 +10,13 @@ seconds costs nothing; the engine-level test keeps the real clock.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s_client
 
 from backends.kubernetes.backend import KubernetesBackend
 from backends.kubernetes.client import KubeClient, RetryPolicy, load_configuration
@@ -245,6 +247,21 @@ def test_connection_retries_are_bounded(cluster: Cluster) -> None:
         backend.read_live([resource("web", configmap(ns, "cfg", {}))], {})
     assert e.value.status == 0
     assert hits(cluster, "GET", cm_path(ns)) == 3
+
+
+def test_a_refused_connect_is_retried_even_for_a_post() -> None:
+    """Nothing was sent, so nothing can be created twice."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    configuration = k8s_client.Configuration()
+    configuration.host = f"http://127.0.0.1:{port}"
+    clock = FakeClock()
+    client = KubeClient(configuration, sleep=clock.sleep, clock=clock.monotonic)
+    with pytest.raises(ApiError, match=r"POST ns: cannot reach the API server: "
+                       r"NewConnectionError \(.*Connection refused\) \(after 3 retries\)"):
+        client.request("POST", "/api/v1/namespaces", what="ns", body={"metadata": {}})
+    assert clock.sleeps == [0.25, 0.5, 1.0]
 
 
 # --- the engine-level effect, on the real clock ------------------------------------------
