@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from reconciler import plan as planner
 from reconciler.events import Event, EventKind
 from reconciler.model import LiveResource, ResourceId
@@ -182,3 +184,20 @@ def test_live_resource_owner_comes_from_the_inventory(harness: Harness) -> None:
     assert view.live[("h1", ResourceId(kind="File", name="/x"))] == LiveResource(
         id=ResourceId(kind="File", name="/x"), host="h1", state={"content": "x"},
         owner_app="web")
+
+
+def test_an_unplannable_app_fails_before_any_write_and_halts_later_waves(
+    harness: Harness,
+) -> None:
+    state = desired("r1", app("db", {"/db": "x"}, wave=0), app("web", {"/web": "y"}, wave=1),
+                    app("api", {"/api": "z"}, wave=0))
+    views = harness.views(state)
+    why = "apps/db/x.yaml:3: PATCH ... 422 field is immutable"
+    views["fleet"] = replace(views["fleet"], errors={"db": why})
+    steps = planner.plan(state, views)
+    assert steps.errors() == [("db", why)] and not steps.empty
+    result = harness.rollout(state).run_waves(steps)
+    statuses = {o.app: o.status for o in result.outcomes}
+    assert statuses["db"] == "failure" and "web" not in statuses
+    assert next(o for o in result.outcomes if o.app == "db").message == why
+    assert not [e for e in harness.log if e[:2] in (("apply", "db"), ("apply", "web"))]
