@@ -209,45 +209,55 @@ def test_a_second_elector_waits_and_takes_over_promptly_when_the_first_releases(
     assert spec(kube)["leaseTransitions"] == 1
 
 
-def test_two_daemon_processes_one_leads_and_a_killed_leader_is_replaced_in_time(
-        kube: KubeTest, state_repo: StateRepo, tmp_path: Path) -> None:
+@pytest.fixture
+def replicas(kube: KubeTest, state_repo: StateRepo, tmp_path: Path
+             ) -> Iterator[Callable[[str], Replica]]:
+    """`reconciler run` processes sharing one config file; killed if still running."""
     config = tmp_path / "reconciler.yaml"
     config.write_text(
         f"repo: file://{state_repo.path}\nleader_election:\n  enabled: true\n"
         f"  kubeconfig: {kube.kubeconfig()}\n  namespace: {kube.namespace}\n  name: {NAME}\n"
         f"  lease_duration: {LEASE_S}s\n  renew_deadline: {RENEW_S}s\n"
         f"  retry_period: {RETRY_S}s\n")
-    a = Replica("replica-a", config, tmp_path)
-    b: Replica | None = None
-    try:
-        wait_for(lambda: a.holds(kube), timeout=60)
-        wait_for(lambda: ("success" in {r for _, r in a.rows()}), timeout=60)
-        b = Replica("replica-b", config, tmp_path)
-        wait_for(lambda: "leader election started" in b.messages(), timeout=60)
-        # Longer than a lease with both running: A keeps it, B waits and deploys nothing.
-        until = time.monotonic() + LEASE_S + 1.0
-        while time.monotonic() < until:
-            assert a.holds(kube) and spec(kube)["leaseTransitions"] == 0
-            time.sleep(0.05)
-        assert b.rows() == [] and "became leader" not in b.messages()
+    started: list[Replica] = []
 
-        killed = time.monotonic()
-        a.proc.send_signal(signal.SIGKILL)  # no release: the Lease must expire
-        a.proc.wait(timeout=10)
-        wait_for(lambda: b is not None and b.holds(kube), timeout=30, step=0.01)
-        took = time.monotonic() - killed
-        assert LEASE_S / 2 <= took <= LEASE_S + RETRY_S + MARGIN, took
-        assert spec(kube)["leaseTransitions"] == 1
+    def start(name: str) -> Replica:
+        started.append(Replica(name, config, tmp_path))
+        return started[-1]
 
-        sha = state_repo.commit("second", content="version 2\n")
-        wait_for(lambda: b is not None and (sha, "success") in b.rows(), timeout=60)
-        assert state_repo.web_conf() == "version 2\n"
-        assert b.stop() == 0
-        assert spec(kube).get("holderIdentity", "") == ""  # released on a clean stop
-    finally:
-        for replica in (a, b):
-            if replica is not None:
-                replica.kill()
+    yield start
+    for replica in started:
+        replica.kill()
+
+
+def test_two_daemon_processes_one_leads_and_a_killed_leader_is_replaced_in_time(
+        kube: KubeTest, state_repo: StateRepo, replicas: Callable[[str], Replica]) -> None:
+    a = replicas("replica-a")
+    wait_for(lambda: a.holds(kube), timeout=60)
+    wait_for(lambda: any(result == "success" for _, result in a.rows()), timeout=60)
+    b = replicas("replica-b")
+    wait_for(lambda: "leader election started" in b.messages(), timeout=60)
+    # Longer than a lease with both running: A keeps it, B waits and deploys nothing.
+    until = time.monotonic() + LEASE_S + 1.0
+    while time.monotonic() < until:
+        assert a.holds(kube) and spec(kube)["leaseTransitions"] == 0
+        time.sleep(0.05)
+    assert b.rows() == [] and "became leader" not in b.messages()
+
+    killed = time.monotonic()
+    a.proc.send_signal(signal.SIGKILL)  # no release: the Lease must expire
+    a.proc.wait(timeout=10)
+    wait_for(lambda: b.holds(kube), timeout=30, step=0.01)
+    took = time.monotonic() - killed
+    assert LEASE_S / 2 <= took <= LEASE_S + RETRY_S + MARGIN, took
+    assert spec(kube)["leaseTransitions"] == 1
+
+    # The new leader deploys: a commit made after the handover lands.
+    sha = state_repo.commit("second", content="version 2\n")
+    wait_for(lambda: (sha, "success") in b.rows(), timeout=60)
+    assert state_repo.web_conf() == "version 2\n"
+    assert b.stop() == 0
+    assert spec(kube).get("holderIdentity", "") == ""  # released on a clean stop
 
 
 def test_a_conflict_on_renewal_means_another_replica_won(
