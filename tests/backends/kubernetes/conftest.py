@@ -59,11 +59,17 @@ class Cluster:
     def tmp(self) -> Path:
         return self.kube.tmp
 
-    def backend(self, name: str = "t1", *, token: str | None = None,
+    @property
+    def target(self) -> str:
+        """This test's target name: the session shares one cluster, and an object a
+        test leaves behind must never be another test's prune candidate."""
+        return f"t1-{self.suffix}"
+
+    def backend(self, name: str = "", *, token: str | None = None,
                 **options: Any) -> KubernetesBackend:
         kubeconfig = self.kube.kubeconfig(f"kubeconfig-{token or 'admin'}"[:60], token=token)
         opts = {"kubeconfig": str(kubeconfig), "namespace": self.namespace, **options}
-        target = Target(name=name, backend=BackendKind.KUBERNETES, options=opts,
+        target = Target(name=name or self.target, backend=BackendKind.KUBERNETES, options=opts,
                         location=Location(file="reconciler.yaml"))
         return open_backend(target, BackendContext(data_dir=self.tmp))
 

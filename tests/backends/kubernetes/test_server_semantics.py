@@ -202,7 +202,7 @@ def test_an_object_the_server_refuses_fails_its_app_only(cluster: Cluster) -> No
     ns = cluster.namespace
     backend = cluster.backend()
     first = [resource("web", deployment(ns, "web")), resource("api", deployment(ns, "api"))]
-    created = plan.plan(_state(first), {"t1": backend.read_live(first, {})})
+    created = plan.plan(_state(cluster, first), {cluster.target: backend.read_live(first, {})})
     for app_plan in created.waves[0].apps:
         backend.apply(make_app(app_plan.app, []), app_plan.changes)
     # A Deployment's selector is immutable: the server refuses the change (422).
@@ -215,7 +215,7 @@ def test_an_object_the_server_refuses_fails_its_app_only(cluster: Cluster) -> No
     assert list(view.errors) == ["web"]
     assert view.errors["web"].startswith("apps/web/x.yaml:3: ")
     assert "422" in view.errors["web"] and "field is immutable" in view.errors["web"]
-    planned = plan.plan(_state(resources), {"t1": view})
+    planned = plan.plan(_state(cluster, resources), {cluster.target: view})
     # The other app on the target still plans its change.
     by_app = {a.app: a for w in planned.waves for a in w.apps}
     assert by_app["web"].error == view.errors["web"] and by_app["web"].changes == ()
@@ -223,14 +223,14 @@ def test_an_object_the_server_refuses_fails_its_app_only(cluster: Cluster) -> No
     assert planned.errors() == [("web", view.errors["web"])]
 
 
-def _state(resources: list[Any]) -> DesiredState:
-    """A state repo of one target, t1, and one app per resource's app."""
+def _state(cluster: Cluster, resources: list[Any]) -> DesiredState:
+    """A state repo of the test's one target and one app per resource's app."""
     here = Location(file="reconciler.yaml", line=1)
     apps: dict[str, list[Any]] = {}
     for r in resources:
         apps.setdefault(r.app, []).append(r)
     return DesiredState(
         revision="test",
-        targets={"t1": Target(name="t1", backend=BackendKind.KUBERNETES, options={},
-                              location=here)},
-        apps={name: make_app(name, rs) for name, rs in apps.items()})
+        targets={cluster.target: Target(name=cluster.target, backend=BackendKind.KUBERNETES,
+                                        options={}, location=here)},
+        apps={name: make_app(name, rs, target=cluster.target) for name, rs in apps.items()})
