@@ -357,7 +357,10 @@ def _applied_elsewhere(fields: Any, wanted: Any) -> bool:
             continue
         else:
             part = _member(wanted, entry)
-        if part is _ABSENT or (sub and _applied_elsewhere(sub, part)):
+        if part is _ABSENT:
+            return True
+        # {} is a leaf; anything else but a map is malformed and answers True.
+        if sub != {} and _applied_elsewhere(sub, part):
             return True
     return False
 

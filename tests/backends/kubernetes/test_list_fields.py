@@ -144,3 +144,18 @@ def test_a_field_another_manager_sets_inside_our_list_item_is_no_change(
     _assert_noop(cluster, manifest)
     live = cluster.env.get(_path(ns))
     assert live is not None and kept(live), f"{case}: the other manager's field stays"
+
+
+def test_a_secret_applied_with_string_data_plans_no_dry_run(cluster: Cluster) -> None:
+    # The same ownership walk: the server records stringData keys under
+    # f:stringData while it stores them in data, so the walk reads the manifest
+    # as sent, not the folded form the values are compared in.
+    ns = cluster.namespace
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": ns},
+              "stringData": {"password": "p"}, "data": {"token": "eA=="}}
+    sync(cluster, [secret])
+    _assert_noop(cluster, secret)
+    changes, result = sync(cluster, [{**secret, "stringData": {"password": "q"}}])
+    assert [c.action for c in changes] == [Action.UPDATE] and result.applied == 1
+    live = cluster.env.get(f"/api/v1/namespaces/{ns}/secrets/creds")
+    assert live is not None and live["data"]["password"] == "cQ=="  # base64 of "q"
