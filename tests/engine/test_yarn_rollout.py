@@ -230,3 +230,26 @@ def test_rm_down_mid_deploy_fails_clearly_and_the_next_sync_converges(
     yarn.reset()
     assert engine.sync().message == "in sync: nothing to do"
     assert yarn.writes() == []
+
+
+def test_a_spec_the_rm_rejects_fails_the_deploy_with_its_words_and_the_file_line(
+    engine: Engine, repo: st.Repo, yarn: YarnProxy, rm: RmClient, names: Names
+) -> None:
+    # Valid by the API definition, beyond this cluster's limits: only the RM knows.
+    name = names("huge")
+    text = service_yaml(name).replace('memory: "256"', 'memory: "100000"')
+    assert 'memory: "100000"' in text
+    repo.write(f"apps/batch/{name}.yaml", text)
+    repo.commit("a service too big for the cluster")
+
+    result = engine.sync()
+
+    assert result.result == "failure", result.message
+    record = engine.history.deploy(result.deploy_id)
+    assert record is not None
+    words = " ".join([result.message, *(a.error for a in record.apps)])
+    assert f"apps/batch/{name}.yaml:1: " in words
+    assert "is larger than configured max container memory size" in words
+    assert "HTTP 500" in words
+    assert yarn.writes() == [("POST", ROOT)]
+    assert rm.service(name) is None
