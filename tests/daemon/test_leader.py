@@ -356,6 +356,24 @@ def test_a_leader_whose_renewals_hang_stops_on_time(
     assert a.calls == ["started", "stopped"]  # type: ignore[attr-defined]
 
 
+def test_renewals_answered_only_after_the_deadline_do_not_make_a_leader(
+        kube: KubeTest, electors: Callable[..., LeaderElector]) -> None:
+    a = electors("a_1", lease=1.0, renew=0.8)  # its requests time out after 0.5 s
+    wait_for(a.is_leader, timeout=10)
+    # Every answer comes inside the timeout, but a try (GET, then PUT) ends after
+    # the 0.8 s deadline: its renewal is too old to lead on when it returns.
+    kube.proxy.fault(lambda _m, p, _q: p == lease_path(kube), -1, times=10**6, delay=0.42)
+    wait_for(lambda: a.calls == ["started", "stopped"], timeout=10)  # type: ignore[attr-defined]
+    renewed = spec(kube)["renewTime"]
+    wait_for(lambda: spec(kube)["renewTime"] != renewed, timeout=10)  # renewals still land
+    time.sleep(2.0)
+    assert not a.is_leader() and a.calls == ["started", "stopped"]  # type: ignore[attr-defined]
+    assert spec(kube)["holderIdentity"] == "a_1"
+    kube.proxy.clear_faults()
+    wait_for(a.is_leader, timeout=10)
+    assert a.calls == ["started", "stopped", "started"]  # type: ignore[attr-defined]
+
+
 def test_a_few_5xx_answers_to_renewals_do_not_cost_the_leadership(
         kube: KubeTest, electors: Callable[..., LeaderElector]) -> None:
     a = electors("a_1")
