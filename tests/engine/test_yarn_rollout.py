@@ -220,6 +220,7 @@ def test_rm_down_mid_deploy_fails_clearly_and_the_next_sync_converges(
 
     assert failed.result == "failure", failed.message
     assert "cannot reach" in failed.message and yarn.url in failed.message
+    assert yarn.count("POST") == 1  # the first create went through, the second did not
     record = engine.history.deploy(failed.deploy_id)
     assert record is not None and record.result == "failure"
 

@@ -8,7 +8,8 @@ Forwards every request unchanged to `upstream` and records it (method, path,
 - answers with an error status instead of forwarding (`fail(503, times=2)`),
 - answers late (`slow(seconds)`),
 - plays an authenticating proxy (`token=`): requests without
-  `Authorization: Bearer <token>` get 401, the header is not passed on.
+  `Authorization: Bearer <token>` get 401. The Authorization header is never
+  passed on to the RM.
 
 Invariants: it listens on 127.0.0.1 only; it never follows redirects (a 3xx
 from the RM reaches the client as it is); `requests` lists every request the
