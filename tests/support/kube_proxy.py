@@ -54,8 +54,9 @@ class Upstream:
 def upstream_from_kubeconfig(path: Path, context: str | None = None) -> Upstream:
     """The server, CA, client certificate and token of a kubeconfig, as the client loads them."""
     from kubernetes import client as k8s_client
-    from kubernetes import config as k8s_config
+    from kubernetes import config as _k8s_config
 
+    k8s_config: Any = _k8s_config  # the loaders carry no annotations
     configuration = k8s_client.Configuration()
     k8s_config.load_kube_config(config_file=str(path), context=context,
                                 client_configuration=configuration, persist_config=False)
@@ -68,7 +69,8 @@ def upstream_from_kubeconfig(path: Path, context: str | None = None) -> Upstream
         if configuration.cert_file:
             tls.load_cert_chain(configuration.cert_file, configuration.key_file)
     headers = {}
-    for setting in configuration.auth_settings().values():
+    settings: Any = configuration.auth_settings()
+    for setting in settings.values():
         if setting.get("in") == "header" and setting.get("value"):
             headers[str(setting["key"]).title()] = str(setting["value"])
     return Upstream(server=configuration.host, headers=headers, context=tls)
