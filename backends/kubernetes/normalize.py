@@ -69,8 +69,12 @@ def with_ownership(
     `namespace` is "" for cluster-scoped kinds (any namespace in the manifest is
     then dropped, as the API server would ignore it). Only the metadata is
     rebuilt; the rest is shared with `manifest`, which nothing mutates.
+
+    A Secret's stringData goes out folded into data: applied as stringData, a key
+    later removed from Git would stay in data live (server-side apply owns it as
+    f:stringData, which the server never stores), and no plan would show it.
     """
-    body = dict(manifest)
+    body = dict(fold_string_data(manifest))
     metadata = dict(body.get("metadata") or {})
     labels = dict(metadata.get("labels") or {})
     labels[MANAGED_BY_LABEL] = MANAGED_BY

@@ -234,3 +234,18 @@ def _state(cluster: Cluster, resources: list[Any]) -> DesiredState:
         targets={cluster.target: Target(name=cluster.target, backend=BackendKind.KUBERNETES,
                                         options={}, location=here)},
         apps={name: make_app(name, rs, target=cluster.target) for name, rs in apps.items()})
+
+
+def test_a_key_removed_from_a_secrets_string_data_is_removed_live(cluster: Cluster) -> None:
+    ns = cluster.namespace
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": ns},
+              "stringData": {"user": "app", "password": "first"}}
+    sync(cluster, [secret])
+    changes, result = sync(cluster, [{**secret, "stringData": {"user": "app"}}])
+    assert [c.action for c in changes] == [Action.UPDATE] and result.applied == 1
+    live = cluster.env.get(f"/api/v1/namespaces/{ns}/secrets/db")
+    assert live is not None and set(live["data"]) == {"user"}
+    cluster.proxy.reset_counts()
+    again, _ = sync(cluster, [{**secret, "stringData": {"user": "app"}}])
+    assert again == [] and cluster.proxy.counts()["PATCH dryRun"] == 0
+    assert cluster.proxy.writes() == []
