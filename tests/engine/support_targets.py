@@ -48,8 +48,10 @@ class Repo(GitRepo):
 
     def kubernetes(self, name: str, kube: KubeTest) -> None:
         kubeconfig = kube.kubeconfig(f"kubeconfig-{name}")
+        # `namespaces`: the session shares one cluster, and objects an earlier test
+        # left under the same target name must not be this test's prune candidates.
         self.targets[name] = (f"{{backend: kubernetes, kubeconfig: {kubeconfig}, "
-                              f"namespace: {kube.namespace}}}")
+                              f"namespace: {kube.namespace}, namespaces: [{kube.namespace}]}}")
 
     def yarn(self, name: str, server: YarnServer) -> None:
         self.targets[name] = (f"{{backend: yarn, url: \"{server.url}\", user: deploy, "
