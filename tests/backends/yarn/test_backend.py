@@ -71,6 +71,8 @@ def test_create_two_components_waits_for_stable_then_a_noop_makes_no_write(
     assert [c.action for c in todo] == [Action.CREATE]
     assert yarn.writes() == [("POST", SVC)]
     assert backend.health(app, [""]).status == HealthStatus.PROGRESSING
+    # Still ACCEPTED (a GET without spec) or starting: nothing to change.
+    assert changes(backend.read_live(app.resources, {}), app) == []
     status, seen = wait_health(backend, app)
     assert status == HealthStatus.HEALTHY, seen
     live = rm.service(name)
