@@ -3,9 +3,10 @@ targets, and readers of what the targets hold.
 
 The state repo is built with the git CLI, as a user would. Targets point at real
 servers on 127.0.0.1: the real Kubernetes control plane (through the recording
-proxy, with a kubeconfig and a bearer token), the YARN Services API by url, and
-a real sshd fleet. Nothing here fakes a backend: tests read the proxy's request
-log, the objects on the real API server and the files under the fleet's roots.
+proxy, with a kubeconfig and a bearer token), the real YARN ResourceManager
+(through its recording proxy), and a real sshd fleet. Nothing here fakes a
+backend: tests read the proxies' request logs, the objects on the real servers
+and the files under the fleet's roots.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from reconciler.rollout.runner import RolloutOptions
 from tests.support.gitrepo import GitRepo
 from tests.support.kube_env import KubeTest
 from tests.support.sshd import SshFleet
-from tests.support.yarn_server import YarnServer
+from tests.support.yarn_proxy import YarnProxy
 
 
 @dataclass
@@ -53,9 +54,10 @@ class Repo(GitRepo):
         self.targets[name] = (f"{{backend: kubernetes, kubeconfig: {kubeconfig}, "
                               f"namespace: {kube.namespace}, namespaces: [{kube.namespace}]}}")
 
-    def yarn(self, name: str, server: YarnServer) -> None:
-        self.targets[name] = (f"{{backend: yarn, url: \"{server.url}\", user: deploy, "
-                              "poll_interval: 10ms, settle_timeout: 10s, timeout: 5s}")
+    def yarn(self, name: str, proxy: YarnProxy) -> None:
+        """A target on the real ResourceManager, through its recording proxy."""
+        self.targets[name] = (f"{{backend: yarn, url: \"{proxy.url}\", user: deploy, "
+                              "poll_interval: 500ms, settle_timeout: 120s, timeout: 30s}")
 
     def vm(self, name: str, fleet: SshFleet, roots: Path) -> None:
         hosts = ", ".join(h.spec for h in fleet.hosts)

@@ -1,15 +1,18 @@
 """One `reconciler sync` across all three backends, run as a user runs it.
 
-Wave 0 is a YARN service (the YARN Services API test server), wave 1 a file on
+Wave 0 is a YARN service (on the real ResourceManager, MiniYARNCluster with the
+Services API, through a recording proxy), wave 1 a file on
 a real sshd fleet of three hosts with a command health check, wave 2 a
-ConfigMap and a Deployment on the Kubernetes API test server (reached through a
-kubeconfig with a bearer token; a thread plays the Deployment controller).
-The sync is the real `python -m reconciler sync` in a subprocess; the servers
-run in this process, so the test reads their request logs afterwards.
+ConfigMap and a Deployment on the real Kubernetes control plane (reached through
+the recording proxy with a kubeconfig and a bearer token; the real Deployment
+controller and kwok's nodes make it Available). The sync is the real
+`python -m reconciler sync` in a subprocess; the servers and the proxy run in
+this process, so the test reads their request logs afterwards.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -22,13 +25,15 @@ import pytest
 from reconciler.events import Event, EventKind
 from reconciler.history import DeployRecord, History
 from tests.engine import support_targets as st
-from tests.support.kube_apiserver import KubeApiServer
+from tests.support.kube_env import KubeTest
 from tests.support.sshd import SshFleet
-from tests.support.yarn_server import ROOT as YARN_ROOT
-from tests.support.yarn_server import YarnServer
+from tests.support.yarn_cluster import RmClient, shared
+from tests.support.yarn_proxy import YarnProxy
 
 PROJECT = Path(__file__).resolve().parents[2]
 APPS = {"ingest": 0, "web": 1, "frontend": 2}
+YARN_ROOT = "/app/v1/services"
+_serial = itertools.count(1)
 
 
 @dataclass
@@ -37,8 +42,11 @@ class World:
     data: Path
     roots: Path
     fleet: SshFleet
-    yarn: YarnServer
-    kube: KubeApiServer
+    yarn: YarnProxy
+    rm: RmClient
+    service: str
+    """The YARN service's name: unique in the session, which shares one RM."""
+    kube: KubeTest
 
     @property
     def hosts(self) -> list[str]:
@@ -51,7 +59,7 @@ class World:
     def release(self, version: str, containers: int = 1) -> str:
         """Every app at `version`: ingest with `containers`, web serving it, frontend on it."""
         self.repo.write("apps/ingest/ingest.yaml",
-                        st.yarn_service("ingest", "1.0.0", containers))
+                        st.yarn_service(self.service, "1.0.0", containers))
         # A release is broken on every host whose root holds `broken-<release>`.
         self.repo.app("web", "fleet", wave=1, extra=(
             "timeout: 20s\nhealth:\n"
@@ -59,16 +67,17 @@ class World:
             "    interval: 50ms\n    retries: 1\n"))
         self.repo.write("apps/web/site.yaml", "kind: File\npath: /srv/web/index.html\n"
                         f"content: \"{version}\\n\"\nmode: \"0644\"\n")
+        ns = self.kube.namespace
         self.repo.write("apps/frontend/config.yaml",
-                        st.configmap("frontend", {"release": version}))
+                        st.configmap("frontend", {"release": version}, ns))
         self.repo.write("apps/frontend/deploy.yaml",
-                        st.deployment("frontend", f"registry.test/frontend:{version}"))
+                        st.deployment("frontend", f"registry.test/frontend:{version}", ns))
         return self.repo.commit(f"release {version}")
 
     def sync(self) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "reconciler", "sync", "--repo", self.repo.url,
                    "--rev", "main", "--data-dir", str(self.data)]
-        return subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=120,
+        return subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=300,
                               env={**os.environ, "PYTHONPATH": str(PROJECT)})
 
     def last_deploy(self) -> DeployRecord:
@@ -82,25 +91,28 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path, ssh_fleet_factory: Callable[..., SshFleet]) -> Iterator[World]:
+def world(tmp_path: Path, ssh_fleet_factory: Callable[..., SshFleet],
+          kube: KubeTest) -> Iterator[World]:
     fleet = ssh_fleet_factory(3)
     roots = tmp_path / "roots"
-    yarn, kube = YarnServer().start(), KubeApiServer.start()
+    cluster = shared()
+    rm = cluster.client("deploy")
+    yarn = YarnProxy(cluster.url).start()
+    service = f"x{next(_serial)}-ingest"
     repo = st.create_repo(tmp_path)
     repo.yarn("analytics", yarn)
     repo.vm("fleet", fleet, roots)
-    repo.kubernetes("prod", kube, tmp_path)
+    repo.kubernetes("prod", kube)
     for host in fleet.hosts:
         (roots / host.address).mkdir(parents=True)
-    repo.app("ingest", "analytics", wave=0, extra="timeout: 30s\n")
-    repo.app("frontend", "prod", wave=2, extra="timeout: 30s\n")
+    repo.app("ingest", "analytics", wave=0, extra="timeout: 150s\n")
+    repo.app("frontend", "prod", wave=2, extra="timeout: 60s\n")
     try:
-        with st.deployment_controller(kube):
-            yield World(repo=repo, data=tmp_path / "data", roots=roots, fleet=fleet,
-                        yarn=yarn, kube=kube)
+        yield World(repo=repo, data=tmp_path / "data", roots=roots, fleet=fleet,
+                    yarn=yarn, rm=rm, service=service, kube=kube)
     finally:
         yarn.stop()
-        kube.stop()
+        rm.destroy(service)
 
 
 def _index(events: list[Event], kind: EventKind, **match: object) -> int:
@@ -138,7 +150,7 @@ def test_one_sync_runs_yarn_then_vm_then_kubernetes_each_after_the_last_was_heal
             assert events[healthy].timestamp <= events[after].timestamp
 
     # Every backend holds what the commit says.
-    live = world.yarn.service("ingest")
+    live = world.rm.service(world.service)
     assert live is not None and (live["state"], live["version"]) == ("STABLE", "1.0.0")
     assert world.served() == ["v1"] * 3
     assert st.image_of(world.kube, "frontend") == "registry.test/frontend:v1"
@@ -159,7 +171,7 @@ def test_a_failed_vm_wave_leaves_kubernetes_untouched_and_rolls_yarn_back(
 
     (world.roots / world.hosts[1] / "broken-v2").write_text("")
     bad = world.release("v2", containers=2)
-    world.kube.reset_counts()
+    world.kube.proxy.reset_counts()
     world.yarn.reset()
     failed = world.sync()
 
@@ -167,13 +179,13 @@ def test_a_failed_vm_wave_leaves_kubernetes_untouched_and_rolls_yarn_back(
     assert failed.stderr.startswith("reconciler sync: failed (rolled back): web: 1 host(s) failed")
     assert world.hosts[1] in failed.stderr
     # Wave 2 never ran: the Kubernetes server received no write at all.
-    assert world.kube.writes() == []
+    assert world.kube.proxy.writes() == []
     assert st.image_of(world.kube, "frontend") == "registry.test/frontend:v1"
     # Wave 1 is back at v1 on every host, wave 0 (which this sync flexed) at 1 container.
     assert world.served() == ["v1"] * 3
-    flex = ("PUT", f"{YARN_ROOT}/ingest/components/worker")
+    flex = ("PUT", f"{YARN_ROOT}/{world.service}/components/worker")
     assert world.yarn.writes() == [flex, flex]
-    live = world.yarn.service("ingest")
+    live = world.rm.service(world.service)
     assert live is not None and live["state"] == "STABLE"
     assert [c["number_of_containers"] for c in live["components"]] == [1]
 
