@@ -144,6 +144,7 @@ _OPTION_TYPES: dict[BackendKind, dict[str, _Getter]] = {
     BackendKind.YARN: {
         "url": _str, "user": _str, "token_file": _str, "token_env": _str,
         "timeout": get_duration, "poll_interval": get_duration, "settle_timeout": get_duration,
+        "min_ready": get_duration,
     },
 }
 
