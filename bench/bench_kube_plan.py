@@ -16,7 +16,8 @@ tests/support/kube_proxy.py, which counts every API call. Steps:
    then --repeat no-op plans through the proxy;
 5. one no-op plan straight to the API server, without the proxy, and a replay
    of its GETs that only reads the bytes: what the server and the transfer
-   cost, without the client's decoding and comparing.
+   cost, without the client's decoding and comparing; then one more with the
+   client's main parts timed (JSON decoding, the "may differ" check, ...).
 
 The proxy runs in threads of this process: it decrypts and re-sends every
 response and competes for the GIL, so the no-op plan is timed without it too.
@@ -213,6 +214,34 @@ def summary(args: argparse.Namespace, objects: int, noops: Sequence[Step], busy:
                 print(f"peak RSS of {name}: {peak:.0f} MiB")
 
 
+def apply_phase(run: Run, env: KubeEnv, args: argparse.Namespace, prefix: str) -> Step:
+    """First plan, apply, a no-op plan at once, then wait for the controllers."""
+    _, changes = plan_step(run, "first plan (nothing live)")
+    print_step(run.measure("apply", lambda: (len(changes), run.apply(changes, args.workers), "")))
+    busy, _ = plan_step(run, "no-op plan, controllers busy")
+    deployments = args.per_namespace // 2 * args.namespaces
+    waited, behind = kube_bench.wait_settled(env, prefix, deployments, args.settle_timeout)
+    print(f"(Deployment controller caught up in {waited:.0f} s; {behind} still behind)")
+    return busy
+
+
+def direct_phase(run: Run, env: KubeEnv, args: argparse.Namespace,
+                 recorded: Sequence[tuple[str, str, str]]) -> Step:
+    """No-op plans without the proxy: plain, the raw replay, parts timed, profiled."""
+    direct, _ = plan_step(run, "no-op plan, no proxy")
+    raw = kube_bench.replay(env.upstream, recorded)
+    print(f"{'replay of its GETs, raw':34s} {raw.seconds:.2f} s wall for "
+          f"{raw.size / 2**20:.1f} MiB of JSON ({raw.owned_size / 2**20:.1f} MiB of it "
+          f"from the owned-object LISTs); json.loads of it all: {raw.decode:.2f} s")
+    with kube_bench.timed_parts() as spent:
+        plan_step(run, "no-op plan, no proxy, parts timed")
+    print(f"{'':34s} of which " + ", ".join(
+        f"{name} {seconds:.2f} s" for name, seconds in spent.items()))
+    if args.profile:
+        profile_noop(run, args.profile)
+    return direct
+
+
 def bench(env: KubeEnv, args: argparse.Namespace, tmp: Path) -> None:
     prefix = kube_bench.namespace_prefix()
     namespaces = [f"{prefix}-{n:03d}" for n in range(args.namespaces)]
@@ -224,27 +253,15 @@ def bench(env: KubeEnv, args: argparse.Namespace, tmp: Path) -> None:
           f"Deployments with replicas: {args.replicas}); apply on {args.workers} threads",
           flush=True)
     run = open_run(state, kubeconfig, tmp, proxy)
+    direct_run = open_run(state, direct_kubeconfig(env), tmp, None)
     try:
-        _, changes = plan_step(run, "first plan (nothing live)")
-        print_step(run.measure("apply", lambda: (
-            len(changes), run.apply(changes, args.workers), "")))
-        busy, _ = plan_step(run, "no-op plan, controllers busy")
-        deployments = args.per_namespace // 2 * args.namespaces
-        waited, behind = kube_bench.wait_settled(env, prefix, deployments, args.settle_timeout)
-        print(f"(Deployment controller caught up in {waited:.0f} s; {behind} still behind)")
+        busy = apply_phase(run, env, args, prefix)
         noops = [plan_step(run, f"no-op plan {i + 1}")[0] for i in range(args.repeat)]
-        recorded = list(proxy.requests)
-        direct_run = open_run(state, direct_kubeconfig(env), tmp, None)
-        direct, _ = plan_step(direct_run, "no-op plan, no proxy")
-        took, size, decode = kube_bench.replay(env.upstream, recorded)
-        print(f"{'replay of its GETs, raw':34s} {took:.2f} s wall for {size / 2**20:.1f} MiB "
-              f"of JSON (the server and the transfer); json.loads of it: {decode:.2f} s")
-        if args.profile:
-            profile_noop(direct_run, args.profile)
-        direct_run.backend.close()
+        direct = direct_phase(direct_run, env, args, list(proxy.requests))
         summary(args, objects, noops, busy, direct, env)
     finally:
         run.backend.close()
+        direct_run.backend.close()
         proxy.stop()
         if env.plane is None:
             kube_bench.drop_namespaces(env, namespaces)
