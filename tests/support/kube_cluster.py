@@ -14,6 +14,7 @@ for service accounts through the TokenRequest API (`token_for`).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -178,7 +179,8 @@ class ControlPlane:
         with (self.base / f"{name}.log").open("wb") as log:
             self.processes[name] = subprocess.Popen(
                 [str(binary), *args], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, cwd=self.base, start_new_session=True)
+                stdin=subprocess.DEVNULL, cwd=self.base, start_new_session=True,
+                preexec_fn=_die_with_parent)
 
     def _check_alive(self) -> None:
         for name, proc in self.processes.items():
@@ -305,6 +307,13 @@ class ControlPlane:
         """Compact etcd to its current revision: continue tokens older than now expire."""
         revision = _etcd(self.etcd_url, "/v3/kv/range", {"key": "Lw=="})["header"]["revision"]
         _etcd(self.etcd_url, "/v3/kv/compaction", {"revision": revision, "physical": True})
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the test process dies, however it dies, so a
+    killed test run leaves no control plane behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _etcd(url: str, path: str, body: Mapping[str, Any]) -> Obj:
