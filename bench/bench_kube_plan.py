@@ -28,7 +28,7 @@ The targets (docs/performance.md): a no-op plan of 10,000 objects under 2 s
 wall with 0 writes; calls growing with kinds x namespaces, not with objects.
 
     python bench/bench_kube_plan.py [--namespaces 100] [--per-namespace 100]
-        [--replicas 0] [--workers 8] [--repeat 3] [--profile cprofile|pyinstrument]
+        [--replicas 0] [--workers 4] [--repeat 3] [--profile cprofile|pyinstrument]
 """
 
 from __future__ import annotations
@@ -284,7 +284,7 @@ def main() -> None:
     parser.add_argument("--per-namespace", type=int, default=100,
                         help="objects per namespace besides the Namespace (half ConfigMaps)")
     parser.add_argument("--replicas", type=int, default=0, help="of every Deployment")
-    parser.add_argument("--workers", type=int, default=8, help="apply threads")
+    parser.add_argument("--workers", type=int, default=4, help="apply threads")
     parser.add_argument("--repeat", type=int, default=3, help="no-op plans through the proxy")
     parser.add_argument("--settle-timeout", type=float, default=1800.0,
                         help="seconds to wait for the Deployment controller")
