@@ -103,7 +103,8 @@ class KubernetesBackend:
             page_size=self.page_size,
             namespaces=self.options.namespaces,
         )
-        return reader.read(resources, [key[1] for key in inventory])
+        with live_mod.collector_paused():
+            return reader.read(resources, [key[1] for key in inventory])
 
     # --- writing -------------------------------------------------------------
 

@@ -32,7 +32,10 @@ MANAGED_BY = "reconciler"
 APP_LABEL = "reconciler.io/app"
 TARGET_ANNOTATION = "reconciler.io/target"
 IGNORE_ANNOTATION = "reconciler.io/ignore-differences"
-OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY},{APP_LABEL}"
+OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+"""Objects some reconciler target applied; `owner_app` tells which are this target's."""
+UNOWNED_SELECTOR = f"{MANAGED_BY_LABEL}!={MANAGED_BY}"
+"""Everything else: with OWNED_SELECTOR, each live object is listed exactly once."""
 
 _VOLATILE_METADATA = (
     "managedFields",

@@ -253,16 +253,12 @@ def test_calls_grow_with_kinds_and_namespaces_not_objects(cluster: Cluster) -> N
         cluster.env.drop_namespace(other)
 
 
-def _paged_setup(cluster: Cluster, count: int) -> tuple[Any, list[Any]]:
+def _paged_setup(cluster: Cluster, count: int, **options: Any) -> tuple[Any, list[Any]]:
     manifests = [configmap(cluster.namespace, f"c{i:02d}", {"i": str(i)}) for i in range(count)]
     sync(cluster, manifests)
-    backend = cluster.backend()
+    backend = cluster.backend(**options)
     backend.page_size = 10
     return backend, [resource("web", m) for m in manifests]
-
-
-def _owned_lists_in(cluster: Cluster, queries: list[str]) -> list[str]:
-    return [q for q in queries if "labelSelector=" in q]
 
 
 def test_lists_are_paged_and_calls_grow_with_pages(cluster: Cluster) -> None:
@@ -273,12 +269,13 @@ def test_lists_are_paged_and_calls_grow_with_pages(cluster: Cluster) -> None:
     requests = cluster.proxy.requests
     here = [q for _, path, q in requests
             if path == f"/api/v1/namespaces/{cluster.namespace}/configmaps"]
-    # 25 objects in pages of 10: three pages for the namespace.
-    assert len(here) == 3 and all("limit=10" in q for q in here)
-    assert sum("continue=" in q for q in here) == 2
+    # The namespace's list leaves out what a reconciler manages: all 25 are ours.
+    assert here == ["limit=10&labelSelector=app.kubernetes.io/managed-by%21%3Dreconciler"]
     owned = [q for _, path, q in requests if path == "/api/v1/configmaps"]
-    # The owned list runs cluster-wide: pages of 10 until the server has no more.
-    assert owned and all("limit=10" in q and "labelSelector=" in q for q in owned)
+    # The owned list runs cluster-wide: 25 objects (and other tests' leftovers)
+    # in pages of 10, each page after the first with its continue token.
+    assert len(owned) >= 3 and all("limit=10" in q and "managed-by%3D" in q for q in owned)
+    assert sum("continue=" in q for q in owned) == len(owned) - 1
     assert len(requests) == 1 + len(here) + len(owned)  # and one discovery call
 
 
@@ -286,7 +283,7 @@ def test_an_expired_continue_token_restarts_the_list_unpaged(cluster: Cluster) -
     plane = cluster.env.plane
     if plane is None:
         pytest.skip("compacts etcd: needs the local control plane, not $KUBECONFIG")
-    backend, resources = _paged_setup(cluster, 25)
+    backend, resources = _paged_setup(cluster, 25, namespaces=(cluster.namespace,))
     compacted: list[str] = []
 
     def compact_before_the_first_next_page(method: str, path: str, query: dict[str, str]) -> None:
@@ -303,10 +300,11 @@ def test_an_expired_continue_token_restarts_the_list_unpaged(cluster: Cluster) -
     cluster.proxy.reset_counts()
     view = backend.read_live(resources, {})
     assert compacted and plan_changes(view, resources) == [] and len(view.live) == 25
-    namespace_lists = [q for _, path, q in cluster.proxy.requests
-                       if path == f"/api/v1/namespaces/{cluster.namespace}/configmaps"]
+    owned_lists = [q for _, path, q in cluster.proxy.requests
+                   if path == f"/api/v1/namespaces/{cluster.namespace}/configmaps"
+                   and "managed-by%3D" in q]
     # First page, the expired second page (410), then one unpaged list.
-    assert len(namespace_lists) == 3 and "limit" not in namespace_lists[-1]
+    assert len(owned_lists) == 3 and "limit" not in owned_lists[-1]
 
 
 # --- health, judged on what the real controllers and kwok's nodes do ---------------
