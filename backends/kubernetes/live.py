@@ -22,6 +22,7 @@ import gc
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -146,20 +147,44 @@ def _obj_key(obj: Mapping[str, Any]) -> ObjKey:
     )
 
 
+ListJob = tuple[ApiResource, str, str]
+"""One LIST: the kind's resource, the namespace ("" = all), the label selector."""
+
+LIST_WORKERS = 4
+"""LISTs in flight at once: the server answers one while the client decodes
+another, instead of the two taking turns."""
+
+
+def place_jobs(places: Sequence[Place], selector: str = "") -> list[ListJob]:
+    """One LIST per (kind, namespace) of `places`, in their order."""
+    jobs: dict[tuple[str, str, str], ListJob] = {}
+    for p in places:
+        if p.api is not None:
+            jobs.setdefault((p.api_version, p.kind, p.namespace), (p.api, p.namespace, selector))
+    return list(jobs.values())
+
+
+def list_many(
+    client: KubeClient, jobs: Sequence[ListJob], *, page_size: int = PAGE_SIZE
+) -> dict[ObjKey, dict[str, Any]]:
+    """The objects of every job, keyed; LISTs run on up to LIST_WORKERS threads
+    (each one's pages in order), and the first error is raised."""
+    def run(job: ListJob) -> list[dict[str, Any]]:
+        return list_objects(client, job[0], job[1], job[2], page_size=page_size)
+
+    if len(jobs) > 1:
+        with ThreadPoolExecutor(max_workers=min(LIST_WORKERS, len(jobs))) as pool:
+            results = list(pool.map(run, jobs))
+    else:
+        results = [run(job) for job in jobs]
+    return {_obj_key(obj): obj for items in results for obj in items}
+
+
 def list_places(
-    client: KubeClient, places: Sequence[Place], *, page_size: int = PAGE_SIZE,
-    selector: str = "",
+    client: KubeClient, places: Sequence[Place], *, page_size: int = PAGE_SIZE
 ) -> dict[ObjKey, dict[str, Any]]:
     """Live objects for `places`, with one LIST (of one or more pages) per (kind, namespace)."""
-    found: dict[ObjKey, dict[str, Any]] = {}
-    seen: set[tuple[str, str, str]] = set()
-    for p in places:
-        if p.api is None or (p.api_version, p.kind, p.namespace) in seen:
-            continue
-        seen.add((p.api_version, p.kind, p.namespace))
-        for obj in list_objects(client, p.api, p.namespace, selector, page_size=page_size):
-            found[_obj_key(obj)] = obj
-    return found
+    return list_many(client, place_jobs(places), page_size=page_size)
 
 
 _paused = 0
@@ -223,11 +248,11 @@ class LiveReader:
         crds = crd_scopes(resources)
         places = [place(r, self.discovery, crds, self.default_namespace) for r in resources]
         self._check_namespaces(resources, places)
-        # Objects ours come from the owned lists, the rest from these: each is
-        # read and decoded once (half the bytes of a no-op plan otherwise).
-        found = list_places(self.client, places, page_size=self.page_size,
-                            selector=UNOWNED_SELECTOR)
-        found.update(self._owned(places, inventory))
+        # Objects a reconciler manages come from the owned lists, the rest from
+        # the places' lists: each is read and decoded once (half the bytes of a
+        # no-op plan otherwise). The owned lists are the long ones: first.
+        jobs = self._owned_jobs(places, inventory) + place_jobs(places, UNOWNED_SELECTOR)
+        found = list_many(self.client, jobs, page_size=self.page_size)
         by_place = {p.key: r.id for r, p in zip(resources, places, strict=True)}
         live: dict[HostKey, LiveResource] = {}
         for key, obj in found.items():
@@ -246,10 +271,12 @@ class LiveReader:
         return LiveView(target=self.target, hosts=("",), desired=desired, live=live,
                         errors=dict(self.errors))
 
-    def _owned(
+    def _owned_jobs(
         self, places: Sequence[Place], inventory: Sequence[ResourceId]
-    ) -> dict[ObjKey, dict[str, Any]]:
-        """Objects labelled as ours, one cluster-wide LIST per kind."""
+    ) -> list[ListJob]:
+        """LISTs of reconciler-managed objects, one cluster-wide per kind (or one
+        per listed namespace); this target's or another's: the places' lists leave
+        them out, and a manifest may name either."""
         apis: dict[tuple[str, str], ApiResource] = {}
         for p in places:
             if p.api is not None:
@@ -262,17 +289,11 @@ class LiveReader:
             api = self.discovery.find(rid.group, rid.kind)
             if api is not None:  # None: the kind is gone, and its objects with it
                 apis[(rid.group, rid.kind)] = api
-        found: dict[ObjKey, dict[str, Any]] = {}
+        jobs: list[ListJob] = []
         for _, api in sorted(apis.items()):
             scopes = self.namespaces if self.namespaces and api.namespaced else ("",)
-            for namespace in scopes:
-                # Every reconciler-managed object, this target's or another's: the
-                # unowned lists leave them out, and a manifest may name either.
-                owned = list_objects(self.client, api, namespace, OWNED_SELECTOR,
-                                     page_size=self.page_size)
-                for obj in owned:
-                    found[_obj_key(obj)] = obj
-        return found
+            jobs.extend((api, namespace, OWNED_SELECTOR) for namespace in scopes)
+        return jobs
 
     def _check_namespaces(self, resources: Sequence[Resource], places: Sequence[Place]) -> None:
         """With `namespaces` set, a manifest elsewhere is refused before any call."""
