@@ -1,5 +1,6 @@
-"""Fixtures shared by every test package: real sshd fleets, and the real Kubernetes
-control plane (started once per session, only when a test asks for it)."""
+"""Fixtures shared by every test package: real sshd fleets, the real Kubernetes
+control plane and the real YARN ResourceManager (each started once per session,
+only when a test asks for it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 from tests.support.kube_env import KubeEnv, KubeTest, kube_test
 from tests.support.sshd import SshFleet, start_fleet
+from tests.support.yarn_cluster import RmClient, YarnCluster, yarn_cluster_session
+from tests.support.yarn_proxy import YarnProxy
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +48,22 @@ def ssh_fleet_factory(
     yield make
     for fleet in fleets:
         fleet.stop()
+
+
+@pytest.fixture(scope="session")
+def yarn_cluster() -> Iterator[YarnCluster]:
+    yield from yarn_cluster_session()
+
+
+@pytest.fixture
+def rm(yarn_cluster: YarnCluster) -> RmClient:
+    """Direct access to the RM as user deploy (not through the proxy)."""
+    return yarn_cluster.client("deploy")
+
+
+@pytest.fixture
+def yarn(yarn_cluster: YarnCluster) -> Iterator[YarnProxy]:
+    """A proxy in front of the RM: the request log, and faults on demand."""
+    proxy = YarnProxy(yarn_cluster.url).start()
+    yield proxy
+    proxy.stop()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -182,16 +182,14 @@ class KubernetesBackend:
         for crd in crds:
             name = str((crd.get("metadata") or {}).get("name", ""))
             path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-            delay = 0.05
-            while True:
-                what = f"CustomResourceDefinition/{name}"
+            what = f"CustomResourceDefinition/{name}"
+
+            def established(path: str = path, what: str = what) -> bool:
                 body = self.client.request("GET", path, what=what).body
-                if object_health(body).status is HealthStatus.HEALTHY:
-                    break
-                if time.monotonic() > deadline:
-                    raise ApiError(f"CustomResourceDefinition/{name}: not Established in time")
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                return object_health(body).status is HealthStatus.HEALTHY
+
+            if not _poll(established, deadline):
+                raise ApiError(f"CustomResourceDefinition/{name}: not Established in time")
             self._wait_discoverable(crd, deadline)
 
     def _wait_discoverable(self, crd: Mapping[str, Any], deadline: float) -> None:
@@ -201,16 +199,14 @@ class KubernetesBackend:
         group = str(spec.get("group", ""))
         kind = str((spec.get("names") or {}).get("kind", ""))
         versions = [str(v.get("name")) for v in spec.get("versions") or () if v.get("served")]
-        delay = 0.05
-        while True:
+
+        def served() -> bool:
             self.discovery.forget_group(group)
-            if all(self.discovery.lookup(f"{group}/{v}", kind) for v in versions):
-                return
-            if time.monotonic() > deadline:
-                raise ApiError(f"{kind}.{group}: Established, but not served by the API "
-                               f"server within crd_timeout ({self.options.crd_timeout:g}s)")
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            return all(self.discovery.lookup(f"{group}/{v}", kind) for v in versions)
+
+        if not _poll(served, deadline):
+            raise ApiError(f"{kind}.{group}: Established, but not served by the API "
+                           f"server within crd_timeout ({self.options.crd_timeout:g}s)")
 
     def _delete_one(self, change: Change) -> bool:
         """Delete an owned object; False (and no write) when it is not ours."""
@@ -291,6 +287,18 @@ class KubernetesBackend:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         summary = "; ".join(problems[:3]) + more
         return HealthReport(status=status, message=summary)
+
+
+def _poll(done: Callable[[], bool], deadline: float) -> bool:
+    """Ask `done` until it is true (True) or `deadline` has passed (False), backing
+    off from 50 ms to 1 s between asks."""
+    delay = 0.05
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+    return True
 
 
 def _path(api: ApiResource, namespace: str, name: str) -> str:

@@ -4,9 +4,11 @@ target on the local transport rooted in tmp, and daemons that are always stopped
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -131,3 +133,17 @@ def states(daemon: Daemon, sha: str) -> list[str]:
 def deploys(daemon: Daemon) -> list[tuple[str, str]]:
     """(revision, result) of every deploy, oldest first."""
     return [(d.revision, d.result) for d in reversed(daemon.history.deploys(limit=100))]
+
+
+def history_rows(data_dir: Path) -> list[tuple[str, str]]:
+    """(revision, result) of every deploy in a daemon process's own history, read
+    with sqlite3 while the process runs."""
+    path = data_dir / "history.sqlite3"
+    if not path.exists():
+        return []
+    with closing(sqlite3.connect(path)) as db:
+        try:
+            found = db.execute("SELECT revision, result FROM deploys ORDER BY id").fetchall()
+        except sqlite3.OperationalError:  # the daemon is still creating the schema
+            return []
+    return [(str(r[0]), str(r[1])) for r in found]

@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +35,7 @@ from reconciler.daemon.service import Daemon
 from reconciler.daemon.worker import HANDED_OVER
 from reconciler.errors import ConfigError
 from reconciler.webhooks import Provider, Trigger, TriggerKind
-from tests.daemon.conftest import StateRepo, deploys, notes, wait_for
+from tests.daemon.conftest import StateRepo, deploys, history_rows, notes, wait_for
 from tests.support.kube_env import KubeTest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -103,15 +101,7 @@ class Replica:
 
     def rows(self) -> list[tuple[str, str]]:
         """(revision, result) of this replica's deploys, from its own history."""
-        path = self.data_dir / "history.sqlite3"
-        if not path.exists():
-            return []
-        with closing(sqlite3.connect(path)) as db:
-            try:
-                found = db.execute("SELECT revision, result FROM deploys ORDER BY id").fetchall()
-            except sqlite3.OperationalError:  # the daemon is still creating the schema
-                return []
-        return [(str(r[0]), str(r[1])) for r in found]
+        return history_rows(self.data_dir)
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)

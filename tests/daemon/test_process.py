@@ -7,17 +7,15 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import IO
 
 import pytest
 
-from tests.daemon.conftest import StateRepo, app_yaml, wait_for
+from tests.daemon.conftest import StateRepo, app_yaml, history_rows, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,18 +50,6 @@ class Run:
         return self.proc.wait(timeout=30)
 
 
-def rows(data_dir: Path) -> list[tuple[str, str]]:
-    path = data_dir / "history.sqlite3"
-    if not path.exists():
-        return []
-    with closing(sqlite3.connect(path)) as db:
-        try:
-            found = db.execute("SELECT revision, result FROM deploys ORDER BY id").fetchall()
-        except sqlite3.OperationalError:  # the daemon is still creating the schema
-            return []
-    return [(r[0], r[1]) for r in found]
-
-
 @pytest.fixture
 def runs() -> Iterator[list[Run]]:
     started: list[Run] = []
@@ -82,13 +68,13 @@ def test_a_second_signal_exits_at_once_and_the_restart_re_plans_from_live_state(
     data = tmp_path / "data"
     first = Run(state_repo, data, tmp_path / "first.log")
     runs.append(first)
-    wait_for(lambda: rows(data) == [(sha, "running")], timeout=20)
+    wait_for(lambda: history_rows(data) == [(sha, "running")], timeout=20)
     assert first.stop(signals=2) == 1
 
     again = Run(state_repo, data, tmp_path / "again.log")
     runs.append(again)
-    wait_for(lambda: rows(data)[-1:] == [(sha, "success")], timeout=30)
-    assert rows(data) == [(sha, "interrupted"), (sha, "success")]
+    wait_for(lambda: history_rows(data)[-1:] == [(sha, "success")], timeout=30)
+    assert history_rows(data) == [(sha, "interrupted"), (sha, "success")]
     assert state_repo.web_conf() == "version 2\n"
     assert again.stop() == 0
 
@@ -113,7 +99,7 @@ def test_a_listen_address_in_use_ends_the_start_with_one_line_before_any_deploy(
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert f"reconciler run: cannot listen on 127.0.0.1:{port}: " in done.stderr
-    assert rows(tmp_path / "data") == []
+    assert history_rows(tmp_path / "data") == []
     assert state_repo.web_conf() is None
 
 

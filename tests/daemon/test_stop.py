@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 
 from tests.daemon.conftest import GIT_ENV, StateRepo, git, wait_for
-from tests.daemon.test_process import REPO_ROOT, rows
+from tests.daemon.conftest import history_rows as rows
+from tests.daemon.test_process import REPO_ROOT
 
 PAGES = 10
 PAGE_SIZE = 256 * 1024  # big enough that writing them takes a while

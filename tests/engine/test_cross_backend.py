@@ -27,7 +27,7 @@ from reconciler.history import DeployRecord, History
 from tests.engine import support_targets as st
 from tests.support.kube_env import KubeTest
 from tests.support.sshd import SshFleet
-from tests.support.yarn_cluster import RmClient, shared
+from tests.support.yarn_cluster import RmClient
 from tests.support.yarn_proxy import YarnProxy
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -92,12 +92,9 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, ssh_fleet_factory: Callable[..., SshFleet],
-          kube: KubeTest) -> Iterator[World]:
+          kube: KubeTest, yarn: YarnProxy, rm: RmClient) -> Iterator[World]:
     fleet = ssh_fleet_factory(3)
     roots = tmp_path / "roots"
-    cluster = shared()
-    rm = cluster.client("deploy")
-    yarn = YarnProxy(cluster.url).start()
     service = f"x{next(_serial)}-ingest"
     repo = st.create_repo(tmp_path)
     repo.yarn("analytics", yarn)
@@ -111,7 +108,6 @@ def world(tmp_path: Path, ssh_fleet_factory: Callable[..., SshFleet],
         yield World(repo=repo, data=tmp_path / "data", roots=roots, fleet=fleet,
                     yarn=yarn, rm=rm, service=service, kube=kube)
     finally:
-        yarn.stop()
         rm.destroy(service)
 
 

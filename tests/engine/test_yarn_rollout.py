@@ -17,29 +17,12 @@ from reconciler.engine import Engine, EngineSettings
 from reconciler.events import EventKind
 from reconciler.rollout.runner import RolloutOptions
 from tests.engine import support_targets as st
-from tests.support.yarn_cluster import RmClient, YarnCluster, shared
+from tests.support.yarn_cluster import RmClient
 from tests.support.yarn_proxy import YarnProxy
 
 ROOT = "/app/v1/services"
 _serial = itertools.count(1)
 Names = Callable[[str], str]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> YarnCluster:
-    return shared()
-
-
-@pytest.fixture
-def rm(cluster: YarnCluster) -> RmClient:
-    return cluster.client("deploy")
-
-
-@pytest.fixture
-def yarn(cluster: YarnCluster) -> Iterator[YarnProxy]:
-    proxy = YarnProxy(cluster.url).start()
-    yield proxy
-    proxy.stop()
 
 
 @pytest.fixture

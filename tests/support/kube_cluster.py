@@ -8,7 +8,7 @@ stopped by PID (its whole process group) at the end.
 
 Credentials: a static bearer token in group system:masters (cluster-admin) for
 the tests and the controllers; RBAC is on, so tests can mint narrower tokens
-for service accounts through the TokenRequest API (`token_for`).
+for service accounts through the TokenRequest API (`KubeEnv.token_for`).
 """
 
 from __future__ import annotations
@@ -293,18 +293,6 @@ class ControlPlane:
         if status not in (200, 201, 409):
             raise ControlPlaneError(f"POST {path}: {status} {answer.get('message')}")
         return answer
-
-    def token_for(self, namespace: str, account: str) -> str:
-        """A bearer token of a ServiceAccount (created if missing), from TokenRequest."""
-        self.create(f"/api/v1/namespaces/{namespace}/serviceaccounts",
-                    {"metadata": {"name": account}})
-        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token"
-        status, answer = self.call("POST", path, {
-            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 3600}})
-        if status != 201:
-            raise ControlPlaneError(f"TokenRequest {namespace}/{account}: {status} {answer}")
-        return str(answer["status"]["token"])
 
     def compact(self) -> None:
         """Compact etcd to its current revision: continue tokens older than now expire."""

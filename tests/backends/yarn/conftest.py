@@ -19,29 +19,10 @@ import backends.yarn
 from backends.base import Backend, BackendContext
 from reconciler.model import BackendKind, Location, Target
 from tests.backends.yarn.helpers import TARGET
-from tests.support.yarn_cluster import RmClient, YarnCluster, yarn_cluster_session
+from tests.support.yarn_cluster import RmClient
 from tests.support.yarn_proxy import YarnProxy
 
 _serial = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def yarn_cluster() -> Iterator[YarnCluster]:
-    yield from yarn_cluster_session()
-
-
-@pytest.fixture
-def rm(yarn_cluster: YarnCluster) -> RmClient:
-    """Direct access to the RM as user deploy (not through the proxy)."""
-    return yarn_cluster.client("deploy")
-
-
-@pytest.fixture
-def yarn(yarn_cluster: YarnCluster) -> Iterator[YarnProxy]:
-    """A proxy in front of the RM: the request log, and faults on demand."""
-    proxy = YarnProxy(yarn_cluster.url).start()
-    yield proxy
-    proxy.stop()
 
 
 @pytest.fixture
