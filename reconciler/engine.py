@@ -47,8 +47,9 @@ from reconciler import plan as planner
 from reconciler.errors import ConfigError, Problem, ReconcilerError, ValidationError
 from reconciler.events import Event, EventBus, EventKind, Listener
 from reconciler.history import History
-from reconciler.load import LoadCache, load
+from reconciler.load import LoadCache
 from reconciler.model import DesiredState, LiveView, Plan, Target
+from reconciler.render import Renderer, load_rendered
 from reconciler.rollout import rollback
 from reconciler.rollout.batches import with_verification
 from reconciler.rollout.rollback import RollbackResult
@@ -108,6 +109,7 @@ class Engine:
         self._opener = opener
         self._options = rollout_options or RolloutOptions(max_workers=settings.max_workers)
         self._cache = LoadCache()
+        self._renderer = Renderer()
         self._loaded: dict[str, DesiredState] = {}
         self._load_lock = threading.Lock()
         self._stop = threading.Event()
@@ -158,7 +160,8 @@ class Engine:
                 if len(self._loaded) >= 8:
                     self._loaded.pop(next(iter(self._loaded)))
                 tree = self.mirror.tree(sha, self.settings.path)
-                self._loaded[sha] = load(tree, cache=self._cache)
+                self._loaded[sha] = load_rendered(tree, cache=self._cache,
+                                                  renderer=self._renderer)
             return self._loaded[sha]
 
     def load(self, rev: str | None = None) -> tuple[str, DesiredState]:

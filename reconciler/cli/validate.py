@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from reconciler.errors import ReconcilerError, ValidationError
-    from reconciler.load import load
+    from reconciler.render import load_rendered
     from reconciler.tree import DirectoryTree, StateTree
 
     if (args.dir is None) == (args.repo is None):
@@ -40,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
             mirror = Mirror(args.repo, common.data_dir(args.data_dir), common.credentials(args))
             mirror.fetch()
             tree = mirror.tree(mirror.resolve(args.rev or "HEAD"), args.path)
-        state = load(tree)
+        state = load_rendered(tree)
     except ValidationError as error:
         common.print_problems(error, prefix)
         return 2

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.load.rendered import parse_helm
 from reconciler.load.schema import (
     Problems,
     as_map,
@@ -37,7 +38,8 @@ from reconciler.model import (
 MAX_WAVE = 1_000_000
 """Waves are small numbers; the bound keeps any value storable as SQLite's
 64-bit INTEGER in the history."""
-APP_KEYS = ("target", "wave", "depends_on", "rollout", "health", "prune", "rollback", "timeout")
+APP_KEYS = ("target", "wave", "depends_on", "rollout", "health", "prune", "rollback", "timeout",
+            "helm")
 _CHECK_KEYS = ("http", "tcp", "command", "timeout", "retries", "interval")
 _PERCENT = re.compile(r"(\d+)%")
 
@@ -65,6 +67,9 @@ def parse_app(p: Problems, name: str, doc: Any, line: int, *,
                   f"depends_on: {shown(dep)} is listed twice")
         dependency_lines.setdefault(dep, deps.line_of(index) if deps else line)
     choice = get_enum(p, m, "rollback", "app.yaml", ("auto", "none"))
+    if "helm" in m:
+        # Checked here for its file:line; reconciler.render renders the chart.
+        parse_helm(p, m["helm"], m.line_of("helm"), name)
     app = App(
         name=name,
         target=target,

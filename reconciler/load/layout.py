@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from reconciler.errors import Problem
+from reconciler.load.rendered import KUSTOMIZATION_FILES
 from reconciler.load.vm import relative_parts
 from reconciler.load.yamlio import shown
 from reconciler.model import Location
@@ -170,6 +171,9 @@ def _classify(layout: Layout, entry: TreeEntry) -> None:
         files.app_yaml = entry
     elif parts[2] == "app.yml":
         layout.add(path, "name the app file app.yaml")
+    elif parts[2] in KUSTOMIZATION_FILES:
+        # reconciler.render replaces a Kustomize app's files by their output.
+        layout.add(path, f"apps/{name}/ is a Kustomize app and was not rendered before loading")
     else:
         files.resources.append(entry)
 
