@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.kube_env import KubeEnv, KubeTest, kube_test
+from tests.support.render_tools import tools_bin
 from tests.support.sshd import SshFleet, start_fleet
 from tests.support.yarn_cluster import RmClient, YarnCluster, yarn_cluster_session
 from tests.support.yarn_proxy import YarnProxy
@@ -27,6 +28,17 @@ def kube(kube_env: KubeEnv, tmp_path: Path) -> Iterator[KubeTest]:
     """A namespace of this test's own, and a recording proxy in front of the server."""
     with kube_test(kube_env, tmp_path) as made:
         yield made
+
+
+@pytest.fixture(scope="session")
+def render_tools() -> Iterator[Path]:
+    """The real kustomize and helm, named in RECONCILER_KUSTOMIZE and RECONCILER_HELM
+    for this process and the reconciler processes the tests start."""
+    folder = tools_bin()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RECONCILER_KUSTOMIZE", str(folder / "kustomize"))
+        patch.setenv("RECONCILER_HELM", str(folder / "helm"))
+        yield folder
 
 
 @pytest.fixture

@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# The example renders Kustomize and Helm apps with the real tools.
+pytestmark = pytest.mark.usefixtures("render_tools")
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "desired-state-example"
 
 
@@ -24,7 +29,7 @@ def _git(cwd: Path, *args: str) -> None:
 def test_the_example_is_valid() -> None:
     done = _validate(str(EXAMPLE))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("valid: 3 targets, 3 apps")
+    assert done.stdout.startswith("valid: 3 targets, 6 apps")
 
 
 def test_a_broken_copy_exits_2_with_every_problem_and_its_line(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 `reconciler run` deploys the example's `laptop` apps on this machine and its
 `shop` app on the real control plane (the `prod` target, pointed at the test
 cluster's proxy instead of /secrets/kubeconfig): the Namespace, ConfigMap,
-Deployment and Service of `apps/shop` exist, the Deployment becomes Available
+Deployment and Service of `apps/shop` exist (and the rendered apps: the catalog
+overlays in their two namespaces, the greeter chart in `shop`), the Deployment becomes Available
 through the real controllers and kwok's nodes, and the deploy ends `success`.
 
 Two edits to the copy, and why: the prod target's kubeconfig and context name
@@ -25,10 +26,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.example.test_example_sync import PORT_IN_EXAMPLE, _free_port, _git
 from tests.support.kube_env import KubeTest
 
 PROJECT = Path(__file__).resolve().parents[2]
+# The example renders Kustomize and Helm apps with the real tools.
+pytestmark = pytest.mark.usefixtures("render_tools")
+
 EXAMPLE = PROJECT / "desired-state-example"
 
 
@@ -87,6 +93,12 @@ def test_the_daemon_deploys_the_example_with_its_kubernetes_app(
         assert service is not None and service["spec"]["clusterIP"]  # assigned by the server
         config = kube.env.get(f"/api/v1/namespaces/{ns}/configmaps/frontend-config")
         assert config is not None and config["data"]["LOG_LEVEL"] == "info"
+        # The rendered apps: a Kustomize overlay per namespace and a Helm chart.
+        for env, replicas in (("staging", 1), ("production", 3)):
+            catalog = kube.env.get(f"/apis/apps/v1/namespaces/catalog-{env}/deployments/catalog")
+            assert catalog is not None and catalog["spec"]["replicas"] == replicas
+        greeter = kube.env.get(f"/apis/apps/v1/namespaces/{ns}/deployments/greeter")
+        assert greeter is not None and greeter["spec"]["replicas"] == 2
         namespace = kube.env.get(f"/api/v1/namespaces/{ns}")
         assert namespace is not None and namespace["metadata"]["labels"]["team"] == "storefront"
         # Polls after the deploy read the cluster and write nothing to it.
@@ -104,7 +116,8 @@ def test_the_daemon_deploys_the_example_with_its_kubernetes_app(
         pidfile = work / ".demo-root/var/run/demo-web/server.pid"
         if pidfile.exists():
             os.kill(int(pidfile.read_text()), signal.SIGTERM)
-        kube.env.drop_namespace("shop")
+        for namespace in ("shop", "catalog-staging", "catalog-production"):
+            kube.env.drop_namespace(namespace)
     assert daemon.returncode == 0, output[-3000:]
 
 

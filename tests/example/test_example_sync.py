@@ -21,6 +21,9 @@ from pathlib import Path
 
 import pytest
 
+# The example renders Kustomize and Helm apps with the real tools.
+pytestmark = pytest.mark.usefixtures("render_tools")
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "desired-state-example"
 PORT_IN_EXAMPLE = "18080"
 

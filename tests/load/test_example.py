@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.load import load
-from reconciler.model import BackendKind, CheckKind, ResourceId
+import pytest
+
+from reconciler.model import BackendKind, CheckKind, DesiredState, ResourceId
+from reconciler.render import load_rendered
 from reconciler.tree import DirectoryTree
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "desired-state-example"
+
+# The example renders Kustomize and Helm apps with the real tools.
+pytestmark = pytest.mark.usefixtures("render_tools")
+
+
+def load(tree: DirectoryTree) -> DesiredState:
+    return load_rendered(tree)
 
 
 def test_example_validates() -> None:
@@ -17,7 +26,8 @@ def test_example_validates() -> None:
     assert desired.targets["laptop"].options["root"] == "./.demo-root"
     assert desired.targets["prod"].backend is BackendKind.KUBERNETES
     waves = {name: app.wave for name, app in desired.apps.items()}
-    assert waves == {"config": 0, "web": 1, "shop": 1}
+    assert waves == {"config": 0, "web": 1, "shop": 1, "catalog-staging": 1,
+                     "catalog-production": 1, "greeter": 2}
     assert desired.apps["web"].depends_on == ("config",)
     assert len(desired.sync_windows) == 1
 
@@ -41,3 +51,30 @@ def test_example_kubernetes_manifests() -> None:
     ids = {str(r.id) for r in shop.resources}
     assert ids == {"Namespace/shop", "ConfigMap/shop/frontend-config",
                    "Deployment.apps/shop/frontend", "Service/shop/frontend"}
+
+
+def test_example_kustomize_overlays_patch_one_base_per_namespace() -> None:
+    desired = load(DirectoryTree(EXAMPLE))
+    for env, replicas, level in (("staging", 1, "debug"), ("production", 3, "info")):
+        app = desired.apps[f"catalog-{env}"]
+        by_kind = {r.id.kind: r for r in app.resources}
+        assert set(by_kind) == {"Namespace", "ConfigMap", "Deployment", "Service"}
+        assert {r.id.namespace for r in app.resources if r.id.kind != "Namespace"} == {
+            f"catalog-{env}"}
+        assert by_kind["Deployment"].body["spec"]["replicas"] == replicas
+        config = by_kind["ConfigMap"].body["data"]
+        assert config == {"LOG_LEVEL": level, "PAGE_SIZE": "50", "ENVIRONMENT": env}
+        # The Deployment refers to the generated ConfigMap by its hashed name.
+        container = by_kind["Deployment"].body["spec"]["template"]["spec"]["containers"][0]
+        assert container["envFrom"][0]["configMapRef"]["name"] == by_kind["ConfigMap"].id.name
+        assert by_kind["Deployment"].location.file == f"apps/catalog-{env}/(kustomize build).yaml"
+
+
+def test_example_helm_app_renders_the_chart_with_its_values() -> None:
+    greeter = load(DirectoryTree(EXAMPLE)).apps["greeter"]
+    by_kind = {r.id.kind: r for r in greeter.resources}
+    assert {str(r.id) for r in greeter.resources} == {
+        "ConfigMap/shop/greeter-settings", "Deployment.apps/shop/greeter", "Service/shop/greeter"}
+    assert by_kind["Deployment"].body["spec"]["replicas"] == 2
+    assert by_kind["ConfigMap"].body["data"] == {"GREETING": "Welcome", "LANGUAGE": "en-GB"}
+    assert greeter.depends_on == ("shop",)
