@@ -44,11 +44,11 @@ class HelmSpec:
     """Empty: the namespace of the app's target."""
 
 
-def kustomization_of(files: dict[str, Any], app: str) -> str | None:
-    """The path of the kustomization file directly in apps/<app>/, if any;
-    `files` maps state-root paths to anything."""
+def kustomization_in(files: dict[str, Any], folder: str) -> str | None:
+    """The path of the kustomization file directly in `folder`, if any; `files`
+    maps state-root paths to anything."""
     for name in KUSTOMIZATION_FILES:
-        path = f"apps/{app}/{name}"
+        path = f"{folder}/{name}"
         if path in files:
             return path
     return None

@@ -14,16 +14,18 @@ depend on a folder whose changes its key would miss.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from reconciler.errors import Problem
 from reconciler.load.cache import LoadCache
 from reconciler.load.layout import CONFIG_FILE
-from reconciler.load.rendered import HelmSpec, kustomization_of, parse_helm
+from reconciler.load.rendered import HelmSpec, kustomization_in, parse_helm
 from reconciler.load.schema import Problems
 from reconciler.load.targets import Config, parse_config
+from reconciler.load.vm import relative_parts
 from reconciler.load.yamlio import ParsedYaml, YamlMap, parse_yaml
 from reconciler.model import BackendKind, Location
 from reconciler.tree import StateTree, TreeEntry
@@ -82,13 +84,11 @@ def plan_jobs(tree: StateTree, entries: Sequence[TreeEntry],
         elif len(parts) >= 3:
             folders.setdefault(parts[1], []).append(e)
 
-    def parsed(entry: TreeEntry) -> ParsedYaml:
-        read: Callable[[], bytes] = lambda: tree.read(entry)  # noqa: E731
-        return cache.parsed(entry.blob_id, read) if cache is not None else parse_yaml(read())
+    parsed = yaml_reader(tree, cache)
 
     config: Config | None = None
     for app, files in sorted(folders.items()):
-        kustomization = kustomization_of(by_path, app)
+        kustomization = kustomization_in(by_path, f"apps/{app}")
         app_yaml = by_path.get(f"apps/{app}/app.yaml")
         doc = _mapping(parsed(app_yaml)) if app_yaml is not None else None
         if kustomization is None and (doc is None or "helm" not in doc):
@@ -102,6 +102,14 @@ def plan_jobs(tree: StateTree, entries: Sequence[TreeEntry],
         if job is not None:
             out.jobs.append(job)
     return out
+
+
+def yaml_reader(tree: StateTree, cache: LoadCache | None) -> Callable[[TreeEntry], ParsedYaml]:
+    """Parse a tree's YAML file, through the load cache when there is one."""
+    def parsed(entry: TreeEntry) -> ParsedYaml:
+        read: Callable[[], bytes] = lambda: tree.read(entry)  # noqa: E731
+        return cache.parsed(entry.blob_id, read) if cache is not None else parse_yaml(read())
+    return parsed
 
 
 def _job(app: str, doc: YamlMap, app_path: str, kustomization: str | None,
@@ -145,3 +153,52 @@ def _config(entry: TreeEntry | None, parsed: Callable[[TreeEntry], ParsedYaml]) 
     if doc is None:
         return Config()
     return parse_config(Problems(CONFIG_FILE), doc, doc.line)
+
+
+_LOCAL_LISTS = ("resources", "bases", "components", "crds", "configurations", "generators",
+                "transformers", "validators", "patchesStrategicMerge")
+_PATH_ITEMS = ("patches", "patchesJson6902")
+_REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://|^git@|^(github|gitlab|bitbucket)\.(com|org)/", re.I)
+
+
+def remote_reference(start: str, entries: dict[str, TreeEntry],
+                     parsed: Callable[[TreeEntry], ParsedYaml]) -> str | None:
+    """The first URL that the kustomization `start`, or one it builds on, names
+    as a file or folder to read: rendering is offline, so such an app is refused
+    before kustomize runs rather than left to fail on the network."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        doc = _mapping(parsed(entries[path]))
+        if doc is None:
+            continue  # kustomize reports what is wrong with it
+        folder = path.rpartition("/")[0]
+        for ref in _references(doc):
+            if _REMOTE.search(ref):
+                return ref
+            parts = relative_parts(f"{folder}/{ref}")
+            if parts is None:
+                continue
+            inner = kustomization_in(entries, "/".join(parts))
+            if inner is not None:
+                todo.append(inner)
+    return None
+
+
+def _references(doc: YamlMap) -> Iterator[str]:
+    for key in _LOCAL_LISTS:
+        items = doc.get(key)
+        if isinstance(items, list):
+            yield from (item for item in items if isinstance(item, str))
+    for key in _PATH_ITEMS:
+        items = doc.get(key)
+        if isinstance(items, list):
+            yield from (item["path"] for item in items
+                        if isinstance(item, dict) and isinstance(item.get("path"), str))
+    openapi = doc.get("openapi")
+    if isinstance(openapi, dict) and isinstance(openapi.get("path"), str):
+        yield openapi["path"]

@@ -30,7 +30,7 @@ from reconciler.load.vm import relative_parts
 from reconciler.load.yamlio import MAX_YAML_BYTES
 from reconciler.model import DesiredState
 from reconciler.render.cache import Outcome, RenderCache
-from reconciler.render.jobs import Job, plan_jobs
+from reconciler.render.jobs import Job, plan_jobs, remote_reference, yaml_reader
 from reconciler.render.run import offline_env, run_tool
 from reconciler.render.tools import Tool, find_tool, missing_message
 from reconciler.tree import EntryKind, StateTree, TreeEntry, blob_id
@@ -76,8 +76,17 @@ class Renderer:
         shared = jobs.shared_signature()
         outcomes: dict[str, Outcome] = {}
         misses: list[tuple[Job, str]] = []
+        by_path = {e.path: e for e in entries}
+        parsed = yaml_reader(tree, load_cache)
         for job in jobs.jobs:
             tool = tools[job.kind]
+            remote = (remote_reference(job.location.file, by_path, parsed)
+                      if job.kind == "kustomize" else None)
+            if remote is not None:
+                outcomes[job.app] = Outcome(output=None, error=(
+                    f"{remote!r} is not in the repository: rendering runs without network, "
+                    "so vendor it into the repository"))
+                continue
             if not tool.path:
                 outcomes[job.app] = Outcome(output=None, error=missing_message(job.kind))
                 continue
