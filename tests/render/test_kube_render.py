@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from reconciler import pulls
 from reconciler.engine import Engine
 from reconciler.model import Action
+from reconciler.reporters import State
 from tests.engine import support_targets as st
 from tests.render.support import BASE_DEPLOYMENT, CHART
 from tests.support.kube_env import KubeTest
@@ -220,3 +222,42 @@ def test_reconciler_plan_shows_the_diff_of_rendered_objects(
     assert f"Deployment.apps/{kube.namespace}/api" in done.stdout
     assert "-  replicas: 1" in done.stdout and "+  replicas: 4" in done.stdout
 
+
+
+def test_pull_request_plans_show_rendered_diffs_and_render_errors(
+    engine: Engine, repo: st.Repo, kube: KubeTest, second_namespace: str
+) -> None:
+    _base(repo, "1.0")
+    _overlay(repo, "api-staging", kube.namespace, 1)
+    _overlay(repo, "api-prod", second_namespace, 3)
+    _chart(repo)
+    _helm_app(repo, "hello", kube.namespace, "greeting: Hi\n")
+    repo.commit("deployed")
+    assert engine.sync().result == "success"
+
+    repo.branch("new-base")
+    _base(repo, "2.0")
+    repo.commit("api 2.0")
+    good = repo.publish_pull_request(1, "new-base")
+    repo.branch("bad-chart", "main")
+    repo.write("charts/hello/templates/broken.yaml", "{{ .Values.nothing.here }}\n")
+    repo.commit("a template that dereferences nothing")
+    bad = repo.publish_pull_request(2, "bad-chart")
+
+    kube.proxy.reset_counts()
+    results = {r.sha: r for r in pulls.PullRequestPlanner(engine=engine).scan()}
+    assert kube.proxy.writes() == []
+    assert results[good].state is State.SUCCESS
+    assert results[good].description == "0 to create, 2 to change, 0 to delete"
+    plan = results[good].record()["plan"]
+    changes = {(app["app"], c["resource"]): c for wave in plan["waves"]
+               for app in wave["apps"] for c in app["changes"]}
+    assert set(changes) == {("api-staging", f"Deployment.apps/{kube.namespace}/api"),
+                            ("api-prod", f"Deployment.apps/{second_namespace}/api")}
+    assert all("+          image: registry.example.com/api:2.0" in c["diff"]
+               for c in changes.values())
+
+    assert results[bad].state is State.ERROR
+    (problem,) = results[bad].problems
+    assert problem.startswith("apps/hello/app.yaml:4: app 'hello': helm template failed: ")
+    assert "nil pointer evaluating interface {}.here" in problem
