@@ -1,5 +1,17 @@
 # The reconciler daemon: `reconciler run --config /etc/reconciler/config.yaml`.
 # Build: docker build -t reconciler .   (see docs/status-page.md and deploy/kubernetes/)
+
+# kustomize and helm, which render Kustomize and Helm apps: built from the Go
+# modules pinned in .ci/tools by the same script CI runs (.ci/build-tools).
+FROM golang:1.26-bookworm AS tools
+WORKDIR /src
+COPY .ci/build-tools /src/.ci/build-tools
+COPY .ci/tools /src/.ci/tools
+RUN bin="$(RECONCILER_CACHE=/build bash .ci/build-tools)" \
+ && mkdir -p /out \
+ && cp "$bin/kustomize" "$bin/helm" /out/ \
+ && /out/kustomize version && /out/helm version --short
+
 FROM python:3.11-slim-bookworm
 
 # git for the mirror's tooling and hooks, openssh-client for ssh:// remotes and VM targets.
@@ -8,6 +20,7 @@ FROM python:3.11-slim-bookworm
 RUN apt-get update \
  && apt-get install -y --no-install-recommends git openssh-client \
  && rm -rf /var/lib/apt/lists/*
+COPY --from=tools /out/kustomize /out/helm /usr/local/bin/
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
