@@ -37,6 +37,7 @@ from reconciler.tree import EntryKind, StateTree, TreeEntry, blob_id
 
 MAX_MESSAGE = 2_000
 """How much of a tool's error message a problem keeps."""
+_HELM_DEBUG_HINT = "Use --debug flag to render out invalid YAML"
 
 
 class RenderedTree:
@@ -208,7 +209,9 @@ def _argv(job: Job, tool: str, root: Path) -> list[str] | str:
 def _clean(message: str, root: Path) -> str:
     """The tool's message with the private folder's path taken out, shortened."""
     text = message.replace(f"{root}/", "").replace(str(root), ".").strip()
-    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    # helm's hint names a flag of its own command line, which users do not have here.
+    lines = (line.strip() for line in text.splitlines())
+    text = " ".join(line for line in lines if line and line != _HELM_DEBUG_HINT)
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + " ..."
 
 
