@@ -94,8 +94,11 @@ def plan_jobs(tree: StateTree, entries: Sequence[TreeEntry],
         if kustomization is None and (doc is None or "helm" not in doc):
             continue
         out.hidden.update(e.path for e in files if e is not app_yaml)
+        if app_yaml is None and kustomization is not None:
+            out.problems.append(Problem(location=Location(file=kustomization, line=1), message=(
+                f"apps/{app}/ has a kustomization but no app.yaml")))
         if doc is None or app_yaml is None:
-            continue  # the loader reports the missing or broken app.yaml
+            continue  # the loader reports what is wrong with app.yaml
         if config is None:
             config = _config(by_path.get(CONFIG_FILE), parsed)
         job = _job(app, doc, app_yaml.path, kustomization, tuple(files), config, out.problems)

@@ -347,3 +347,12 @@ def test_a_directory_renders_too_and_the_plain_loader_refuses_unrendered_apps(
         load(tree)
     assert "apps/api/kustomization.yaml:1: apps/api/ is a Kustomize app and was not rendered " \
            "before loading" in [str(p) for p in caught.value.problems]
+
+
+def test_a_kustomization_without_app_yaml_is_a_problem(repo: RenderRepo, tmp_path: Path) -> None:
+    repo.base()
+    repo.overlay("api", "staging", 1)
+    repo.remove("apps/api/app.yaml")
+    repo.commit("no app.yaml")
+    assert _problems(repo, tmp_path / "data") == [
+        "apps/api/kustomization.yaml:1: apps/api/ has a kustomization but no app.yaml"]
