@@ -356,3 +356,42 @@ def test_a_kustomization_without_app_yaml_is_a_problem(repo: RenderRepo, tmp_pat
     repo.commit("no app.yaml")
     assert _problems(repo, tmp_path / "data") == [
         "apps/api/kustomization.yaml:1: apps/api/ has a kustomization but no app.yaml"]
+
+
+def test_a_render_runs_in_a_private_folder_with_only_what_it_may_read(
+    repo: RenderRepo, tmp_path: Path, render_tools: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real kustomize, started through a script that first records where and
+    # how it runs (it gets no PATH, hence the absolute paths).
+    seen = tmp_path / "seen"
+    wrapper = tmp_path / "kustomize"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"/usr/bin/stat -c %a .. > {seen}.mode\n"
+        f"/usr/bin/pwd > {seen}.cwd\n"
+        f"/usr/bin/find . -type f | /usr/bin/sort > {seen}.files\n"
+        f"/usr/bin/env > {seen}.env\n"
+        f"exec {render_tools / 'kustomize'} \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("RECONCILER_KUSTOMIZE", str(wrapper))
+    repo.base()
+    repo.overlay("api", "staging", 1)
+    repo.overlay("other", "prod", 1)
+    repo.write("README.md", "state of the shop\n")
+    repo.commit("two overlays")
+    desired = load_rendered(tree_of(repo, tmp_path / "data"), renderer=Renderer(workers=1))
+    assert desired.apps["api"].resources[0].body["spec"]["replicas"] == 1
+
+    assert (tmp_path / "seen.mode").read_text().strip() == "700"
+    env = dict(line.split("=", 1) for line in (tmp_path / "seen.env").read_text().splitlines())
+    assert env["PATH"] == "" and env["HTTPS_PROXY"] == "http://127.0.0.1:1"
+    assert env["HOME"].startswith(str(Path((tmp_path / "seen.cwd").read_text().strip()).parent))
+    assert "RECONCILER_KUSTOMIZE" not in env  # nothing of the reconciler's own environment
+    files = (tmp_path / "seen.files").read_text().split()
+    # The last render made (renders run in app order): its own folder and the
+    # files outside apps/, never the other app's folder.
+    assert files == ["./README.md", "./apps/other/app.yaml", "./apps/other/kustomization.yaml",
+                     "./apps/other/replicas.yaml", "./bases/api/deployment.yaml",
+                     "./bases/api/kustomization.yaml", "./reconciler.yaml"]
+    # The private folder is gone afterwards.
+    assert not Path((tmp_path / "seen.cwd").read_text().strip()).exists()
