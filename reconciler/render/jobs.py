@@ -26,9 +26,9 @@ from reconciler.load.rendered import HelmSpec, kustomization_in, parse_helm
 from reconciler.load.schema import Problems
 from reconciler.load.targets import Config, parse_config
 from reconciler.load.vm import relative_parts
-from reconciler.load.yamlio import ParsedYaml, YamlMap, parse_yaml
+from reconciler.load.yamlio import MAX_YAML_BYTES, ParsedYaml, YamlMap, parse_yaml
 from reconciler.model import BackendKind, Location
-from reconciler.tree import StateTree, TreeEntry
+from reconciler.tree import EntryKind, StateTree, TreeEntry
 
 Kind = Literal["kustomize", "helm"]
 
@@ -97,8 +97,15 @@ def plan_jobs(tree: StateTree, entries: Sequence[TreeEntry],
         if app_yaml is None and kustomization is not None:
             out.problems.append(Problem(location=Location(file=kustomization, line=1), message=(
                 f"apps/{app}/ has a kustomization but no app.yaml")))
-        if doc is None or app_yaml is None:
-            continue  # the loader reports what is wrong with app.yaml
+        if app_yaml is None:
+            continue
+        if doc is None:
+            # A symlink, or what the loader reports as a broken app.yaml: a
+            # Kustomize app still needs nothing from it to render.
+            if kustomization is not None:
+                out.jobs.append(Job(app=app, kind="kustomize", files=tuple(files),
+                                    location=Location(file=kustomization, line=1)))
+            continue
         if config is None:
             config = _config(by_path.get(CONFIG_FILE), parsed)
         job = _job(app, doc, app_yaml.path, kustomization, tuple(files), config, out.problems)
@@ -108,8 +115,12 @@ def plan_jobs(tree: StateTree, entries: Sequence[TreeEntry],
 
 
 def yaml_reader(tree: StateTree, cache: LoadCache | None) -> Callable[[TreeEntry], ParsedYaml]:
-    """Parse a tree's YAML file, through the load cache when there is one."""
+    """Parse a tree's YAML file, through the load cache when there is one. A
+    symlink or a file over the loader's size limit reads as nothing: the
+    loader reports it, and nothing here should parse it first."""
     def parsed(entry: TreeEntry) -> ParsedYaml:
+        if entry.kind is not EntryKind.FILE or entry.size > MAX_YAML_BYTES:
+            return ParsedYaml()
         read: Callable[[], bytes] = lambda: tree.read(entry)  # noqa: E731
         return cache.parsed(entry.blob_id, read) if cache is not None else parse_yaml(read())
     return parsed

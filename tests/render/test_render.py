@@ -395,3 +395,16 @@ def test_a_render_runs_in_a_private_folder_with_only_what_it_may_read(
                      "./bases/api/kustomization.yaml", "./reconciler.yaml"]
     # The private folder is gone afterwards.
     assert not Path((tmp_path / "seen.cwd").read_text().strip()).exists()
+
+
+def test_a_kustomize_app_whose_app_yaml_is_a_symlink_still_renders(
+    repo: RenderRepo, tmp_path: Path
+) -> None:
+    repo.base()
+    repo.overlay("api", "staging", 2)
+    repo.write("shared/app.yaml", "target: k8s\n")
+    repo.remove("apps/api/app.yaml")
+    (repo.path / "apps/api/app.yaml").symlink_to("../../shared/app.yaml")
+    repo.commit("app.yaml shared through a symlink")
+    (deployment,) = _load(repo, tmp_path / "data").apps["api"].resources
+    assert deployment.body["spec"]["replicas"] == 2
