@@ -40,5 +40,4 @@ def find_tool(name: str) -> Tool:
 
 
 def missing_message(name: str) -> str:
-    return (f"{name} is not installed: put it on PATH or name it in {_ENV[name]} "
-            "(bash .ci/build-tools builds it)")
+    return f"{name} is not installed: put it on PATH or name it in {_ENV[name]}"
