@@ -24,9 +24,9 @@ import paramiko
 
 from backends.vm.transport import (
     RunResult,
+    invocation,
     os_reason,
     put_via_shell,
-    shell_argv,
     sudo_checked,
 )
 from reconciler.errors import TransportError
@@ -64,11 +64,12 @@ class SshTransport:
         try:
             channel = transport.open_session(timeout=self._command_timeout)
             channel.settimeout(self._command_timeout)
-            channel.exec_command(
-                shlex.join(shell_argv(command, self._sudo, self._sudo_command))
-            )
-            if stdin:
-                channel.sendall(stdin)
+            argv, data = invocation(command, stdin, self._sudo, self._sudo_command)
+            channel.exec_command(shlex.join(argv))
+            # The remote shell reads a whole script before it writes anything,
+            # so sending it all before reading cannot stall on a full window.
+            if data:
+                channel.sendall(data)
             channel.shutdown_write()
             # Our scripts keep stderr small, so reading stdout first cannot fill
             # the stderr window and stall the remote side.

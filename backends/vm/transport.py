@@ -6,8 +6,15 @@ Two implementations sit behind it, as pyinfra's connectors do: `LocalTransport`
 so the fact collector and the applier are the same for both.
 
 Invariants:
-- `run` always hands the script to POSIX `sh -c` (wrapped in `sudo -n` when
+- `run` always hands the script to POSIX `sh` (wrapped in `sudo -n` when
   asked), never to the login shell, so scripts are portable.
+- A script travels on the shell's stdin, never as an argument: one argument
+  may hold at most 128 KiB on Linux, and the fact script of a host with
+  thousands of paths is larger. The script is one `{ ...; } </dev/null` group,
+  so the shell reads all of it before running any of it (a script cut in
+  transit runs nothing) and no command in it can read the rest as input. Only
+  a script that reads data on stdin (`put_via_shell`, a few hundred bytes)
+  goes as `sh -c`.
 - Under sudo, a script that never started (sudo missing, or refusing) is a
   TransportError naming the host and sudo's own words, never a script failure:
   the inner shell first writes `SUDO_STARTED` to stderr, and a result without
@@ -62,11 +69,19 @@ SUDO_STARTED = "reconciler: sudo started\n"
 again: sudo's exit codes overlap with the script's, this line does not."""
 
 
-def shell_argv(command: str, sudo: bool, sudo_command: str = "sudo") -> list[str]:
-    if not sudo:
-        return ["sh", "-c", command]
-    started = f"printf %s {shlex.quote(SUDO_STARTED)} >&2\n"
-    return [*shlex.split(sudo_command), "-n", "sh", "-c", started + command]
+def invocation(command: str, stdin: bytes | None, sudo: bool, sudo_command: str = "sudo"
+               ) -> tuple[list[str], bytes]:
+    """The argv that runs `command` and the bytes to send on its stdin.
+
+    Without data of its own the script itself is the input (see the module's
+    invariants); with data, the script is the `-c` argument and must be small.
+    """
+    started = f"printf %s {shlex.quote(SUDO_STARTED)} >&2\n" if sudo else ""
+    prefix = [*shlex.split(sudo_command), "-n"] if sudo else []
+    if stdin is None:
+        script = f"{started}{{\n{command}\n}} </dev/null\n"
+        return [*prefix, "sh", "-s"], script.encode()
+    return [*prefix, "sh", "-c", started + command], stdin
 
 
 def sudo_checked(host: str, sudo_command: str, result: RunResult) -> RunResult:
@@ -99,10 +114,9 @@ class LocalTransport:
     def run(self, command: str, stdin: bytes | None = None) -> RunResult:
         self.calls["run"] += 1
         try:
-            done = subprocess.run(
-                shell_argv(command, self._sudo, self._sudo_command), input=stdin or b"",
-                capture_output=True, timeout=self._timeout, check=False,
-            )
+            argv, data = invocation(command, stdin, self._sudo, self._sudo_command)
+            done = subprocess.run(argv, input=data, capture_output=True,
+                                  timeout=self._timeout, check=False)
         except FileNotFoundError as exc:
             if self._sudo:  # here sudo itself is what exec could not find
                 raise TransportError(
