@@ -31,6 +31,16 @@ from backends.vm.transport import (
 )
 from reconciler.errors import TransportError
 
+_LOST = (OSError, EOFError, paramiko.SSHException)
+"""What paramiko raises when a call fails or the connection drops under it
+(EOFError: the server went away while the call waited on the transport)."""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return "the host closed the connection"
+    return os_reason(exc) if isinstance(exc, OSError) else str(exc)
+
 
 def load_key(identity_file: str) -> paramiko.PKey:
     """Read the private key once per backend (parsing it per host is wasted work)."""
@@ -77,8 +87,9 @@ class SshTransport:
             stderr = channel.makefile_stderr("rb").read()
             code = channel.recv_exit_status()
             channel.close()
-        except (OSError, paramiko.SSHException) as exc:
-            raise TransportError(f"{self.host}: command failed over SSH: {exc}") from None
+        except _LOST as exc:
+            raise TransportError(f"{self.host}: command failed over SSH: {_reason(exc)}"
+                                 ) from None
         result = RunResult(
             exit=code, stdout=stdout.decode("utf-8", "replace"),
             stderr=stderr.decode("utf-8", "replace"),
@@ -89,8 +100,8 @@ class SshTransport:
         if self._sftp is None:
             try:
                 self._sftp = self._client.open_sftp()
-            except (OSError, paramiko.SSHException) as exc:
-                raise TransportError(f"{self.host}: cannot open SFTP: {exc}") from None
+            except _LOST as exc:
+                raise TransportError(f"{self.host}: cannot open SFTP: {_reason(exc)}") from None
         return self._sftp
 
     def put(self, path: str, data: bytes, mode: int) -> None:
@@ -108,10 +119,10 @@ class SshTransport:
                 handle.write(data)
                 handle.chmod(mode)
             sftp.posix_rename(tmp, path)
-        except (OSError, paramiko.SSHException) as exc:
-            with contextlib.suppress(OSError, paramiko.SSHException):
+        except _LOST as exc:
+            with contextlib.suppress(*_LOST):
                 sftp.remove(tmp)
-            reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+            reason = _reason(exc)
             raise TransportError(f"{self.host}: cannot write {path}: {reason}") from None
 
     def get(self, path: str) -> bytes:
@@ -119,13 +130,13 @@ class SshTransport:
         try:
             with self._sftp_client().open(path, "rb") as handle:
                 return handle.read()
-        except (OSError, paramiko.SSHException) as exc:
-            reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        except _LOST as exc:
+            reason = _reason(exc)
             raise TransportError(f"{self.host}: cannot read {path}: {reason}") from None
 
     def close(self) -> None:
         if self._sftp is not None:
-            with contextlib.suppress(OSError, paramiko.SSHException):
+            with contextlib.suppress(*_LOST):
                 self._sftp.close()
             self._sftp = None
         self._client.close()
