@@ -35,7 +35,7 @@ from backends.vm import resources as res
 from backends.vm.facts import FactRequest, Facts, fact_script, parse_facts
 from backends.vm.options import VmOptions
 from backends.vm.steps import HostWork, Step, host_work, steps_script
-from backends.vm.transport import LocalTransport, Transport
+from backends.vm.transport import NO_SPACE, LocalTransport, Transport, lacks_space, plain
 from reconciler.errors import BackendError, HostsUnreachable, TransportError
 from reconciler.model import (
     App,
@@ -259,7 +259,7 @@ class VmBackend:
         to leave something as it was (those are not writes)."""
         if not steps:
             return 0, []
-        result = transport.run(steps_script(steps, self.env(host)))
+        result = transport.run(steps_script(steps, self.env(host), self.root(host)))
         lines = result.stdout.splitlines()
         ok = sum(1 for line in lines if line.startswith("OK "))
         if result.exit == 0 and ok == len(steps):
@@ -268,6 +268,10 @@ class VmBackend:
         output = " | ".join(result.stderr.strip().splitlines()[-3:])
         if failed and len(failed[0]) == 3 and failed[0][1].isdigit():
             step = steps[int(failed[0][1])]
+            room = next((line[6:] for line in lines if line.startswith("SPACE ")), "")
+            if step.path and (plain(output) == NO_SPACE or lacks_space(room, 1)):
+                raise BackendError(
+                    f"{host}: cannot write {step.path}: {NO_SPACE} ({step.description})")
             raise BackendError(
                 f"{host}: {step.description} failed (exit {failed[0][2]}): {output}"
             )

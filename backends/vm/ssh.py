@@ -14,6 +14,7 @@ over one SFTP session per connection, with pipelined writes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import posixpath
 import secrets
 import shlex
@@ -23,10 +24,13 @@ from collections import Counter
 import paramiko
 
 from backends.vm.transport import (
+    NO_SPACE,
     RunResult,
     invocation,
+    lacks_space,
     os_reason,
     put_via_shell,
+    space_script,
     sudo_checked,
 )
 from reconciler.errors import TransportError
@@ -34,6 +38,10 @@ from reconciler.errors import TransportError
 _LOST = (OSError, EOFError, paramiko.SSHException)
 """What paramiko raises when a call fails or the connection drops under it
 (EOFError: the server went away while the call waited on the transport)."""
+
+
+class _Short(Exception):
+    """The server holds fewer bytes than were written."""
 
 
 def _reason(exc: BaseException) -> str:
@@ -118,12 +126,30 @@ class SshTransport:
                 handle.set_pipelined(True)
                 handle.write(data)
                 handle.chmod(mode)
+                # paramiko drops the answers to pipelined writes, errors
+                # included (a full disk leaves an empty file): the size the
+                # server holds after them is the proof they all landed.
+                written = handle.stat().st_size
+            if written != len(data):
+                raise _Short(f"wrote {written} of {len(data)} bytes")
             sftp.posix_rename(tmp, path)
-        except _LOST as exc:
+        except (*_LOST, _Short) as exc:
             with contextlib.suppress(*_LOST):
                 sftp.remove(tmp)
-            reason = _reason(exc)
+            reason = self._why_not_written(exc, directory, len(data))
             raise TransportError(f"{self.host}: cannot write {path}: {reason}") from None
+
+    def _why_not_written(self, exc: BaseException, directory: str, size: int) -> str:
+        """SFTP v3 has no code for a full disk (the server answers "Failure"),
+        so a failed write asks the host how much room is left."""
+        reason = _reason(exc)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.EACCES):
+            return reason
+        try:
+            room = self.run(space_script(directory))
+        except TransportError:
+            return reason
+        return NO_SPACE if lacks_space(room.stdout, size) else reason
 
     def get(self, path: str) -> bytes:
         self.calls["get"] += 1

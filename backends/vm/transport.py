@@ -22,13 +22,15 @@ Invariants:
 - `put` is atomic: a temporary file in the same directory is written, given its
   mode, then renamed over the path; readers see the old or the new file only.
 - Every failure is a TransportError naming the host and, for files, the path.
-  File content never appears in an error.
+  File content never appears in an error. A write that found no space says
+  "no space left on device", whatever the tool in between called it.
 - `calls` counts round trips by operation, for tests and benchmarks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shlex
 import subprocess
@@ -97,7 +99,31 @@ def sudo_checked(host: str, sudo_command: str, result: RunResult) -> RunResult:
 
 
 def os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return NO_SPACE
     return exc.strerror or str(exc) or type(exc).__name__
+
+
+NO_SPACE = "no space left on device"
+
+
+def plain(reason: str) -> str:
+    """`reason`, or NO_SPACE when it is a tool's words for a full disk."""
+    return NO_SPACE if NO_SPACE in reason.lower() else reason
+
+
+def space_script(directory: str) -> str:
+    """Prints the bytes available to us and the free inodes of `directory`'s file system."""
+    d = shlex.quote(directory)
+    return f"s=$(stat -f -c '%a %S %d' -- {d}) && set -- $s && echo \"$(($1 * $2)) $3\""
+
+
+def lacks_space(output: str, needed: int) -> bool:
+    """Whether the output of `space_script` shows too little room for `needed` bytes."""
+    words = output.split()
+    if len(words) != 2 or not all(w.isdigit() for w in words):
+        return False
+    return int(words[0]) < needed or int(words[1]) == 0
 
 
 class LocalTransport:
@@ -179,4 +205,4 @@ def put_via_shell(transport: Transport, path: str, data: bytes, mode: int) -> No
     result = transport.run(put_script(path, mode), stdin=data)
     if result.exit != 0:
         reason = result.stderr.strip().splitlines()[-1:] or [f"exit {result.exit}"]
-        raise TransportError(f"{transport.host}: cannot write {path}: {reason[0]}")
+        raise TransportError(f"{transport.host}: cannot write {path}: {plain(reason[0])}")
