@@ -4,20 +4,27 @@ Real git, a real sshd fleet of three hosts and the real SQLite history. `web`
 rolls out in batches of two; its v2 fails its health check on every host.
 Host 2's sshd (listener and open sessions) is killed as soon as the first
 batch is applied, so the gate fails and the rollback finds host 2 unreachable.
+The last two tests use the in-memory fleet for what the rollback decides.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from reconciler.engine import Engine, EngineSettings
+from reconciler.errors import HostsUnreachable
 from reconciler.events import Event, EventKind
+from reconciler.model import DesiredState, LiveView, ResourceId
+from reconciler.rollout import rollback
+from reconciler.rollout.rollback import ReadLive
 from reconciler.rollout.runner import RolloutOptions
 from tests.engine import staterepo
 from tests.engine.staterepo import StateRepo
+from tests.rollout.conftest import Harness, app, desired
 from tests.support.sshd import SshFleet
 
 
@@ -75,3 +82,55 @@ def test_a_host_lost_mid_rollout_is_named_and_every_reachable_host_is_rolled_bac
     again = engine.sync()
     assert again.result == "success", again.message
     assert [state_repo.served(i) for i in (1, 2, 3)] == ["v1", "v1", "v1"]
+
+
+def _unreachable(harness: Harness, lost: str) -> ReadLive:
+    """A live read that cannot reach `lost`, as the VM backend reports it."""
+
+    def read(state: DesiredState, targets: Sequence[str]) -> dict[str, LiveView]:
+        view = harness.views(state)["fleet"]
+        kept = tuple(h for h in view.hosts if h != lost)
+        partial = replace(
+            view, hosts=kept,
+            desired={k: v for k, v in view.desired.items() if k[0] != lost},
+            live={k: v for k, v in view.live.items() if k[0] != lost})
+        raise HostsUnreachable(f"{lost}: unreachable", hosts=(lost,), view=partial)
+
+    return read
+
+
+def test_a_new_app_is_removed_from_reachable_hosts_and_kept_in_mind_elsewhere(
+    harness: Harness,
+) -> None:
+    state = desired("B", app("web", {"/index": "bad"}, batch=2))
+    runner, result = harness.sync(state)
+    assert not result.ok and result.outcomes[0].hosts == ("h1", "h2")
+    back = rollback.roll_back(
+        runner, result.outcomes, last_good=harness.history.last_good,
+        load_revision=lambda rev: state, read_live=_unreachable(harness, "h2"),
+        make_rollout=harness.rollout)
+    [web] = back.apps
+    assert web.status == "partial" and not back.rolled_back and back.failed
+    assert web.message.endswith("unreachable, left for the next sync: h2")
+    assert harness.contents("/index") == {"h2": "bad"}
+    # h2 still holds what it was sent: its inventory row stays for the next sync.
+    assert {h for h, _ in harness.history.inventory("fleet")} == {"h2"}
+
+
+def test_an_unreachable_host_the_app_never_changed_leaves_a_full_rollback(
+    harness: Harness,
+) -> None:
+    good = desired("A", app("web", {"/index": "old"}))
+    harness.sync(good)
+    harness.history.mark_good(["web"], "A", 1)
+    harness.backend.live[("h1", ResourceId(kind="File", name="/index"))] = {"content": "x"}
+    state = desired("B", app("web", {"/index": "bad"}, batch=1))
+    runner, result = harness.sync(state)
+    assert result.outcomes[0].hosts == ("h1",)
+    back = rollback.roll_back(
+        runner, result.outcomes, last_good=harness.history.last_good,
+        load_revision={"A": good}.__getitem__, read_live=_unreachable(harness, "h5"),
+        make_rollout=harness.rollout)
+    assert [(a.app, a.status) for a in back.apps] == [("web", "success")]
+    assert back.rolled_back
+    assert harness.contents("/index")["h1"] == "old"
