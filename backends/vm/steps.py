@@ -317,7 +317,7 @@ def steps_script(steps: Sequence[Step], env: Mapping[str, str], root: str = "/")
         lines.append(
             f"( {step.command}\n) </dev/null{fd3} >\"$log\" 2>&1 || {{ r=$?; "
             f"echo \"FAIL {index} $r\"; "
-            f"tail -c 2000 \"$log\" >&2; {space} 2>/dev/null; exit 1; }}"
+            f"tail -c 2000 \"$log\" >&2; {space}; exit 1; }}"
         )
         lines.append(f"echo 'OK {index}'")
     return "\n".join(lines) + "\n"

@@ -115,7 +115,8 @@ def plain(reason: str) -> str:
 def space_script(directory: str) -> str:
     """Prints the bytes available to us and the free inodes of `directory`'s file system."""
     d = shlex.quote(directory)
-    return f"s=$(stat -f -c '%a %S %d' -- {d}) && set -- $s && echo \"$(($1 * $2)) $3\""
+    return (f"s=$(stat -f -c '%a %S %d' -- {d} 2>/dev/null) && set -- $s && "
+            "echo \"$(($1 * $2)) $3\"")
 
 
 def lacks_space(output: str, needed: int) -> bool:

@@ -183,6 +183,8 @@ def _past(done: RollbackOutcome, outcome: AppOutcome, unreachable: Sequence[str]
     if not left:
         return done
     named = ", ".join(left)
+    if done.status == "success" and set(left) == changed:
+        return replace(done, status="failure", message=f"not rolled back: unreachable: {named}")
     if done.status == "success":
         return replace(done, status="partial", message=(
             f"{done.message} on the reachable hosts; unreachable, left for the next "

@@ -18,7 +18,7 @@ import pytest
 from reconciler.engine import Engine, EngineSettings
 from reconciler.errors import HostsUnreachable
 from reconciler.events import Event, EventKind
-from reconciler.model import DesiredState, LiveView, ResourceId
+from reconciler.model import DesiredState, LiveView
 from reconciler.rollout import rollback
 from reconciler.rollout.rollback import ReadLive
 from reconciler.rollout.runner import RolloutOptions
@@ -123,7 +123,6 @@ def test_an_unreachable_host_the_app_never_changed_leaves_a_full_rollback(
     good = desired("A", app("web", {"/index": "old"}))
     harness.sync(good)
     harness.history.mark_good(["web"], "A", 1)
-    harness.backend.live[("h1", ResourceId(kind="File", name="/index"))] = {"content": "x"}
     state = desired("B", app("web", {"/index": "bad"}, batch=1))
     runner, result = harness.sync(state)
     assert result.outcomes[0].hosts == ("h1",)
@@ -134,3 +133,18 @@ def test_an_unreachable_host_the_app_never_changed_leaves_a_full_rollback(
     assert [(a.app, a.status) for a in back.apps] == [("web", "success")]
     assert back.rolled_back
     assert harness.contents("/index")["h1"] == "old"
+
+
+def test_a_rollback_that_reaches_none_of_its_hosts_failed(harness: Harness) -> None:
+    good = desired("A", app("web", {"/index": "old"}))
+    harness.sync(good)
+    harness.history.mark_good(["web"], "A", 1)
+    state = desired("B", app("web", {"/index": "bad"}, batch=1))
+    runner, result = harness.sync(state)
+    back = rollback.roll_back(
+        runner, result.outcomes, last_good=harness.history.last_good,
+        load_revision={"A": good}.__getitem__, read_live=_unreachable(harness, "h1"),
+        make_rollout=harness.rollout)
+    assert [(a.app, a.status, a.message) for a in back.apps] == [
+        ("web", "failure", "not rolled back: unreachable: h1")]
+    assert harness.contents("/index")["h1"] == "bad"
