@@ -27,7 +27,7 @@ fails, the result says so and the app stays as the failed rollback left it.
 A host that cannot be reached when the rollback reads live state (its
 backend raises HostsUnreachable) does not stop the others: the app is planned
 and returned on every host that was reached, and ends "partial", naming the
-unreachable hosts it had changed. Their inventory keeps what the failed
+unreachable hosts it had changed ("failure" when it reached none of them). Their inventory keeps what the failed
 rollout applied (not "healthy"), so the next sync that reaches them plans
 them from what they hold and converges them.
 
