@@ -27,9 +27,10 @@ fails, the result says so and the app stays as the failed rollback left it.
 A host that cannot be reached when the rollback reads live state (its
 backend raises HostsUnreachable) does not stop the others: the app is planned
 and returned on every host that was reached, and ends "partial", naming the
-unreachable hosts it had changed ("failure" when it reached none of them). Their inventory keeps what the failed
-rollout applied (not "healthy"), so the next sync that reaches them plans
-them from what they hold and converges them.
+unreachable hosts it had changed ("failure" when it reached none of them).
+Their inventory keeps what the failed rollout applied (not "healthy"), so
+the next sync that reaches them plans them from what they hold and converges
+them.
 
 A stop request (the failed rollout's `stop`) starts no further app's
 rollback, and the rollout of the one in progress stops after its batch in
