@@ -18,8 +18,10 @@ from backends.base import BackendContext
 from backends.vm import VmBackend
 from backends.vm import open as open_vm
 from backends.vm.facts import FactRequest, fact_script
+from backends.vm.resources import sha256
+from backends.vm.steps import host_work, steps_script
 from backends.vm.transport import LocalTransport
-from reconciler.model import Action, App
+from reconciler.model import Action, App, Change
 from tests.backends.vm.conftest import app, changes, inventory_of, resource, ssh_target, target
 from tests.support.sshd import SshFleet
 
@@ -71,11 +73,19 @@ def _converge(backend: VmBackend, hosts: list[str], roots: dict[str, Path], the_
     assert {h: after[h] - before[h] for h in hosts} == dict.fromkeys(hosts, 1)
 
 
-def test_the_fact_script_of_such_a_host_exceeds_one_argument() -> None:
-    # The premise of the tests below: as one `sh -c` argument this would fail.
+def test_the_scripts_of_such_a_host_exceed_one_argument() -> None:
+    # The premise of the tests below: as one `sh -c` argument these would fail.
     request = FactRequest(paths=tuple(f"/r{_name(i)}" for i in range(COUNT)), root="/r",
                           contained=tuple(f"/r/srv/data/d{d:02d}" for d in range(50)))
     assert len(fact_script(request).encode()) > 128 * 1024
+    by_name = {r.id.name: r for r in BIG.resources}
+    todo = [Change(id=by_name[_name(i)].id, app="web", target="vm", action=Action.UPDATE,
+                   host="h", resource=by_name[_name(i)],
+                   live={"type": "file", "sha256": sha256(_content(i).encode()),
+                         "mode": "0600"}) for i in WRONG_MODE]
+    work = host_work(BIG, todo, "/r", "h")
+    assert len(work.finish) >= len(WRONG_MODE) and not work.uploads
+    assert len(steps_script(work.finish, {}, "/r").encode()) > 128 * 1024
 
 
 def test_5000_files_on_the_local_transport(tmp_path: Path) -> None:
