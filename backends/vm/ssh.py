@@ -128,9 +128,10 @@ class SshTransport:
                 handle.chmod(mode)
                 # paramiko drops the answers to pipelined writes, errors
                 # included (a full disk leaves an empty file): the size the
-                # server holds after them is the proof they all landed.
+                # server holds after them is the proof they all landed (a
+                # server that reports no size is trusted as before).
                 written = handle.stat().st_size
-            if written != len(data):
+            if written is not None and written != len(data):
                 raise _Short(f"wrote {written} of {len(data)} bytes")
             sftp.posix_rename(tmp, path)
         except (*_LOST, _Short) as exc:
