@@ -9,6 +9,7 @@ was there is left as it was. Needs root to mount (skipped otherwise).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -109,3 +110,14 @@ def test_a_step_that_finds_no_space_says_so(small_root: Path, tmp_path: Path) ->
     assert str(caught.value) == (
         f"localhost: cannot write {record}: no space left on device "
         "(record how to stop Service svc)")
+
+
+@pytest.mark.skipif(shutil.which("sudo") is None, reason="needs sudo")
+def test_a_full_disk_is_said_plainly_under_sudo(small_root: Path, tmp_path: Path) -> None:
+    # Under sudo the upload is a shell `cat`, which says "write error: No space ...".
+    backend = open_vm(target(transport="local", root=str(small_root), sudo=True),
+                      BackendContext(data_dir=tmp_path / "data"))
+    try:
+        _update_on_a_full_disk(backend, small_root, "localhost")
+    finally:
+        backend.close()
