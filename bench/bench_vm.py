@@ -9,6 +9,11 @@ tool, on the whole fleet:
   warm = connections kept from the previous sync, as the daemon keeps them);
 - one-file sync: one config file changes on every host, the service restarts.
 
+A second case, VM backend only, gives every host `--large-files` files (2,000
+by default; 0 skips it) in one folder and times the first sync (every file
+uploaded), the no-op syncs and the one-file sync: a host with thousands of
+managed paths must still cost one fact command per no-op.
+
 ansible-core and pyinfra run from their own virtualenvs under bench/.venvs
 (create them with `python -m venv bench/.venvs/ansible && bench/.venvs/ansible/bin/pip
 install ansible-core`, same for pyinfra): pyinfra pins versions that conflict with
@@ -18,7 +23,8 @@ the kubernetes client. A tool whose venv is missing is skipped.
 sources ~/.bashrc for every SSH command, and a heavy .bashrc (pyenv init, say)
 then costs every tool the same ~80 ms of CPU per command.
 
-Usage: python bench/bench_vm.py [--hosts 20] [--files 50] [--repeat 3] [--quiet-shell]
+Usage: python bench/bench_vm.py [--hosts 20] [--files 50] [--large-files 2000] [--repeat 3]
+                                [--quiet-shell] [--tools vm,ansible,pyinfra]
 """
 
 from __future__ import annotations
@@ -128,22 +134,24 @@ def vm_sync(backend: VmBackend, app: App) -> tuple[int, int]:
     return len(todo), len(result.restarted)
 
 
-def bench_vm(fleet: SshFleet, work: Path, files: int, repeat: int) -> dict[str, float]:
+def bench_vm(fleet: SshFleet, work: Path, files: int, repeat: int, *, name: str = "vm"
+             ) -> dict[str, float]:
     target = Target(name="fleet", backend=BackendKind.VM, location=AT, options={
         "transport": "ssh", "hosts": [h.spec for h in fleet.hosts], "user": fleet.user,
         "identity_file": str(fleet.identity_file), "known_hosts": str(fleet.known_hosts),
-        "root": f"{work}/vm/{{host}}", "parallel": 20,
+        "root": f"{work}/{name}/{{host}}", "parallel": 20,
     })
 
     def new() -> VmBackend:
         return VmBackend(target, parse_options(target))
 
     warm = new()
-    assert vm_sync(warm, vm_app(files, 1))[0] > 0
     n = len(fleet.hosts)
+    first = timed(partial(_expect, partial(vm_sync, warm, vm_app(files, 1)),
+                          (n * (files + 3), 0)))
 
     def sync(backend: VmBackend, version: int, want: tuple[int, int]) -> None:
-        _expect(vm_sync(backend, vm_app(files, version)), want)
+        _expect(partial(vm_sync, backend, vm_app(files, version)), want)
 
     cold: list[float] = []
     for _ in range(repeat):
@@ -154,12 +162,13 @@ def bench_vm(fleet: SshFleet, work: Path, files: int, repeat: int) -> dict[str, 
     change = [timed(partial(sync, warm, v, (n, n))) for v in range(2, 2 + repeat)]
     runs = sum(warm.transport(h.spec).calls["run"] for h in fleet.hosts)
     warm.close()
-    print(f"  vm: {runs} shell commands over {n} hosts in all", file=sys.stderr)
-    return {"noop_cold": statistics.median(cold), "noop_warm": statistics.median(hot),
-            "one_file": statistics.median(change)}
+    print(f"  {name}: {runs} shell commands over {n} hosts in all", file=sys.stderr)
+    return {"first": first, "noop_cold": statistics.median(cold),
+            "noop_warm": statistics.median(hot), "one_file": statistics.median(change)}
 
 
-def _expect(got: tuple[int, int], want: tuple[int, int]) -> None:
+def _expect(sync: Callable[[], tuple[int, int]], want: tuple[int, int]) -> None:
+    got = sync()
     if got != want:
         raise SystemExit(f"vm sync did {got} (changes, restarts), expected {want}")
 
@@ -286,6 +295,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--files", type=int, default=50)
+    parser.add_argument("--large-files", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quiet-shell", action="store_true")
     parser.add_argument("--tools", default="vm,ansible,pyinfra")
@@ -302,6 +312,9 @@ def main() -> None:
                 print(f"  {tool}: skipped, no venv at {VENVS / tool}", file=sys.stderr)
                 continue
             results[tool] = runners[tool](fleet, work, args.files, args.repeat)
+        if args.large_files:
+            results["vm-large"] = bench_vm(fleet, work, args.large_files, args.repeat,
+                                           name="vm-large")
     finally:
         fleet.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -314,12 +327,14 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> No
           f"({shell})")
     vm = results.get("vm", {})
     for tool, figures in results.items():
+        if tool == "vm-large":
+            print(f"{args.hosts} hosts x {args.large_files} files + 1 service, VM backend only")
         cells = []
-        for key in ("noop_cold", "noop_warm", "one_file"):
+        for key in ("first", "noop_cold", "noop_warm", "one_file"):
             if key in figures:
                 ratio = ""
                 base = vm.get(key) or vm.get("noop_cold" if key != "one_file" else key)
-                if tool != "vm" and base:
+                if tool not in ("vm", "vm-large") and base:
                     ratio = f" ({figures[key] / base:.1f}x vm)"
                 cells.append(f"{key} {figures[key]:.2f}s{ratio}")
         print(f"  {tool:8} " + ", ".join(cells))

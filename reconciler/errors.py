@@ -6,6 +6,7 @@
     ├── SourceError                 git: unreachable repo, bad revision, bad credentials
     ├── BackendError                a backend could not read or change live state
     │   ├── TransportError          SSH/local transport: connect, auth, host key, I/O
+    │   │   └── HostsUnreachable    a read reached only some hosts (carries what it read)
     │   └── ApiError                an HTTP API (Kubernetes, YARN) answered with an error
     ├── HealthCheckFailed           a health gate did not pass in time
     └── RolloutError                a rollout halted (after rollback, when configured)
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reconciler.model import Location
+from reconciler.model import LiveView, Location
 
 
 class ReconcilerError(Exception):
@@ -59,6 +60,18 @@ class BackendError(ReconcilerError):
 
 class TransportError(BackendError):
     pass
+
+
+class HostsUnreachable(TransportError):
+    """A read of live state could not reach some hosts of a target (`hosts`,
+    in fleet order) and read every other one: `view` is the target's live
+    view of those others (its `hosts` are the ones reached). A sync fails on
+    it as on any TransportError; a rollback returns the hosts it can reach."""
+
+    def __init__(self, message: str, *, hosts: tuple[str, ...], view: LiveView) -> None:
+        super().__init__(message)
+        self.hosts = hosts
+        self.view = view
 
 
 class ApiError(BackendError):

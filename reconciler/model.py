@@ -161,6 +161,8 @@ class App:
     health: tuple[HealthCheck, ...] = ()
     resources: tuple[Resource, ...] = ()
     prune: bool = True
+    prune_first: bool = False
+    """Delete what the app no longer declares before its writes, not after every wave."""
     rollback: RollbackPolicy = RollbackPolicy.AUTO
     timeout: float = 300.0
     """Seconds the health gate of one batch may take before the app counts as failed."""

@@ -12,6 +12,8 @@ Invariants:
   `read_live` for its host (naming host and path) before any form holds
   something read through it; `apply` checks again on the host before writing.
 - A host whose transport failed is forgotten, so the next call reconnects.
+- A read that failed only because hosts could not be reached raises
+  HostsUnreachable, holding the live view of every host it did reach.
 - Errors name the host; when several hosts fail, HostsFailed lists each.
 """
 
@@ -33,8 +35,8 @@ from backends.vm import resources as res
 from backends.vm.facts import FactRequest, Facts, fact_script, parse_facts
 from backends.vm.options import VmOptions
 from backends.vm.steps import HostWork, Step, host_work, steps_script
-from backends.vm.transport import LocalTransport, Transport
-from reconciler.errors import BackendError, TransportError
+from backends.vm.transport import NO_SPACE, LocalTransport, Transport, lacks_space, plain
+from reconciler.errors import BackendError, HostsUnreachable, TransportError
 from reconciler.model import (
     App,
     Change,
@@ -114,20 +116,24 @@ class VmBackend:
 
     def _each(self, hosts: Iterable[str], work: Callable[[str], T]) -> dict[str, T]:
         """Run `work` for every host in parallel; raise when any host failed."""
+        results, failures = self._each_host(hosts, work)
+        if failures:
+            raise _failure(failures)
+        return results
+
+    def _each_host(self, hosts: Iterable[str], work: Callable[[str], T]
+                   ) -> tuple[dict[str, T], dict[str, BackendError]]:
+        """Run `work` for every host in parallel: the results and the failures."""
         hosts = list(dict.fromkeys(hosts))
         futures = {host: self._pool.submit(self._guarded, host, work) for host in hosts}
         results: dict[str, T] = {}
-        failures: dict[str, BaseException] = {}
+        failures: dict[str, BackendError] = {}
         for host, future in futures.items():
             try:
                 results[host] = future.result()
             except BackendError as exc:
                 failures[host] = exc
-        if len(failures) == 1:
-            raise next(iter(failures.values()))
-        if failures:
-            raise HostsFailed(failures)
-        return results
+        return results, failures
 
     def _guarded(self, host: str, work: Callable[[str], T]) -> T:
         try:
@@ -148,7 +154,7 @@ class VmBackend:
         unknown = [r.id for r in resources if r.id.kind not in res.KINDS]
         if unknown:
             raise BackendError(f"target {self.target.name}: {unknown[0]} is not a VM kind")
-        per_host = self._each(
+        per_host, failures = self._each_host(
             self.options.hosts,
             lambda host: self._read_host(
                 host, resources, {rid: app for (h, rid), app in inventory.items() if h == host}
@@ -156,13 +162,20 @@ class VmBackend:
         )
         desired: dict[HostKey, Mapping[str, Any]] = {}
         live: dict[HostKey, LiveResource] = {}
-        for host in self.options.hosts:
+        reached = tuple(h for h in self.options.hosts if h in per_host)
+        for host in reached:
             want, have = per_host[host]
             desired.update(want)
             live.update(have)
-        return LiveView(
-            target=self.target.name, hosts=self.options.hosts, desired=desired, live=live
-        )
+        view = LiveView(target=self.target.name, hosts=reached, desired=desired, live=live)
+        if failures and all(isinstance(e, TransportError) for e in failures.values()):
+            # Only connections failed: what the other hosts hold is still true,
+            # and a rollback can return them (see HostsUnreachable).
+            lost = tuple(h for h in self.options.hosts if h in failures)
+            raise HostsUnreachable(str(_failure(failures)), hosts=lost, view=view)
+        if failures:
+            raise _failure(failures)
+        return view
 
     def _read_host(
         self, host: str, resources: Sequence[Resource], owned: Mapping[ResourceId, str]
@@ -246,7 +259,7 @@ class VmBackend:
         to leave something as it was (those are not writes)."""
         if not steps:
             return 0, []
-        result = transport.run(steps_script(steps, self.env(host)))
+        result = transport.run(steps_script(steps, self.env(host), self.root(host)))
         lines = result.stdout.splitlines()
         ok = sum(1 for line in lines if line.startswith("OK "))
         if result.exit == 0 and ok == len(steps):
@@ -255,6 +268,10 @@ class VmBackend:
         output = " | ".join(result.stderr.strip().splitlines()[-3:])
         if failed and len(failed[0]) == 3 and failed[0][1].isdigit():
             step = steps[int(failed[0][1])]
+            room = next((line[6:] for line in lines if line.startswith("SPACE ")), "")
+            if step.path and (plain(output) == NO_SPACE or lacks_space(room, 1)):
+                raise BackendError(
+                    f"{host}: cannot write {step.path}: {NO_SPACE} ({step.description})")
             raise BackendError(
                 f"{host}: {step.description} failed (exit {failed[0][2]}): {output}"
             )
@@ -273,6 +290,13 @@ class VmBackend:
         for transport in transports:
             transport.close()
         self._pool.shutdown(wait=True)
+
+
+def _failure(failures: Mapping[str, BackendError]) -> BackendError:
+    """One host's own error, or HostsFailed naming each."""
+    if len(failures) == 1:
+        return next(iter(failures.values()))
+    return HostsFailed(failures)
 
 
 def _writes_and_notes(host: str, steps: Sequence[Step], lines: Sequence[str]

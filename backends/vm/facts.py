@@ -6,17 +6,23 @@ Like a pyinfra fact, a fact here is a command plus a pure `process(output)`:
 service's status and every command guard; `parse_facts` turns its output into
 values. Neither does I/O, so both are tested without a host.
 
-The script forks little: one `stat` for all paths, one `sha256sum` for all
-regular files, one `realpath` for all paths that must stay inside the root,
-one `readlink` per existing symlink, one `cat` per service record asked for;
-the type tests, directory entry counts and command records are shell
-builtins. Output is line based (paths with newlines are refused earlier):
+The script forks little: one `stat` and one `sha256sum` per chunk of paths
+(CHUNK paths, at most CHUNK_BYTES of names: no command line comes near the
+kernel's limits, and the shell's list of regular files stays short, since
+growing "$@" one file at a time costs time quadratic in its length), one
+`realpath` per chunk of paths that must stay inside the root, one `readlink`
+per existing symlink, one `cat` per service record asked for; the type tests,
+directory entry counts and command records are shell builtins. The script
+travels on stdin (see transport.py), so its own size has no limit. Output is
+line based (paths with newlines are refused earlier):
 
     #stat                     then `stat -c '%f %s %U %G %n'` lines (raw hex mode)
     #sha                      then `sha256sum` lines ("\\" prefix: escaped name)
-    #real                     then `realpath -m` of the root and of each contained
-                              path, one line each; or, when that call failed,
-    #realeach                 then R <index> <resolved|?> per path
+    #real                     then, per chunk of the root and the contained paths:
+    #part <first>             the index of its first path, then `realpath -m` of
+                              each path of the chunk, one line each; or, when
+                              that call failed,
+    #each                     then R <index> <resolved|?> per path of the chunk
     #rec                      then the records below
     L <index> <target>        symlink target of paths[index]
     S <index> <exit|none>     service status exit code; none: no systemctl
@@ -32,7 +38,7 @@ builtins. Output is line based (paths with newlines are refused earlier):
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 _TYPES = {0o100000: "file", 0o040000: "directory", 0o120000: "symlink"}
@@ -148,33 +154,61 @@ def _count_line(index: int, directory: str) -> str:
             f"printf 'E {index} %s\\n' \"$n\"; fi")
 
 
+CHUNK = 256
+CHUNK_BYTES = 32 * 1024
+
+
+def chunks(words: Sequence[str]) -> list[tuple[int, int]]:
+    """(first index, count) of consecutive runs of `words`, each at most CHUNK
+    words and CHUNK_BYTES of text (a longer word goes alone). Pure, so the
+    parser finds the same runs as the script."""
+    out: list[tuple[int, int]] = []
+    first, size = 0, 0
+    for index, word in enumerate(words):
+        if index > first and (index - first >= CHUNK or size + len(word) + 1 > CHUNK_BYTES):
+            out.append((first, index - first))
+            first, size = index, 0
+        size += len(word) + 1
+    if len(words) > first:
+        out.append((first, len(words) - first))
+    return out
+
+
 def _real_lines(request: FactRequest) -> list[str]:
     if not request.contained:
         return []
-    quoted = " ".join(shlex.quote(p) for p in (request.root, *request.contained))
-    return [
-        "echo '#real'",
-        f"realpath -m -- {quoted} 2>/dev/null || {{ echo '#realeach'; i=0; "
-        f"for p in {quoted}; do printf 'R %s ' \"$i\"; "
-        "realpath -m -- \"$p\" 2>/dev/null || echo '?'; i=$((i+1)); done; }",
-    ]
+    asked = [shlex.quote(p) for p in (request.root, *request.contained)]
+    lines = ["echo '#real'"]
+    for first, count in chunks(asked):
+        quoted = " ".join(asked[first:first + count])
+        lines.append(
+            f"echo '#part {first}'; realpath -m -- {quoted} 2>/dev/null || "
+            f"{{ echo '#each'; i={first}; for p in {quoted}; do printf 'R %s ' \"$i\"; "
+            "realpath -m -- \"$p\" 2>/dev/null || echo '?'; i=$((i+1)); done; }"
+        )
+    return lines
+
+
+def _path_lines(quoted: Sequence[str]) -> list[str]:
+    runs = [" ".join(quoted[first:first + count]) for first, count in chunks(quoted)]
+    lines = ["echo '#stat'"]
+    lines.extend(f"stat -c '%f %s %U %G %n' -- {run} 2>/dev/null" for run in runs)
+    lines.append("echo '#sha'")
+    for run in runs:
+        # Regular files only: sha256sum would follow a link, or block on a fifo.
+        lines.append(
+            f"set --; for f in {run}; do "
+            'if [ -f "$f" ] && [ ! -L "$f" ]; then set -- "$@" "$f"; fi; done; '
+            'if [ $# -gt 0 ]; then sha256sum -- "$@" 2>/dev/null; fi'
+        )
+    return lines
 
 
 def fact_script(request: FactRequest) -> str:
     """The one command that collects every fact of `request` on a host."""
     lines = env_prelude(request.env)
     quoted = [shlex.quote(p) for p in request.paths]
-    lines.append("echo '#stat'")
-    if quoted:
-        lines.append(f"stat -c '%f %s %U %G %n' -- {' '.join(quoted)} 2>/dev/null")
-        lines.append("set --")
-        lines.append(
-            f"for f in {' '.join(quoted)}; do "
-            'if [ -f "$f" ] && [ ! -L "$f" ]; then set -- "$@" "$f"; fi; done'
-        )
-    lines.append("echo '#sha'")
-    if quoted:
-        lines.append('if [ $# -gt 0 ]; then sha256sum -- "$@" 2>/dev/null; fi')
+    lines.extend(_path_lines(quoted))
     lines.extend(_real_lines(request))
     lines.append("echo '#rec'")
     for index, path in enumerate(quoted):
@@ -235,17 +269,32 @@ def _parse_record(line: str, into: dict[str, dict[int, str]]) -> None:
         into[tag][int(index_text)] = value
 
 
-def _resolved(request: FactRequest, lines: list[str], each: Mapping[int, str] | None
+@dataclass
+class _Part:
+    """The realpath output of one chunk: its lines, or its R records (`each`)."""
+
+    lines: list[str] = field(default_factory=list)
+    each: bool = False
+
+
+def _resolved(request: FactRequest, parts: Mapping[int, _Part], each: Mapping[int, str]
               ) -> dict[str, str | None]:
     """Root and contained paths -> their real path; None where it is unknown
     (realpath failed, or its output does not line up with what was asked)."""
     asked = (request.root, *request.contained)
-    if each is not None:
-        return {p: (v if v.startswith("/") else None)
-                for i, p in enumerate(asked) for v in [each.get(i, "?")]}
-    if len(lines) != len(asked) or not all(v.startswith("/") for v in lines):
-        return dict.fromkeys(asked)
-    return dict(zip(asked, lines, strict=True))
+    out: dict[str, str | None] = {}
+    for first, count in chunks([shlex.quote(p) for p in asked]):
+        part = parts.get(first, _Part())
+        chunk = asked[first:first + count]
+        if part.each:
+            values = [each.get(first + i, "?") for i in range(count)]
+        elif len(part.lines) == count:
+            values = part.lines
+        else:
+            values = ["?"] * count
+        out.update((p, v if v.startswith("/") else None)
+                   for p, v in zip(chunk, values, strict=True))
+    return out
 
 
 def parse_facts(output: str, request: FactRequest) -> Facts:
@@ -253,9 +302,10 @@ def parse_facts(output: str, request: FactRequest) -> Facts:
     are ignored, so stray output cannot corrupt what is known."""
     stats: dict[str, PathFact] = {}
     hashes: dict[str, str] = {}
-    real: list[str] = []
+    parts: dict[int, _Part] = {}
+    part = _Part()
     records: dict[str, dict[int, str]] = {tag: {} for tag in _TAGS}
-    section, complete, each = "", False, False
+    section, complete = "", False
     for line in output.split("\n"):
         if line in ("#stat", "#sha", "#real", "#rec"):
             section = line
@@ -265,10 +315,12 @@ def parse_facts(output: str, request: FactRequest) -> Facts:
             stats[st[0]] = st[1]
         elif section == "#sha" and (sh := _parse_sha(line)) is not None:
             hashes[sh[0]] = sh[1]
-        elif section == "#real" and line == "#realeach":
-            each = True
-        elif section == "#real" and not each and line:
-            real.append(line)
+        elif section == "#real" and line.startswith("#part ") and line[6:].isdigit():
+            part = parts.setdefault(int(line[6:]), _Part())
+        elif section == "#real" and line == "#each":
+            part.each = True
+        elif section == "#real" and not part.each and line:
+            part.lines.append(line)
         elif section in ("#rec", "#real"):
             _parse_record(line, records)
     links = {request.paths[i]: t for i, t in records["L"].items() if i < len(request.paths)}
@@ -287,8 +339,7 @@ def parse_facts(output: str, request: FactRequest) -> Facts:
     return Facts(
         paths=paths, services=services, complete=complete,
         guards={i: v == "0" for i, v in records["G"].items()},
-        resolved=_resolved(request, real, records["R"] if each else None)
-        if request.contained else {},
+        resolved=_resolved(request, parts, records["R"]) if request.contained else {},
         run_hashes={i: v for i, v in records["H"].items() if len(v) == 64},
         entries={request.counted[i]: int(v) for i, v in records["E"].items()
                  if i < len(request.counted) and v.isdigit()},

@@ -14,6 +14,7 @@ over one SFTP session per connection, with pipelined writes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import posixpath
 import secrets
 import shlex
@@ -23,13 +24,30 @@ from collections import Counter
 import paramiko
 
 from backends.vm.transport import (
+    NO_SPACE,
     RunResult,
+    invocation,
+    lacks_space,
     os_reason,
     put_via_shell,
-    shell_argv,
+    space_script,
     sudo_checked,
 )
 from reconciler.errors import TransportError
+
+_LOST = (OSError, EOFError, paramiko.SSHException)
+"""What paramiko raises when a call fails or the connection drops under it
+(EOFError: the server went away while the call waited on the transport)."""
+
+
+class _Short(Exception):
+    """The server holds fewer bytes than were written."""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return "the host closed the connection"
+    return os_reason(exc) if isinstance(exc, OSError) else str(exc)
 
 
 def load_key(identity_file: str) -> paramiko.PKey:
@@ -64,11 +82,12 @@ class SshTransport:
         try:
             channel = transport.open_session(timeout=self._command_timeout)
             channel.settimeout(self._command_timeout)
-            channel.exec_command(
-                shlex.join(shell_argv(command, self._sudo, self._sudo_command))
-            )
-            if stdin:
-                channel.sendall(stdin)
+            argv, data = invocation(command, stdin, self._sudo, self._sudo_command)
+            channel.exec_command(shlex.join(argv))
+            # The remote shell reads a whole script before it writes anything,
+            # so sending it all before reading cannot stall on a full window.
+            if data:
+                channel.sendall(data)
             channel.shutdown_write()
             # Our scripts keep stderr small, so reading stdout first cannot fill
             # the stderr window and stall the remote side.
@@ -76,8 +95,9 @@ class SshTransport:
             stderr = channel.makefile_stderr("rb").read()
             code = channel.recv_exit_status()
             channel.close()
-        except (OSError, paramiko.SSHException) as exc:
-            raise TransportError(f"{self.host}: command failed over SSH: {exc}") from None
+        except _LOST as exc:
+            raise TransportError(f"{self.host}: command failed over SSH: {_reason(exc)}"
+                                 ) from None
         result = RunResult(
             exit=code, stdout=stdout.decode("utf-8", "replace"),
             stderr=stderr.decode("utf-8", "replace"),
@@ -88,8 +108,8 @@ class SshTransport:
         if self._sftp is None:
             try:
                 self._sftp = self._client.open_sftp()
-            except (OSError, paramiko.SSHException) as exc:
-                raise TransportError(f"{self.host}: cannot open SFTP: {exc}") from None
+            except _LOST as exc:
+                raise TransportError(f"{self.host}: cannot open SFTP: {_reason(exc)}") from None
         return self._sftp
 
     def put(self, path: str, data: bytes, mode: int) -> None:
@@ -106,25 +126,44 @@ class SshTransport:
                 handle.set_pipelined(True)
                 handle.write(data)
                 handle.chmod(mode)
+                # paramiko drops the answers to pipelined writes, errors
+                # included (a full disk leaves an empty file): the size the
+                # server holds after them is the proof they all landed (a
+                # server that reports no size is trusted as before).
+                written = handle.stat().st_size
+            if written is not None and written != len(data):
+                raise _Short(f"wrote {written} of {len(data)} bytes")
             sftp.posix_rename(tmp, path)
-        except (OSError, paramiko.SSHException) as exc:
-            with contextlib.suppress(OSError, paramiko.SSHException):
+        except (*_LOST, _Short) as exc:
+            with contextlib.suppress(*_LOST):
                 sftp.remove(tmp)
-            reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+            reason = self._why_not_written(exc, directory, len(data))
             raise TransportError(f"{self.host}: cannot write {path}: {reason}") from None
+
+    def _why_not_written(self, exc: BaseException, directory: str, size: int) -> str:
+        """SFTP v3 has no code for a full disk (the server answers "Failure"),
+        so a failed write asks the host how much room is left."""
+        reason = _reason(exc)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.EACCES):
+            return reason
+        try:
+            room = self.run(space_script(directory))
+        except TransportError:
+            return reason
+        return NO_SPACE if lacks_space(room.stdout, size) else reason
 
     def get(self, path: str) -> bytes:
         self.calls["get"] += 1
         try:
             with self._sftp_client().open(path, "rb") as handle:
                 return handle.read()
-        except (OSError, paramiko.SSHException) as exc:
-            reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        except _LOST as exc:
+            reason = _reason(exc)
             raise TransportError(f"{self.host}: cannot read {path}: {reason}") from None
 
     def close(self) -> None:
         if self._sftp is not None:
-            with contextlib.suppress(OSError, paramiko.SSHException):
+            with contextlib.suppress(*_LOST):
                 self._sftp.close()
             self._sftp = None
         self._client.close()

@@ -36,6 +36,7 @@ from typing import Any
 from backends.vm import records
 from backends.vm import resources as res
 from backends.vm.facts import env_prelude
+from backends.vm.transport import space_script
 from reconciler.model import Action, App, Change, Resource
 
 
@@ -55,6 +56,8 @@ class Step:
     notes: bool = False
     """The step may print a NOTE on fd 3. Only our own short commands get fd 3:
     a background process started by a user command would hold it open."""
+    path: str = ""
+    """What the step writes, named when it fails on a full disk."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,7 +105,8 @@ def _owner_step(path: str, body: Mapping[str, Any], what: str) -> Step | None:
     if owner is None and group is None:
         return None
     spec = f"{owner or ''}:{group or ''}" if group is not None else str(owner)
-    return Step(description=f"set owner of {what}", command=f"chown -h {_q(spec)} -- {_q(path)}")
+    return Step(description=f"set owner of {what}", command=f"chown -h {_q(spec)} -- {_q(path)}",
+                path=path)
 
 
 def _file(b: _Builder, change: Change, resource: Resource) -> None:
@@ -116,11 +120,12 @@ def _file(b: _Builder, change: Change, resource: Resource) -> None:
             b.prepare.append(Step(
                 description=f"make the directory of {what}",
                 command=f"mkdir -p -- {_q(posixpath.dirname(path))}",
+                path=posixpath.dirname(path),
             ))
         b.uploads.append(Upload(path=path, data=res.content_bytes(body), mode=mode))
     elif "mode" in want and live.get("mode") != want["mode"]:
         b.finish.append(Step(description=f"set mode of {what}",
-                             command=f"chmod {want['mode']} -- {_q(path)}"))
+                             command=f"chmod {want['mode']} -- {_q(path)}", path=path))
     b.changed_files.add(posixpath.normpath("/" + resource.id.name))
     owner = _owner_step(path, body, what)
     if owner is not None:
@@ -134,7 +139,7 @@ def _directory(b: _Builder, resource: Resource) -> None:
     command = f"mkdir -p -- {_q(path)}"
     if "mode" in want:
         command += f" && chmod {want['mode']} -- {_q(path)}"
-    b.prepare.append(Step(description=f"make {what}", command=command))
+    b.prepare.append(Step(description=f"make {what}", command=command, path=path))
     owner = _owner_step(path, body, what)
     if owner is not None:
         b.prepare.append(owner)
@@ -151,6 +156,7 @@ def _symlink(b: _Builder, resource: Resource) -> None:
             f"mkdir -p -- {_q(posixpath.dirname(path))} && rm -f -- {_q(tmp)} && "
             f"ln -s -- {_q(target)} {_q(tmp)} && mv -Tf -- {_q(tmp)} {_q(path)}"
         ),
+        path=path,
     ))
 
 
@@ -203,7 +209,7 @@ def _service_record(b: _Builder, app: App, resource: Resource) -> Step:
                                     stop=service_command(body, "stop", b.host))
     path = b.record(records.service_record(b.root, name))
     return Step(description=f"record how to stop Service {name}",
-                command=records.write_command(path, text))
+                command=records.write_command(path, text), path=path)
 
 
 def _command(b: _Builder, resource: Resource) -> None:
@@ -299,16 +305,19 @@ def host_work(app: App, changes: Sequence[Change], root: str, host: str) -> Host
                     finish=tuple(finish), restarted=tuple(restarted))
 
 
-def steps_script(steps: Sequence[Step], env: Mapping[str, str]) -> str:
-    """One script running `steps` in order; stops at the first failure."""
+def steps_script(steps: Sequence[Step], env: Mapping[str, str], root: str = "/") -> str:
+    """One script running `steps` in order; stops at the first failure, then
+    says how much room is left under `root` (SPACE <bytes> <inodes>): tools
+    do not all call a full disk by its name (dash's printf says "I/O error")."""
     lines = [*env_prelude(env), 'log=$(mktemp) || exit 97', "trap 'rm -f \"$log\"' EXIT"]
+    space = f"echo \"SPACE $({space_script(root)})\""
     for index, step in enumerate(steps):
         # fd 3 is the script's stdout, so a step can leave a NOTE for the caller.
         fd3 = " 3>&1" if step.notes else ""
         lines.append(
             f"( {step.command}\n) </dev/null{fd3} >\"$log\" 2>&1 || {{ r=$?; "
             f"echo \"FAIL {index} $r\"; "
-            f"tail -c 2000 \"$log\" >&2; exit 1; }}"
+            f"tail -c 2000 \"$log\" >&2; {space}; exit 1; }}"
         )
         lines.append(f"echo 'OK {index}'")
     return "\n".join(lines) + "\n"

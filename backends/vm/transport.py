@@ -6,8 +6,15 @@ Two implementations sit behind it, as pyinfra's connectors do: `LocalTransport`
 so the fact collector and the applier are the same for both.
 
 Invariants:
-- `run` always hands the script to POSIX `sh -c` (wrapped in `sudo -n` when
+- `run` always hands the script to POSIX `sh` (wrapped in `sudo -n` when
   asked), never to the login shell, so scripts are portable.
+- A script travels on the shell's stdin, never as an argument: one argument
+  may hold at most 128 KiB on Linux, and the fact script of a host with
+  thousands of paths is larger. The script is one `{ ...; } </dev/null` group,
+  so the shell reads all of it before running any of it (a script cut in
+  transit runs nothing) and no command in it can read the rest as input. Only
+  a script that reads data on stdin (`put_via_shell`, a few hundred bytes)
+  goes as `sh -c`.
 - Under sudo, a script that never started (sudo missing, or refusing) is a
   TransportError naming the host and sudo's own words, never a script failure:
   the inner shell first writes `SUDO_STARTED` to stderr, and a result without
@@ -15,13 +22,15 @@ Invariants:
 - `put` is atomic: a temporary file in the same directory is written, given its
   mode, then renamed over the path; readers see the old or the new file only.
 - Every failure is a TransportError naming the host and, for files, the path.
-  File content never appears in an error.
+  File content never appears in an error. A write that found no space says
+  "no space left on device", whatever the tool in between called it.
 - `calls` counts round trips by operation, for tests and benchmarks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shlex
 import subprocess
@@ -62,11 +71,19 @@ SUDO_STARTED = "reconciler: sudo started\n"
 again: sudo's exit codes overlap with the script's, this line does not."""
 
 
-def shell_argv(command: str, sudo: bool, sudo_command: str = "sudo") -> list[str]:
-    if not sudo:
-        return ["sh", "-c", command]
-    started = f"printf %s {shlex.quote(SUDO_STARTED)} >&2\n"
-    return [*shlex.split(sudo_command), "-n", "sh", "-c", started + command]
+def invocation(command: str, stdin: bytes | None, sudo: bool, sudo_command: str = "sudo"
+               ) -> tuple[list[str], bytes]:
+    """The argv that runs `command` and the bytes to send on its stdin.
+
+    Without data of its own the script itself is the input (see the module's
+    invariants); with data, the script is the `-c` argument and must be small.
+    """
+    started = f"printf %s {shlex.quote(SUDO_STARTED)} >&2\n" if sudo else ""
+    prefix = [*shlex.split(sudo_command), "-n"] if sudo else []
+    if stdin is None:
+        script = f"{started}{{\n{command}\n}} </dev/null\n"
+        return [*prefix, "sh", "-s"], script.encode()
+    return [*prefix, "sh", "-c", started + command], stdin
 
 
 def sudo_checked(host: str, sudo_command: str, result: RunResult) -> RunResult:
@@ -82,7 +99,32 @@ def sudo_checked(host: str, sudo_command: str, result: RunResult) -> RunResult:
 
 
 def os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return NO_SPACE
     return exc.strerror or str(exc) or type(exc).__name__
+
+
+NO_SPACE = "no space left on device"
+
+
+def plain(reason: str) -> str:
+    """`reason`, or NO_SPACE when it is a tool's words for a full disk."""
+    return NO_SPACE if NO_SPACE in reason.lower() else reason
+
+
+def space_script(directory: str) -> str:
+    """Prints the bytes available to us and the free inodes of `directory`'s file system."""
+    d = shlex.quote(directory)
+    return (f"s=$(stat -f -c '%a %S %d' -- {d} 2>/dev/null) && set -- $s && "
+            "echo \"$(($1 * $2)) $3\"")
+
+
+def lacks_space(output: str, needed: int) -> bool:
+    """Whether the output of `space_script` shows too little room for `needed` bytes."""
+    words = output.split()
+    if len(words) != 2 or not all(w.isdigit() for w in words):
+        return False
+    return int(words[0]) < needed or int(words[1]) == 0
 
 
 class LocalTransport:
@@ -99,10 +141,9 @@ class LocalTransport:
     def run(self, command: str, stdin: bytes | None = None) -> RunResult:
         self.calls["run"] += 1
         try:
-            done = subprocess.run(
-                shell_argv(command, self._sudo, self._sudo_command), input=stdin or b"",
-                capture_output=True, timeout=self._timeout, check=False,
-            )
+            argv, data = invocation(command, stdin, self._sudo, self._sudo_command)
+            done = subprocess.run(argv, input=data, capture_output=True,
+                                  timeout=self._timeout, check=False)
         except FileNotFoundError as exc:
             if self._sudo:  # here sudo itself is what exec could not find
                 raise TransportError(
@@ -165,4 +206,4 @@ def put_via_shell(transport: Transport, path: str, data: bytes, mode: int) -> No
     result = transport.run(put_script(path, mode), stdin=data)
     if result.exit != 0:
         reason = result.stderr.strip().splitlines()[-1:] or [f"exit {result.exit}"]
-        raise TransportError(f"{transport.host}: cannot write {path}: {reason[0]}")
+        raise TransportError(f"{transport.host}: cannot write {path}: {plain(reason[0])}")

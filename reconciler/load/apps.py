@@ -38,8 +38,8 @@ from reconciler.model import (
 MAX_WAVE = 1_000_000
 """Waves are small numbers; the bound keeps any value storable as SQLite's
 64-bit INTEGER in the history."""
-APP_KEYS = ("target", "wave", "depends_on", "rollout", "health", "prune", "rollback", "timeout",
-            "helm")
+APP_KEYS = ("target", "wave", "depends_on", "rollout", "health", "prune", "prune_first",
+            "rollback", "timeout", "helm")
 _CHECK_KEYS = ("http", "tcp", "command", "timeout", "retries", "interval")
 _PERCENT = re.compile(r"(\d+)%")
 
@@ -70,6 +70,7 @@ def parse_app(p: Problems, name: str, doc: Any, line: int, *,
     if "helm" in m:
         # Checked here for its file:line; reconciler.render renders the chart.
         parse_helm(p, m["helm"], m.line_of("helm"), name)
+    pruned = bool(_default(get_bool(p, m, "prune", "app.yaml"), prune))
     app = App(
         name=name,
         target=target,
@@ -77,12 +78,24 @@ def parse_app(p: Problems, name: str, doc: Any, line: int, *,
         depends_on=tuple(dependency_lines),
         rollout=_rollout(p, m),
         health=_health(p, m),
-        prune=_default(get_bool(p, m, "prune", "app.yaml"), prune),
+        prune=pruned,
+        prune_first=_prune_first(p, m, pruned),
         rollback=RollbackPolicy(choice) if choice else rollback,
         timeout=_default(get_duration(p, m, "timeout", "app.yaml"), 300.0),
         location=Location(file=p.file, line=m.line),
     )
     return AppSpec(app=app, target_line=m.line_of("target"), dependency_lines=dependency_lines)
+
+
+def _prune_first(p: Problems, m: YamlMap, prune: bool) -> bool:
+    """`prune_first: true` runs the app's deletions before its writes (to free
+    space on a full disk, say); it means nothing for an app that never prunes."""
+    first = get_bool(p, m, "prune_first", "app.yaml")
+    if first and not prune:
+        p.add(m.line_of("prune_first"),
+              "prune_first: true needs prune: true (this app never deletes anything)")
+        return False
+    return bool(first)
 
 
 def _default(value: Any, default: Any) -> Any:

@@ -24,6 +24,14 @@ deleted: the outcome is "skipped" and names the hosts left for a human.
 A rollback is tried once per app and never rolled back itself: when it
 fails, the result says so and the app stays as the failed rollback left it.
 
+A host that cannot be reached when the rollback reads live state (its
+backend raises HostsUnreachable) does not stop the others: the app is planned
+and returned on every host that was reached, and ends "partial", naming the
+unreachable hosts it had changed ("failure" when it reached none of them).
+Their inventory keeps what the failed rollout applied (not "healthy"), so
+the next sync that reaches them plans them from what they hold and converges
+them.
+
 A stop request (the failed rollout's `stop`) starts no further app's
 rollback, and the rollout of the one in progress stops after its batch in
 flight; those apps end "interrupted", and the deploy with them: the next
@@ -33,10 +41,10 @@ sync re-plans from live state.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reconciler import plan as planner
-from reconciler.errors import ReconcilerError
+from reconciler.errors import HostsUnreachable, ReconcilerError
 from reconciler.events import EventKind
 from reconciler.model import Action, AppPlan, Change, DesiredState, LiveView, Plan, RollbackPolicy
 from reconciler.rollout.runner import AppOutcome, Rollout, RolloutResult, unexpected
@@ -51,7 +59,8 @@ MakeRollout = Callable[[DesiredState], Rollout]
 class RollbackOutcome:
     app: str
     status: str
-    """success, failure, skipped (left as is) or interrupted (by a stop request)."""
+    """success, failure, partial (back on every host but the unreachable ones),
+    skipped (left as is) or interrupted (by a stop request)."""
     revision: str = ""
     message: str = ""
 
@@ -71,7 +80,8 @@ class RollbackResult:
 
     @property
     def failed(self) -> bool:
-        return any(a.status == "failure" for a in self.apps)
+        """Some app is not back where it should be (a partial one included)."""
+        return any(a.status in ("failure", "partial") for a in self.apps)
 
     @property
     def interrupted(self) -> bool:
@@ -146,13 +156,41 @@ def _one(
     if app not in old.apps:
         return RollbackOutcome(app=app, status="skipped", revision=revision,
                                message=f"not in {revision[:12]}: left as is")
-    views = read_live(old, [old.apps[app].target])
-    steps = planner.plan(old, views, apps=[app])
+    target = old.apps[app].target
+    view, unreachable = _read(read_live, old, target)
+    steps = planner.plan(old, {target: view}, apps=[app])
     rollout = make_rollout(old)
     result = rollout.run_waves(steps)
     if result.ok:
         result = rollout.run_prune(steps)
-    return _outcome(app, revision, result, f"back at {revision[:12]}")
+    return _past(_outcome(app, revision, result, f"back at {revision[:12]}"),
+                 outcome, unreachable)
+
+
+def _read(read_live: ReadLive, desired: DesiredState, target: str
+          ) -> tuple[LiveView, tuple[str, ...]]:
+    """The target's live view, and the hosts it could not reach (left out of it)."""
+    try:
+        return read_live(desired, [target])[target], ()
+    except HostsUnreachable as err:
+        return err.view, err.hosts
+
+
+def _past(done: RollbackOutcome, outcome: AppOutcome, unreachable: Sequence[str]
+          ) -> RollbackOutcome:
+    """`done`, saying which hosts this rollout changed it could not return."""
+    changed = set(outcome.hosts + outcome.rechecked)
+    left = [h for h in unreachable if h in changed]
+    if not left:
+        return done
+    named = ", ".join(left)
+    if done.status == "success" and set(left) == changed:
+        return replace(done, status="failure", message=f"not rolled back: unreachable: {named}")
+    if done.status == "success":
+        return replace(done, status="partial", message=(
+            f"{done.message} on the reachable hosts; unreachable, left for the next "
+            f"sync: {named}"))
+    return replace(done, message=f"{done.message}; unreachable: {named}")
 
 
 def _remove_created(
@@ -160,15 +198,17 @@ def _remove_created(
 ) -> RollbackOutcome:
     """Delete what the failed rollout created for a brand-new app, and nothing else."""
     app, target = outcome.app, outcome.target
-    view = read_live(failed.desired, [target])[target]
+    view, unreachable = _read(read_live, failed.desired, target)
     doomed = tuple(
         Change(id=rid, app=app, target=target, action=Action.DELETE, host=host,
                live=view.live[(host, rid)].state)
         for host, rid in outcome.created
         if (host, rid) in view.live and view.live[(host, rid)].owner_app == app
     )
-    # Creates that never reached the backend left only their inventory intent.
-    never = [key for key in outcome.created if key not in view.live]
+    # Creates that never reached the backend left only their inventory intent
+    # (on a host not reached now, they may well be there).
+    never = [key for key in outcome.created
+             if key not in view.live and key[0] not in unreachable]
     failed.recorder.remove_inventory(target, never)
     if not doomed:
         done = RollbackOutcome(app=app, status="success", message="new app: nothing to remove")
@@ -178,6 +218,7 @@ def _remove_created(
                                       changes=doomed),))
         result = make_rollout(failed.desired).run_prune(removal)
         done = _outcome(app, "", result, f"new app: removed {len(doomed)} object(s) it created")
+    done = _past(done, outcome, unreachable)
     left = outcome.rechecked
     if not left or done.status != "success":
         return done

@@ -22,6 +22,10 @@ Invariants this module keeps:
 - A host batched only for that re-check which fails it counts as changed by
   the rollout that re-checks it (`AppOutcome.rechecked`): the interrupted
   deploy changed it, and no other rollout will ever roll it back.
+- An app with `prune_first` deletes what its plan prunes before its first
+  batch (on every host at once, as the prune phase would), so a revert can
+  free space before it writes; the prune phase then skips it. A failed early
+  prune fails the app before any write, and its hosts count as changed.
 - Every step is an Event; nothing here writes history except the inventory.
   The notes a backend returns with an apply (what it deliberately left, such
   as a non-empty Directory) end the message of that batch's or prune's event.
@@ -164,6 +168,9 @@ class Rollout:
         self._interrupted = threading.Event()
         self._host_locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._first: dict[str, list[AppPlan]] = {}
+        """Prunes of `prune_first` apps, taken at the start of the app's turn."""
+        self._pruned_first: set[str] = set()
 
     def event(self, kind: EventKind, **fields: Any) -> None:
         self._emit(Event(kind=kind, deploy_id=self.deploy_id,
@@ -174,6 +181,11 @@ class Rollout:
     def run_waves(self, plan: Plan) -> RolloutResult:
         outcomes: list[AppOutcome] = []
         not_started: tuple[int, ...] = ()
+        in_waves = {ap.app for wave in plan.waves for ap in wave.apps}
+        for ap in plan.prune:
+            app = self.desired.apps.get(ap.app)
+            if app is not None and app.prune_first and ap.app in in_waves:
+                self._first.setdefault(ap.app, []).append(ap)
         for index, wave in enumerate(plan.waves):
             if self.halt.is_set():
                 break
@@ -278,6 +290,9 @@ class Rollout:
             # Unplannable: nothing of it is applied, and the rollout halts here.
             self.halt.set()
             return self._finish(ap, "failure", progress, ap.error)
+        early = self._prune_early(ap, progress)
+        if early is not None:
+            return early
         planned = batches(ap.changes, app.rollout.batch,
                           fleet=self.options.fleet.get(ap.target, ()),
                           verify=self.options.verify.get(ap.app, ()))
@@ -307,6 +322,22 @@ class Rollout:
         failed = progress.failed
         note = f"{len(failed)} host(s) failed within max_failures" if failed else ""
         return self._finish(ap, "success", progress, note)
+
+    def _prune_early(self, ap: AppPlan, progress: _Progress) -> AppOutcome | None:
+        """Run a prune_first app's deletions; its outcome when they did not all succeed."""
+        prunes = self._first.pop(ap.app, [])
+        if not prunes:
+            return None
+        progress.touched.extend(sorted({c.host for p in prunes for c in p.changes}))
+        done = self.run_prune(Plan(revision=self.desired.revision, waves=(),
+                                   prune=tuple(prunes)))
+        self._pruned_first.add(ap.app)
+        failed = [o.message for o in done.outcomes if o.status != "success"]
+        if failed:
+            return self._finish(ap, "failure", progress, failed[0])
+        if len(done.outcomes) < len(prunes):
+            return self._finish(ap, "interrupted", progress, "stopped before its prune")
+        return None
 
     def _run_batch(self, app: App, ap: AppPlan, batch: Batch) -> gate.GateResult:
         """Apply one batch and gate it; the gate's result says which hosts failed, and why."""
@@ -386,6 +417,8 @@ class Rollout:
         """Deletions, in the plan's reverse wave order, one app at a time, no gate."""
         outcomes: list[AppOutcome] = []
         for ap in plan.prune:
+            if ap.app in self._pruned_first:
+                continue  # done before its writes (prune_first)
             if self.stop.is_set():
                 # Deletes left undone stay in the inventory: the next sync prunes them.
                 self._interrupted.set()

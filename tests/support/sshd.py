@@ -8,9 +8,11 @@ their address.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -44,6 +46,25 @@ class SshFleet:
     identity_file: Path
     known_hosts: Path
     hosts: list[SshHost] = field(default_factory=list)
+
+    def stop_host(self, index: int) -> None:
+        """Take host `index` down as a crash would: its listener and every
+        session it serves, so connections already open drop as well."""
+        host = self.hosts[index]
+        sessions = _descendants(host.process.pid)
+        host.process.kill()
+        host.process.wait()
+        for pid in sessions:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if host.process.stderr is not None:
+            host.process.stderr.close()
+
+    def start_host(self, index: int) -> None:
+        """Start host `index` again after `stop_host`, with the same keys and config."""
+        host = self.hosts[index]
+        host.process = _spawn(self.directory / host.address / "sshd_config")
+        _wait_listening(host.address, host.port, host.process)
 
     def stop(self) -> None:
         for host in self.hosts:
@@ -157,9 +178,35 @@ def _start_host(directory: Path, address: str, port: int, authorized: Path, user
             ]
         )
     )
-    proc = subprocess.Popen(
+    proc = _spawn(config)
+    _wait_listening(address, port, proc)
+    return SshHost(address=address, port=port, host_key_pub=f"{pub[0]} {pub[1]}", process=proc)
+
+
+def _spawn(config: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [SSHD, "-D", "-e", "-f", str(config)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    _wait_listening(address, port, proc)
-    return SshHost(address=address, port=port, host_key_pub=f"{pub[0]} {pub[1]}", process=proc)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (sshd forks one per connection)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The field after the parenthesised command name is the state, then the ppid.
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        out.extend(children)
+        todo.extend(children)
+    return out

@@ -6,10 +6,13 @@ import subprocess
 from pathlib import Path
 
 from backends.vm.facts import (
+    CHUNK,
+    CHUNK_BYTES,
     FactRequest,
     GuardQuery,
     PathFact,
     ServiceQuery,
+    chunks,
     fact_script,
     live_path_form,
     parse_facts,
@@ -103,3 +106,36 @@ def test_script_runs_under_sh_and_its_output_parses(tmp_path: Path) -> None:
     assert str(tmp_path / "nope") not in facts.paths
     assert facts.services == {0: 3, 1: 0}
     assert facts.guards == {0: True, 1: False}
+
+
+def test_paths_go_in_chunks_so_no_command_line_nears_the_kernel_limit() -> None:
+    paths = tuple(f"/r/srv/{'x' * 200}/file-{i}" for i in range(3_000))
+    request = FactRequest(paths=paths, root="/r", contained=paths)
+    script = fact_script(request)
+    assert len(script) > 2 * 1024 * 1024  # larger than ARG_MAX as a whole
+    assert max(len(line) for line in script.split("\n")) < 2 * CHUNK_BYTES + 200
+    assert all(count <= CHUNK for _, count in chunks(paths))
+    assert [first for first, _ in chunks(["a"] * 600)] == [0, CHUNK, 2 * CHUNK]
+
+
+def test_realpath_output_is_matched_chunk_by_chunk() -> None:
+    contained = tuple(f"/r/d{i}" for i in range(CHUNK + 10))
+    request = FactRequest(root="/r", contained=contained)
+    # The first chunk (the root and CHUNK - 1 paths) answered in one call; the
+    # second failed and answered path by path, one of them unknown.
+    first = ["/r", *(f"/real/d{i}" for i in range(CHUNK - 1))]
+    each = [f"R {CHUNK + i} /real/d{CHUNK - 1 + i}" for i in range(11)]
+    each[3] = f"R {CHUNK + 3} ?"
+    output = "\n".join(["#stat", "#sha", "#real", "#part 0", *first,
+                        f"#part {CHUNK}", "/real/half-printed", "#each", *each,
+                        "#rec", "#end"])
+    resolved = parse_facts(output, request).resolved
+    assert resolved["/r"] == "/r"
+    assert resolved["/r/d0"] == "/real/d0"
+    assert resolved[f"/r/d{CHUNK - 2}"] == f"/real/d{CHUNK - 2}"
+    assert resolved[f"/r/d{CHUNK - 1}"] == f"/real/d{CHUNK - 1}"
+    assert resolved[f"/r/d{CHUNK + 2}"] is None
+    assert resolved[f"/r/d{CHUNK + 9}"] == f"/real/d{CHUNK + 9}"
+    # A chunk whose output does not line up with what was asked is unknown.
+    short = output.replace(f"/real/d{CHUNK - 2}\n", "")
+    assert parse_facts(short, request).resolved["/r/d0"] is None

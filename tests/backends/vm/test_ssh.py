@@ -11,7 +11,7 @@ import pytest
 from backends.base import BackendContext
 from backends.vm import VmBackend
 from backends.vm import open as open_vm
-from reconciler.errors import TransportError
+from reconciler.errors import HostsUnreachable, TransportError
 from reconciler.model import Action, CheckKind, HealthStatus
 from tests.backends.vm.conftest import app, changes, check, inventory_of, resource, ssh_target
 from tests.support import sshd
@@ -122,6 +122,25 @@ def test_an_unreachable_host_is_an_error(ssh_fleet_factory: Factory, tmp_path: P
     dead = f"127.0.0.250:{fleet.hosts[0].port}"
     backend = _open(fleet, tmp_path, hosts=[fleet.hosts[0].spec, dead])
     _expect_refused(backend, rf"{dead}: unreachable", tmp_path, fleet)
+
+
+def test_an_unreachable_host_leaves_the_view_of_the_others(ssh_fleet_factory: Factory,
+                                                            tmp_path: Path) -> None:
+    fleet = ssh_fleet_factory(2)
+    up, down = fleet.hosts[0].spec, fleet.hosts[1].spec
+    backend = _open(fleet, tmp_path)
+    try:
+        backend.apply(APP, changes(backend.read_live(APP.resources, {}), APP))
+        fleet.stop_host(1)
+        with pytest.raises(HostsUnreachable, match=rf"^{down}: ") as caught:
+            backend.read_live(APP.resources, {})
+    finally:
+        backend.close()
+    assert caught.value.hosts == (down,)
+    view = caught.value.view
+    assert view.hosts == (up,)
+    assert {h for h, _ in view.desired} == {up} and {h for h, _ in view.live} == {up}
+    assert changes(view, APP) == []
 
 
 def test_a_key_not_in_authorized_keys_fails_auth(ssh_fleet_factory: Factory,
