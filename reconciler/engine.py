@@ -39,7 +39,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from backends.base import Backend, BackendContext, open_backend
@@ -49,6 +49,7 @@ from reconciler.events import Event, EventBus, EventKind, Listener
 from reconciler.history import History
 from reconciler.load import LoadCache, load
 from reconciler.model import DesiredState, LiveView, Plan, Target
+from reconciler.redact import secret_values
 from reconciler.rollout import rollback
 from reconciler.rollout.batches import with_verification
 from reconciler.rollout.rollback import RollbackResult
@@ -159,6 +160,8 @@ class Engine:
                     self._loaded.pop(next(iter(self._loaded)))
                 tree = self.mirror.tree(sha, self.settings.path)
                 self._loaded[sha] = load(tree, cache=self._cache)
+                # Before anything of this revision runs: its output may quote them.
+                self.events.secrets.add(secret_values(self._loaded[sha]))
             return self._loaded[sha]
 
     def load(self, rev: str | None = None) -> tuple[str, DesiredState]:
@@ -276,8 +279,7 @@ class Engine:
                                         revision=sha,
                                         message=f"interrupted: {type(err).__name__}"))
                 raise
-            self._finish(result)
-            return result
+            return self._finish(result)
 
     def _sync(self, deploy_id: int, desired: DesiredState, names: Sequence[str], cut: _Cut
               ) -> SyncResult:
@@ -369,14 +371,16 @@ class Engine:
         self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status="running")
         result = SyncResult(result="error", deploy_id=deploy_id, revision=sha,
                             message=f"invalid: {err}", problems=err.problems)
-        self._finish(result)
-        return result
+        return self._finish(result)
 
-    def _finish(self, result: SyncResult) -> None:
+    def _finish(self, result: SyncResult) -> SyncResult:
+        """Record the end; the result as recorded, its message masked (`reconciler.redact`)."""
+        result = replace(result, message=self.events.secrets.redact(result.message))
         self.history.finish_deploy(result.deploy_id, result.result, result.message,
                                    rolled_back=result.rolled_back, summary=result.summary)
         self._emit(EventKind.DEPLOY_FINISHED, result.deploy_id, result.revision,
                    status=result.result, message=result.message)
+        return result
 
     def _emit(
         self, kind: EventKind, deploy_id: int, revision: str, *, status: str, message: str = ""

@@ -12,8 +12,10 @@ Invariants:
   ask the daemon to fetch (after `reconciler.webhooks.handle` checked the
   signature); every other method answers 405 with an `Allow` header.
 - No secret in any response: pages and JSON are built from the status source
-  (no resource bodies; diffs redacted at the source), webhook answers carry
-  `WebhookResult.message` only, and page credentials are never echoed.
+  (no resource bodies; diffs redacted at the source; messages masked by the
+  engine), webhook answers carry `WebhookResult.message` only, and page
+  credentials are never echoed. Pages and JSON are masked once more on the way
+  out (`WebApp.redact`), which covers history written before masking existed.
 - A request that fails inside renders a 500 page with no detail; the server
   keeps serving, and a listener failure never reaches the engine.
 - Bounded: a whole request (request line, headers and body) must arrive
@@ -78,6 +80,8 @@ class WebApp:
     """Provider name -> shared secret; a provider without one refuses every delivery."""
     on_webhook: Callable[[webhooks.Trigger], None] = lambda _trigger: None
     extra_metrics: Callable[[], bytes] = lambda: b""
+    redact: Callable[[str], str] = lambda text: text
+    """Masks secret values in pages and JSON (the engine's `EventBus.secrets.redact`)."""
     keepalive: float = 15.0
     timeout: float = 30.0
     """Seconds a connection may block on one write (or read): a client that stops
@@ -129,7 +133,8 @@ class WebApp:
             elif name == "targets":
                 sections["targets"] = pages.targets_section(self.source.overview())
         return {"kind": event.kind.value if event else "hello",
-                "deploy_id": event.deploy_id if event else None, "sections": sections}
+                "deploy_id": event.deploy_id if event else None,
+                "sections": {k: self.redact(v) for k, v in sections.items()}}
 
     def deploy_update(self, deploy_id: int, event: Event | None) -> dict[str, Any]:
         """An SSE payload for a deploy page; "final" once the deploy has finished
@@ -141,7 +146,7 @@ class WebApp:
         final = record is None or record.result != "running" or (
             event is not None and event.kind is EventKind.DEPLOY_FINISHED)
         return {"kind": event.kind.value if event else "hello", "deploy_id": deploy_id,
-                "sections": sections, "final": final}
+                "sections": {k: self.redact(v) for k, v in sections.items()}, "final": final}
 
     def commits(self, records: Any) -> dict[str, CommitView]:
         found = {r.revision: self.source.commit(r.revision) for r in records}
@@ -288,10 +293,11 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, pages.error_page(status, message).encode(), HTML)
 
     def _html(self, text: str) -> None:
-        self._send(200, text.encode(), HTML)
+        self._send(200, self.server.app.redact(text).encode(), HTML)
 
     def _json(self, value: Any, status: int = 200) -> None:
-        self._send(status, api.dumps(value), JSON)
+        text = api.dumps(value).decode()
+        self._send(status, self.server.app.redact(text).encode(), JSON)
 
     # --- pages -------------------------------------------------------------
 

@@ -59,7 +59,8 @@ def daemon_app(daemon: Any, environ: Mapping[str, str] | None = None) -> WebApp:
     }
     return WebApp(source=source, tracker=tracker, metrics=metrics, auth=auth.from_env(env),
                   hook_secrets=secrets, on_webhook=lambda t: on_webhook(daemon, t),
-                  extra_metrics=lambda: bytes(generate_latest(REGISTRY)))
+                  extra_metrics=lambda: bytes(generate_latest(REGISTRY)),
+                  redact=daemon.events.secrets.redact)
 
 
 def engine_hooks(engine: Any) -> Hooks:

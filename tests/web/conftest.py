@@ -111,7 +111,8 @@ def web_factory(
         triggers: list[Trigger] = []
         app = WebApp(source=source, tracker=tracker, metrics=metrics,
                      auth=auth or PageAuth(), hook_secrets={"github": HOOK_SECRET},
-                     on_webhook=triggers.append, **{"keepalive": 0.5, **options})
+                     on_webhook=triggers.append, redact=engine.events.secrets.redact,
+                     **{"keepalive": 0.5, **options})
         server = WebServer(app, "127.0.0.1:0")
         server.on_stop(engine.subscribe(app.feed))
         servers.append(server.start())
