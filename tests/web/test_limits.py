@@ -11,11 +11,16 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from reconciler import webhooks
+from reconciler.daemon.config import HttpConfig, parse_config
+from reconciler.daemon.service import Daemon
+from reconciler.errors import ConfigError
 from tests.web.conftest import HOOK_SECRET, Response, Web
+from tests.web.staterepo import StateRepo
 
 Factory = Callable[..., Web]
 DEADLINE = 2.0
@@ -147,3 +152,35 @@ def test_a_signed_deeply_nested_body_is_a_bad_request(web: Web, depth: int) -> N
     assert json.loads(answer.body) == {"message": "body is not usable JSON: nested too deeply"}
     assert web.triggers == []
     assert web.get("/healthz").status == 200
+
+
+def test_the_daemon_config_sets_the_limits(tmp_path: Path, state_repo: StateRepo) -> None:
+    config = parse_config(
+        f"repo: {state_repo.path}\nlisten: 127.0.0.1:0\npoll_interval: 1h\n"
+        "drift_interval: 0\nhttp:\n  request_deadline: 1s\n  max_connections: 3\n"
+        "  max_streams: 2\n", source="daemon.yaml")
+    assert config.http == HttpConfig(request_deadline=1.0, max_connections=3, max_streams=2)
+    daemon = Daemon(config, tmp_path / "daemon-data")
+    daemon.start()
+    try:
+        served = Web(server=daemon._web, app=daemon._web.app, engine=daemon.engine,
+                     repo=state_repo)
+        answer, took = trickle(served, b"GET /healthz HTTP/1.1\r\n", b"X-Slow: " + b"a" * 100)
+        assert answer.startswith(b"HTTP/1.1 408 ") and took < 3.0
+        assert (daemon._web.app.max_connections, daemon._web.app.max_streams) == (3, 2)
+    finally:
+        daemon.stop(timeout=30)
+
+
+@pytest.mark.parametrize(("block", "error"), [
+    ("http: {max_connections: 0}",
+     "daemon.yaml:2: max_connections must be a whole number, 1 or more"),
+    ("http: {max_connections: 4, max_streams: 8}",
+     "daemon.yaml:2: max_streams must not exceed max_connections (4)"),
+    ("http: {request_deadline: 0s}", "daemon.yaml:2: request_deadline must be at least 0.1s"),
+    ("http: {max_conections: 4}", "did you mean 'max_connections'?"),
+])
+def test_bad_limits_are_refused_with_file_and_line(block: str, error: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(f"repo: /srv/state\n{block}\n", source="daemon.yaml")
+    assert error in str(raised.value)
