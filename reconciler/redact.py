@@ -188,7 +188,10 @@ class LogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not len(self._secrets):
             return True
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True  # a malformed call: the handler reports it, as without a filter
         masked = self._secrets.redact(message)
         if masked != message:
             record.msg, record.args = masked, None
@@ -202,4 +205,6 @@ class LogFilter(logging.Filter):
             return self._secrets.redact(value)
         if isinstance(value, list | tuple):
             return [self._masked(v) for v in value]
+        if isinstance(value, Mapping):
+            return {k: self._masked(v) for k, v in value.items()}
         return value
