@@ -44,12 +44,12 @@ from pathlib import Path
 
 from backends.base import Backend, BackendContext, open_backend
 from reconciler import plan as planner
+from reconciler import redact
 from reconciler.errors import ConfigError, Problem, ReconcilerError, ValidationError
 from reconciler.events import Event, EventBus, EventKind, Listener
 from reconciler.history import History
 from reconciler.load import LoadCache, load
 from reconciler.model import DesiredState, LiveView, Plan, Target
-from reconciler.redact import secret_values
 from reconciler.rollout import rollback
 from reconciler.rollout.batches import with_verification
 from reconciler.rollout.rollback import RollbackResult
@@ -160,8 +160,6 @@ class Engine:
                     self._loaded.pop(next(iter(self._loaded)))
                 tree = self.mirror.tree(sha, self.settings.path)
                 self._loaded[sha] = load(tree, cache=self._cache)
-                # Before anything of this revision runs: its output may quote them.
-                self.events.secrets.add(secret_values(self._loaded[sha]))
             return self._loaded[sha]
 
     def load(self, rev: str | None = None) -> tuple[str, DesiredState]:
@@ -332,6 +330,9 @@ class Engine:
         self, deploy_id: int, desired: DesiredState, opened: Mapping[str, Backend],
         views: Mapping[str, LiveView], verify: Mapping[str, Sequence[str]], cut: _Cut,
     ) -> Rollout:
+        # Before any command of `desired` runs (forward or rollback): its output
+        # may quote them, and every edge masks with these.
+        self.events.secrets.add(redact.secret_values(desired))
         options = RolloutOptions(
             max_workers=self._options.max_workers, clock=self._options.clock,
             sleep=self._options.sleep, verify=verify,
