@@ -90,7 +90,7 @@ Listener = Callable[[Event], None]
 class EventBus:
     """A thread-safe fan-out: every listener sees every event, in emit order per thread.
 
-    `secrets` holds the secret values of the desired states the engine loaded;
+    `secrets` holds the secret values of the desired states the engine rolls out;
     every message is masked with them before it fans out, and the other edges
     (statuses, logs, the deploy's end) mask with the same holder."""
 
