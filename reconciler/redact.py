@@ -145,12 +145,12 @@ def cut_output(text: str, lines: int = STATUS_OUTPUT_LINES) -> str:
 
 
 class Secrets:
-    """The secret values of every desired state loaded so far, thread-safe.
+    """The secret values of every desired state rolled out so far, thread-safe.
 
     The engine adds a desired state's values before a rollout of it runs
-    (forward or rollback), and never drops them, so a value rotated away is
-    still masked (a rollback returns to it, and old output may quote it);
-    `redact` is what the edges call.
+    (forward or rollback) and they stay (the newest `MAX_VALUES`), so a value
+    rotated away is still masked (a rollback returns to it, and old output may
+    quote it); `redact` is what the edges call.
     """
 
     def __init__(self) -> None:
