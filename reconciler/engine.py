@@ -39,11 +39,12 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from backends.base import Backend, BackendContext, open_backend
 from reconciler import plan as planner
+from reconciler import redact
 from reconciler.errors import ConfigError, Problem, ReconcilerError, ValidationError
 from reconciler.events import Event, EventBus, EventKind, Listener
 from reconciler.history import History
@@ -279,8 +280,7 @@ class Engine:
                                         revision=sha,
                                         message=f"interrupted: {type(err).__name__}"))
                 raise
-            self._finish(result)
-            return result
+            return self._finish(result)
 
     def _sync(self, deploy_id: int, desired: DesiredState, names: Sequence[str], cut: _Cut
               ) -> SyncResult:
@@ -333,6 +333,9 @@ class Engine:
         self, deploy_id: int, desired: DesiredState, opened: Mapping[str, Backend],
         views: Mapping[str, LiveView], verify: Mapping[str, Sequence[str]], cut: _Cut,
     ) -> Rollout:
+        # Before any command of `desired` runs (forward or rollback): its output
+        # may quote them, and every edge masks with these.
+        self.events.secrets.add(redact.secret_values(desired))
         options = RolloutOptions(
             max_workers=self._options.max_workers, clock=self._options.clock,
             sleep=self._options.sleep, verify=verify,
@@ -372,14 +375,16 @@ class Engine:
         self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status="running")
         result = SyncResult(result="error", deploy_id=deploy_id, revision=sha,
                             message=f"invalid: {err}", problems=err.problems)
-        self._finish(result)
-        return result
+        return self._finish(result)
 
-    def _finish(self, result: SyncResult) -> None:
+    def _finish(self, result: SyncResult) -> SyncResult:
+        """Record the end; the result as recorded, its message masked (`reconciler.redact`)."""
+        result = replace(result, message=self.events.secrets.redact(result.message))
         self.history.finish_deploy(result.deploy_id, result.result, result.message,
                                    rolled_back=result.rolled_back, summary=result.summary)
         self._emit(EventKind.DEPLOY_FINISHED, result.deploy_id, result.revision,
                    status=result.result, message=result.message)
+        return result
 
     def _emit(
         self, kind: EventKind, deploy_id: int, revision: str, *, status: str, message: str = ""

@@ -7,7 +7,9 @@ listens, and a listener that breaks can never break a deploy: `EventBus.emit`
 logs a listener's exception and goes on with the next listener.
 
 Invariants: events are frozen values, safe to hand to any thread; messages are
-written by the engine from its own vocabulary and never carry secret values.
+written by the engine from its own vocabulary, and what they quote (command
+output, a backend's error text) has every value the state repo marks secret
+masked by `EventBus.emit` before any listener sees it (`reconciler.redact`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
+
+from reconciler.redact import Secrets
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +88,16 @@ Listener = Callable[[Event], None]
 
 
 class EventBus:
-    """A thread-safe fan-out: every listener sees every event, in emit order per thread."""
+    """A thread-safe fan-out: every listener sees every event, in emit order per thread.
 
-    def __init__(self) -> None:
+    `secrets` holds the secret values of the desired states the engine rolls out;
+    every message is masked with them before it fans out, and the other edges
+    (statuses, logs, the deploy's end) mask with the same holder."""
+
+    def __init__(self, secrets: Secrets | None = None) -> None:
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
+        self.secrets = secrets if secrets is not None else Secrets()
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Add `listener`; the returned function removes it again."""
@@ -103,6 +112,9 @@ class EventBus:
         return unsubscribe
 
     def emit(self, event: Event) -> None:
+        masked = self.secrets.redact(event.message)
+        if masked != event.message:
+            event = replace(event, message=masked)
         with self._lock:
             listeners = list(self._listeners)
         for listener in listeners:

@@ -15,7 +15,8 @@ Decisions, in order:
 - 202 with no trigger for events we do not act on (ping, issues, closed pull
   requests, branch deletions): the forges count any non-2xx as a failed
   delivery and retry or disable the hook, yet nothing is wrong;
-- 400 when a signed event we act on has a body that is not the JSON we expect;
+- 400 when a signed event we act on has a body that is not the JSON we expect
+  (not JSON, not an object, nested too deeply to parse, or missing a field);
 - 202 with a `Trigger(kind, ref, sha)` for a push or an opened/updated pull request.
 
 Invariants: no I/O, no logging, no clock; the secret is never part of a result.
@@ -90,6 +91,10 @@ def handle(
         payload = json.loads(body)
     except ValueError:
         return WebhookResult(status_code=400, message="body is not JSON")
+    except RecursionError:
+        # The parser recurses per level: a signed body of a few hundred thousand
+        # "[" would otherwise end as a 500. No forge nests a push that deep.
+        return WebhookResult(status_code=400, message="body is not usable JSON: nested too deeply")
     if not isinstance(payload, dict):
         return WebhookResult(status_code=400, message="body is not a JSON object")
     return _parse(which, event, payload)

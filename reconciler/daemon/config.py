@@ -67,6 +67,18 @@ class WebhooksConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HttpConfig:
+    """Limits of the HTTP server (`reconciler.web.server.WebApp` has the same names)."""
+
+    request_deadline: float = 30.0
+    """Seconds for a whole request (request line, headers, body) to arrive."""
+    max_connections: int = 64
+    """Connections served at once, one thread each; more wait briefly, then get 503."""
+    max_streams: int = 32
+    """Of those, open event streams (status pages left open)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class PullRequestsConfig:
     enabled: bool = True
     refspecs: tuple[str, ...] = ("refs/pull/*/head",)
@@ -118,6 +130,7 @@ class DaemonConfig:
     credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
     reporters: tuple[ReporterConfig, ...] = (ReporterConfig(type="gitnotes"),)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     pull_requests: PullRequestsConfig = field(default_factory=PullRequestsConfig)
     targets: tuple[str, ...] | None = None
     """The targets this daemon syncs; None means every target of the state repo."""
@@ -131,8 +144,10 @@ class DaemonConfig:
 _TOP_KEYS = (
     "repo", "branch", "path", "data_dir", "listen", "public_url", "poll_interval",
     "drift_interval", "stop_timeout", "self_heal", "watch", "credentials", "reporters",
-    "webhooks", "pull_requests", "targets", "leader_election", "log_format", "log_level",
+    "webhooks", "http", "pull_requests", "targets", "leader_election", "log_format",
+    "log_level",
 )
+_HTTP_KEYS = ("request_deadline", "max_connections", "max_streams")
 _CREDENTIAL_KEYS = ("token_file", "token_env", "username", "ssh_key", "known_hosts")
 _WEBHOOK_KEYS = ("github_secret_env", "gitlab_secret_env", "gitea_secret_env")
 _PR_KEYS = ("enabled", "refspecs", "keep")
@@ -280,6 +295,7 @@ def parse_config(text: str, *, source: str = "reconciler-daemon.yaml",
                                  base_dir),
         reporters=_reporters(r, top),
         webhooks=_webhooks(r, top.get("webhooks"), r.where(top, "webhooks")),
+        http=_http(r, top.get("http"), r.where(top, "http")),
         pull_requests=_pull_requests(r, top.get("pull_requests"),
                                      r.where(top, "pull_requests")),
         targets=r.strings(top, "targets"),
@@ -365,6 +381,23 @@ def _plain(value: Any) -> Any:
 def _webhooks(r: _Reader, node: Any, where: str) -> WebhooksConfig:
     m = r.mapping(node, where, _WEBHOOK_KEYS)
     return WebhooksConfig(**{k: r.string(m, k, None) for k in _WEBHOOK_KEYS})
+
+
+def _http(r: _Reader, node: Any, where: str) -> HttpConfig:
+    m = r.mapping(node, where, _HTTP_KEYS)
+    default = HttpConfig()
+    counts = {}
+    for key in ("max_connections", "max_streams"):
+        value = m.get(key, getattr(default, key))
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{r.where(m, key)}: {key} must be a whole number, 1 or more")
+        counts[key] = value
+    if counts["max_streams"] > counts["max_connections"]:
+        raise ConfigError(f"{r.where(m, 'max_streams')}: max_streams must not exceed "
+                          f"max_connections ({counts['max_connections']})")
+    return HttpConfig(request_deadline=_interval(r, m, "request_deadline",
+                                                 default.request_deadline, minimum=0.1),
+                      **counts)
 
 
 def _pull_requests(r: _Reader, node: Any, where: str) -> PullRequestsConfig:

@@ -74,6 +74,7 @@ from reconciler.engine import Engine, EngineSettings
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.events import Event, EventKind
 from reconciler.history import DriftCheck
+from reconciler.redact import LogFilter
 from reconciler.reporters import Reporter
 from reconciler.reporters.gitnotes import GitNotesReporter
 from reconciler.source import Credentials
@@ -142,7 +143,8 @@ class Daemon:
         self.history = self.engine.history
         self.events = self.engine.events
         reporters = [make_reporter(rc, self.engine) for rc in config.reporters]
-        self.publisher = statuses.Publisher(reporters, config.public_url)
+        self.publisher = statuses.Publisher(reporters, config.public_url,
+                                            redact=self.events.secrets.redact)
         self.progress = statuses.Progress(self.publisher)
         self.engine.subscribe(self.progress)
         self.queue = scheduler.WorkQueue()
@@ -396,6 +398,7 @@ def run(config: DaemonConfig, data_dir: Path) -> int:
         if problems:
             raise ConfigError(problems[0])
         daemon = _open(config, data_dir)
+        handler.addFilter(LogFilter(daemon.events.secrets))
         stop = threading.Event()
         _install_signals(stop)
         try:

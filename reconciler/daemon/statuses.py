@@ -9,7 +9,12 @@ Invariants:
 - A reporter that raises never stops a deploy: the failure is logged with the
   reporter's name and counted (`reconciler_daemon_reporter_failures_total`).
 - Descriptions are one line of at most 140 characters, built from the
-  engine's messages (which carry no secrets) and file:line problems.
+  engine's messages and file:line problems. The engine masks secret values
+  in its messages; `Publisher` masks every description again before any
+  reporter sees it (a git note, a forge status), so text from elsewhere (an
+  error of a fetch) is covered too (`reconciler.redact`).
+- Command output quoted in a failure keeps its last `STATUS_OUTPUT_LINES` (1)
+  line(s) in a status (`ending_with`); the deploy's page keeps all of it.
 - `target_url` points at the status page for the commit when `public_url` is set.
 """
 
@@ -17,13 +22,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from prometheus_client import Counter
 
 from reconciler.daemon.logging import fields
 from reconciler.errors import ValidationError
 from reconciler.events import Event, EventKind
+from reconciler.redact import STATUS_OUTPUT_LINES, cut_output
 from reconciler.reporters import (
     MAX_DESCRIPTION,
     CommitStatus,
@@ -51,10 +57,11 @@ def validation_description(error: ValidationError, prefix: str = "") -> str:
     return shorten(text + (f" (+{more} more)" if more > 0 else ""))
 
 
-def ending_with(text: str, tail: str) -> str:
+def ending_with(text: str, tail: str, output_lines: int = STATUS_OUTPUT_LINES) -> str:
     """`text` then `tail`, within 140 characters: `text` is cut, never `tail`, which
-    says what a reader looks for ("rolled back", "rolling back")."""
-    return shorten(text, MAX_DESCRIPTION - len(tail)) + tail
+    says what a reader looks for ("rolled back", "rolling back"). Command output
+    quoted in `text` keeps its last `output_lines` lines, first."""
+    return shorten(cut_output(text, output_lines), MAX_DESCRIPTION - len(tail)) + tail
 
 
 def wave_description(index: int, total: int, verb: str = "deploying") -> str:
@@ -64,9 +71,12 @@ def wave_description(index: int, total: int, verb: str = "deploying") -> str:
 class Publisher:
     """Sends one status to every reporter, containing their failures."""
 
-    def __init__(self, reporters: Sequence[Reporter], public_url: str | None) -> None:
+    def __init__(self, reporters: Sequence[Reporter], public_url: str | None,
+                 redact: Callable[[str], str] = lambda text: text) -> None:
         self.reporters = tuple(reporters)
         self.public_url = public_url
+        self.redact = redact
+        """Masks secret values (the daemon passes its `EventBus.secrets.redact`)."""
 
     def target_url(self, sha: str) -> str | None:
         return f"{self.public_url}/commits/{sha}" if self.public_url else None
@@ -74,7 +84,8 @@ class Publisher:
     def publish(self, sha: str, state: State, description: str,
                 context: Context = Context.DEPLOY) -> None:
         status = CommitStatus.make(sha=sha, context=context, state=state,
-                                   description=description, target_url=self.target_url(sha))
+                                   description=self.redact(description),
+                                   target_url=self.target_url(sha))
         for reporter in self.reporters:
             try:
                 reporter.report(status)

@@ -12,17 +12,28 @@ Invariants:
   ask the daemon to fetch (after `reconciler.webhooks.handle` checked the
   signature); every other method answers 405 with an `Allow` header.
 - No secret in any response: pages and JSON are built from the status source
-  (no resource bodies; diffs redacted at the source), webhook answers carry
-  `WebhookResult.message` only, and page credentials are never echoed.
+  (no resource bodies; diffs redacted at the source; messages masked by the
+  engine), webhook answers carry `WebhookResult.message` only, and page
+  credentials are never echoed. Pages and JSON are masked once more on the way
+  out (`WebApp.redact`), which covers history written before masking existed.
 - A request that fails inside renders a 500 page with no detail; the server
   keeps serving, and a listener failure never reaches the engine.
+- Bounded: a whole request (request line, headers and body) must arrive
+  within `WebApp.request_deadline` of the connection, however slowly it
+  trickles (408, then the connection closes); at most `max_connections`
+  connections are served at once, event streams among them (at most
+  `max_streams` of those); beyond that a connection waits `busy_wait` for a
+  slot, then gets 503 with `Retry-After`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,11 +80,33 @@ class WebApp:
     """Provider name -> shared secret; a provider without one refuses every delivery."""
     on_webhook: Callable[[webhooks.Trigger], None] = lambda _trigger: None
     extra_metrics: Callable[[], bytes] = lambda: b""
+    redact: Callable[[str], str] = lambda text: text
+    """Masks secret values in pages and JSON (the engine's `EventBus.secrets.redact`)."""
     keepalive: float = 15.0
     timeout: float = 30.0
-    """Seconds a connection may block on one read or write: a client that stops
-    reading its event stream, or sends a body slowly, frees its thread then."""
+    """Seconds a connection may block on one write (or read): a client that stops
+    reading its event stream frees its thread then."""
+    request_deadline: float = 30.0
+    """Seconds from a connection's start until its whole request (request line,
+    headers, body) has arrived: a client trickling bytes is cut off then (408)."""
+    max_connections: int = 64
+    """Connections served at once (one thread each), event streams included."""
+    max_streams: int = 32
+    """Of those, open event streams: pages left open never take every thread."""
+    busy_wait: float = 0.5
+    """Seconds a new connection waits for a free slot before its 503."""
     deploys_shown: int = 20
+    _streams: threading.BoundedSemaphore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._streams = threading.BoundedSemaphore(max(1, self.max_streams))
+
+    def open_stream(self) -> bool:
+        """Take an event-stream slot if one is free; `close_stream` gives it back."""
+        return self._streams.acquire(blocking=False)
+
+    def close_stream(self) -> None:
+        self._streams.release()
 
     def feed(self, event: Event) -> None:
         """The EventBus listener: live rollout first, then metrics, then open pages."""
@@ -100,7 +133,8 @@ class WebApp:
             elif name == "targets":
                 sections["targets"] = pages.targets_section(self.source.overview())
         return {"kind": event.kind.value if event else "hello",
-                "deploy_id": event.deploy_id if event else None, "sections": sections}
+                "deploy_id": event.deploy_id if event else None,
+                "sections": {k: self.redact(v) for k, v in sections.items()}}
 
     def deploy_update(self, deploy_id: int, event: Event | None) -> dict[str, Any]:
         """An SSE payload for a deploy page; "final" once the deploy has finished
@@ -112,7 +146,7 @@ class WebApp:
         final = record is None or record.result != "running" or (
             event is not None and event.kind is EventKind.DEPLOY_FINISHED)
         return {"kind": event.kind.value if event else "hello", "deploy_id": deploy_id,
-                "sections": sections, "final": final}
+                "sections": {k: self.redact(v) for k, v in sections.items()}, "final": final}
 
     def commits(self, records: Any) -> dict[str, CommitView]:
         found = {r.revision: self.source.commit(r.revision) for r in records}
@@ -122,7 +156,57 @@ class WebApp:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 128
     app: WebApp
+    slots: threading.BoundedSemaphore
+    saturated: threading.Event
+    """Set once a connection waited `busy_wait` in vain; later ones are refused at
+    once until a slot frees, so a flood is not answered one wait at a time."""
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._admit():
+            self._refuse_busy(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _admit(self) -> bool:
+        if self.slots.acquire(blocking=False):
+            return True
+        if self.saturated.is_set():
+            return False
+        if self.slots.acquire(timeout=self.app.busy_wait):
+            return True
+        self.saturated.set()
+        return False
+
+    def _release(self) -> None:
+        self.slots.release()
+        self.saturated.clear()
+
+    def _refuse_busy(self, request: socket.socket) -> None:
+        """503 on the accepting thread, without a handler thread: whatever the client
+        sent already is read first, so closing does not reset the answer away."""
+        try:
+            request.settimeout(0.05)  # a request sent with the connect is there by now
+            with contextlib.suppress(OSError):
+                request.recv(65536)
+            request.settimeout(0.2)
+            request.sendall(_raw_answer(
+                503, b"busy: too many connections, retry shortly\n", {"Retry-After": "1"}))
+        except OSError:
+            pass
+        finally:
+            self.shutdown_request(request)
 
 
 class _Server6(_Server):
@@ -136,9 +220,31 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        app = self.server.app
         # Read per connection (not the class-wide `timeout`), so tests can
         # shorten it on a running server.
-        self.connection.settimeout(self.server.app.timeout)
+        self.connection.settimeout(app.timeout)
+        # A timeout per read alone lets a client sending a byte a second hold
+        # the thread for good: every read of the request shares one deadline.
+        self.rfile.close()
+        self._reader = _DeadlineReader(self.connection, app.timeout,
+                                       time.monotonic() + app.request_deadline)
+        self.rfile = io.BufferedReader(self._reader)
+        self._answered = False
+
+    def handle(self) -> None:
+        super().handle()
+        if self._reader.expired and not self._answered:
+            self._answered = True
+            seconds = f"{self.server.app.request_deadline:g}"
+            with contextlib.suppress(OSError):
+                self.connection.settimeout(1.0)
+                self.wfile.write(_raw_answer(
+                    408, f"request not received within {seconds} s\n".encode()))
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._answered = True
+        super().send_response(code, message)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -187,10 +293,11 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, pages.error_page(status, message).encode(), HTML)
 
     def _html(self, text: str) -> None:
-        self._send(200, text.encode(), HTML)
+        self._send(200, self.server.app.redact(text).encode(), HTML)
 
     def _json(self, value: Any, status: int = 200) -> None:
-        self._send(status, api.dumps(value), JSON)
+        text = api.dumps(value).decode()
+        self._send(status, self.server.app.redact(text).encode(), JSON)
 
     # --- pages -------------------------------------------------------------
 
@@ -250,6 +357,15 @@ class Handler(BaseHTTPRequestHandler):
         if wanted and not (wanted.isascii() and wanted.isdigit() and len(wanted) <= 18):
             return self._send(400, b"deploy must be a deploy id\n", TEXT)
         deploy_id = int(wanted) if wanted else None
+        if not app.open_stream():
+            return self._send(503, b"busy: too many open event streams\n", TEXT,
+                              {"Retry-After": "5"})
+        try:
+            self._stream(app, deploy_id)
+        finally:
+            app.close_stream()
+
+    def _stream(self, app: WebApp, deploy_id: int | None) -> None:
         self.send_response(200)
         for name, value in {**_SECURITY_HEADERS, "Content-Type": "text/event-stream",
                             "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}.items():
@@ -311,12 +427,48 @@ class Handler(BaseHTTPRequestHandler):
         """Read and drop a refused body (up to a cap), so the sender sees our answer
         instead of a reset connection; beyond the cap the connection just closes."""
         left = min(length, _DRAIN_LIMIT)
-        self.connection.settimeout(5)
-        while left > 0:
-            chunk = self.rfile.read(min(left, 65536))
-            if not chunk:
-                return
-            left -= len(chunk)
+        with contextlib.suppress(TimeoutError):  # the request deadline bounds this too
+            while left > 0:
+                chunk = self.rfile.read1(min(left, 65536))
+                if not chunk:
+                    return
+                left -= len(chunk)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The connection's reads, each bounded by what is left of one deadline."""
+
+    def __init__(self, sock: socket.socket, per_read: float, deadline: float) -> None:
+        self._sock = sock
+        self._per_read = per_read
+        self._deadline = deadline
+        self.expired = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            self.expired = True
+            raise TimeoutError("request deadline passed")
+        self._sock.settimeout(min(self._per_read, left))
+        try:
+            return self._sock.recv_into(buffer)
+        except TimeoutError:
+            self.expired = time.monotonic() >= self._deadline
+            raise
+        finally:
+            self._sock.settimeout(self._per_read)
+
+
+def _raw_answer(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> bytes:
+    """A whole response written without the handler (no parsed request to answer)."""
+    reason = {408: "Request Timeout", 503: "Service Unavailable"}[status]
+    lines = [f"HTTP/1.1 {status} {reason}", "Connection: close",
+             f"Content-Type: {TEXT}", f"Content-Length: {len(body)}",
+             *(f"{k}: {v}" for k, v in {**_SECURITY_HEADERS, **(headers or {})}.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -333,6 +485,8 @@ class WebServer:
         self.app = app
         self._httpd = server_class((host, port), Handler)
         self._httpd.app = app
+        self._httpd.slots = threading.BoundedSemaphore(max(1, app.max_connections))
+        self._httpd.saturated = threading.Event()
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="web",
                                         kwargs={"poll_interval": 0.2}, daemon=True)
         self._on_stop: list[Callable[[], None]] = []

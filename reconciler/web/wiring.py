@@ -51,7 +51,7 @@ def daemon_app(daemon: Any, environ: Mapping[str, str] | None = None) -> WebApp:
                            data_dir=daemon.data_dir, hooks=hooks)
     metrics = Metrics(targets_of=lambda sha: targets_of(engine, sha),
                       drifted=lambda: _drift_counts(daemon), reporter_errors=reporter_errors)
-    hooks_config = daemon.config.webhooks
+    hooks_config, limits = daemon.config.webhooks, daemon.config.http
     secrets = {
         "github": _env(env, hooks_config.github_secret_env),
         "gitlab": _env(env, hooks_config.gitlab_secret_env),
@@ -59,7 +59,10 @@ def daemon_app(daemon: Any, environ: Mapping[str, str] | None = None) -> WebApp:
     }
     return WebApp(source=source, tracker=tracker, metrics=metrics, auth=auth.from_env(env),
                   hook_secrets=secrets, on_webhook=lambda t: on_webhook(daemon, t),
-                  extra_metrics=lambda: bytes(generate_latest(REGISTRY)))
+                  extra_metrics=lambda: bytes(generate_latest(REGISTRY)),
+                  redact=daemon.events.secrets.redact,
+                  request_deadline=limits.request_deadline,
+                  max_connections=limits.max_connections, max_streams=limits.max_streams)
 
 
 def engine_hooks(engine: Any) -> Hooks:

@@ -97,7 +97,8 @@ def web_factory(
 ) -> Iterator[Callable[..., Web]]:
     servers: list[WebServer] = []
 
-    def make(auth: PageAuth | None = None) -> Web:
+    def make(auth: PageAuth | None = None, **options: Any) -> Web:
+        """`options`: further WebApp settings (limits, timeouts)."""
         tracker = RolloutTracker(lambda sha: wiring.layout(engine, sha))
         holder: list[Web] = []
         hooks = replace(wiring.engine_hooks(engine),
@@ -110,7 +111,8 @@ def web_factory(
         triggers: list[Trigger] = []
         app = WebApp(source=source, tracker=tracker, metrics=metrics,
                      auth=auth or PageAuth(), hook_secrets={"github": HOOK_SECRET},
-                     on_webhook=triggers.append, keepalive=0.5)
+                     on_webhook=triggers.append, redact=engine.events.secrets.redact,
+                     **{"keepalive": 0.5, **options})
         server = WebServer(app, "127.0.0.1:0")
         server.on_stop(engine.subscribe(app.feed))
         servers.append(server.start())
