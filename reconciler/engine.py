@@ -17,7 +17,10 @@ triggers. Invariants:
   succeeded.
 - A started deploy always ends in the history: any exception as a returned
   "failure" (the daemon remembers it and does not retry), an interrupt as
-  "interrupted" (the next sync resumes it from live state).
+  "interrupted" (the next sync resumes it from live state). When the history
+  cannot store the end (a full disk, a server down), the deploy still ends:
+  its result says "not recorded: why", and `record_pending` stores it later;
+  a process that stops first leaves it to the next open (marked interrupted).
 - `request_stop()` (a shutdown) ends the running sync early and cleanly: the
   batch in flight finishes its writes, a health gate is abandoned at its next
   poll, and no new batch, wave, prune or rollback starts. A deploy it cut
@@ -39,14 +42,20 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from backends.base import Backend, BackendContext, open_backend
 from reconciler import plan as planner
-from reconciler.errors import ConfigError, Problem, ReconcilerError, ValidationError
+from reconciler.errors import (
+    ConfigError,
+    HistoryError,
+    Problem,
+    ReconcilerError,
+    ValidationError,
+)
 from reconciler.events import Event, EventBus, EventKind, Listener
-from reconciler.history import History
+from reconciler.history import HistorySettings, open_history
 from reconciler.load import LoadCache, load
 from reconciler.model import DesiredState, LiveView, Plan, Target
 from reconciler.rollout import rollback
@@ -71,6 +80,8 @@ class EngineSettings:
     """Only these targets are read and changed; empty means every target."""
     refspecs: tuple[str, ...] = ()
     max_workers: int = 4
+    history: HistorySettings = field(default_factory=HistorySettings)
+    """Where the history lives: SQLite under data_dir unless a PostgreSQL URL is set."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,7 +112,7 @@ class Engine:
         rollout_options: RolloutOptions | None = None,
     ) -> None:
         self.settings = settings
-        self.history = History(settings.data_dir)
+        self.history = open_history(settings.history, settings.data_dir)
         self.events = EventBus()
         self.events.subscribe(self.history.record_event)
         self.mirror = Mirror(settings.repo, settings.data_dir, settings.credentials)
@@ -115,6 +126,8 @@ class Engine:
         self._cuts_lock = threading.Lock()
         self._cuts: set[_Cut] = set()
         """One per sync in flight: the stop event its rollouts poll (see interrupt())."""
+        self._unrecorded: dict[int, SyncResult] = {}
+        """Deploys that ended but whose end the history could not store (yet)."""
 
     def request_stop(self) -> None:
         """Stop the running sync after its batch in flight, and any later one before
@@ -142,6 +155,7 @@ class Engine:
         return self.events.subscribe(listener)
 
     def close(self) -> None:
+        self.record_pending()
         self.history.close()
 
     # --- source and load ---------------------------------------------------
@@ -252,6 +266,7 @@ class Engine:
     def _sync_revision(self, rev: str | None, trigger: str, fetch: bool, cut: _Cut
                        ) -> SyncResult:
         sha = self.resolve(rev, fetch=fetch)
+        self.record_pending()
         try:
             desired = self.load_revision(sha)
         except ValidationError as err:
@@ -276,8 +291,7 @@ class Engine:
                                         revision=sha,
                                         message=f"interrupted: {type(err).__name__}"))
                 raise
-            self._finish(result)
-            return result
+            return self._finish(result)
 
     def _sync(self, deploy_id: int, desired: DesiredState, names: Sequence[str], cut: _Cut
               ) -> SyncResult:
@@ -309,7 +323,10 @@ class Engine:
                     "; ".join(p for p in (waves.stopped, failed) if p)))
             if not waves.ok:
                 back = rollback.roll_back(
-                    runner, waves.outcomes, last_good=self.history.last_good,
+                    runner, waves.outcomes,
+                    last_good=lambda app: self.history.last_good(app, desired.apps[app].target
+                                                                 if app in desired.apps
+                                                                 else None),
                     load_revision=self.load_revision,
                     read_live=lambda d, t: self.read_live(d, opened, t),
                     make_rollout=lambda d: self._rollout(deploy_id, d, opened, views, {}, cut),
@@ -361,7 +378,7 @@ class Engine:
                 self.history.remove_inventory(name, stale)
 
     def _mark_good(self, desired: DesiredState, names: Sequence[str], deploy_id: int) -> None:
-        apps = [a.name for a in desired.apps.values() if a.target in names]
+        apps = [(a.name, a.target) for a in desired.apps.values() if a.target in names]
         self.history.mark_good(apps, desired.revision, deploy_id)
 
     def _invalid(self, sha: str, trigger: str, err: ValidationError) -> SyncResult:
@@ -369,14 +386,41 @@ class Engine:
         self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status="running")
         result = SyncResult(result="error", deploy_id=deploy_id, revision=sha,
                             message=f"invalid: {err}", problems=err.problems)
-        self._finish(result)
-        return result
+        return self._finish(result)
 
-    def _finish(self, result: SyncResult) -> None:
-        self.history.finish_deploy(result.deploy_id, result.result, result.message,
-                                   rolled_back=result.rolled_back, summary=result.summary)
+    def _finish(self, result: SyncResult) -> SyncResult:
+        """Record the end of a deploy; it ends even when the history cannot say so.
+        Then the result says why, and the row is closed by `record_pending`."""
+        try:
+            self.history.finish_deploy(result.deploy_id, result.result, result.message,
+                                       rolled_back=result.rolled_back, summary=result.summary)
+        except HistoryError as err:
+            result = replace(result, message=f"{result.message}; not recorded: {err}")
+            with self._cuts_lock:
+                self._unrecorded[result.deploy_id] = result
         self._emit(EventKind.DEPLOY_FINISHED, result.deploy_id, result.revision,
                    status=result.result, message=result.message)
+        return result
+
+    def record_pending(self) -> int:
+        """Store the ends of deploys the history could not record when they ended
+        (a full disk, a server that was down). Returns how many are still not
+        recorded. The daemon calls it before each job; a process that stops
+        first leaves them to the next open, which marks them interrupted."""
+        with self._cuts_lock:
+            pending = list(self._unrecorded.values())
+        for result in pending:
+            try:
+                self.history.finish_deploy(
+                    result.deploy_id, result.result,
+                    result.message.replace("; not recorded:", "; recorded late:", 1),
+                    rolled_back=result.rolled_back, summary=result.summary)
+            except HistoryError:
+                continue
+            with self._cuts_lock:
+                self._unrecorded.pop(result.deploy_id, None)
+        with self._cuts_lock:
+            return len(self._unrecorded)
 
     def _emit(
         self, kind: EventKind, deploy_id: int, revision: str, *, status: str, message: str = ""

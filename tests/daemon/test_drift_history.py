@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.daemon.service import Daemon, wait_idle
-from reconciler.history import _MIGRATIONS, FILENAME, History
+from reconciler.history import FILENAME, History, schema
 from tests.daemon.conftest import StateRepo, config_for, deploys, wait_for
 
 Factory = Callable[..., Daemon]
@@ -109,7 +109,8 @@ def test_a_self_healed_drift_is_recorded_healed(
 
 def test_a_version_1_history_gains_the_drift_table_and_keeps_its_deploys(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / FILENAME) as db:
-        db.executescript(_MIGRATIONS[0])
+        for statement in schema.statements(1, schema.SQLITE_TYPES):
+            db.execute(statement)
         db.execute("INSERT INTO deploys (revision, trigger, started, result, pid, host) "
                    "VALUES ('abc', 'cli', 1.0, 'success', 1, 'elsewhere')")
         db.execute("PRAGMA user_version=1")
@@ -120,7 +121,7 @@ def test_a_version_1_history_gains_the_drift_table_and_keeps_its_deploys(tmp_pat
         assert [d.revision for d in history.deploys()] == ["abc"]
         assert history.latest_drift() == {}
         with sqlite3.connect(tmp_path / FILENAME) as check:
-            assert check.execute("PRAGMA user_version").fetchone()[0] == len(_MIGRATIONS)
+            assert check.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
         check.close()
     finally:
         history.close()
