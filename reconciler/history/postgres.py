@@ -20,7 +20,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -58,7 +58,11 @@ class PostgresDatabase:
                                   "connect_timeout": max(1, round(timeout))}
         if password is not None:
             kwargs["password"] = password
+        self._url, self._kwargs = url, kwargs
         try:
+            # One direct connection first: the pool would retry a refused
+            # password in the background and only say that it timed out.
+            psycopg.connect(url, **kwargs).close()
             self._pool = psycopg_pool.ConnectionPool(
                 url, kwargs=kwargs, min_size=1, max_size=max(1, pool_size), open=False,
                 timeout=timeout, check=psycopg_pool.ConnectionPool.check_connection,
@@ -72,13 +76,25 @@ class PostgresDatabase:
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[_Cursor]:
         try:
-            with (self._pool.connection(timeout=self._timeout) as conn, conn.transaction(),
+            with (self._connection() as conn, conn.transaction(),
                   conn.cursor(row_factory=dict_row) as cursor):
                 yield _Cursor(cursor)
-        except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as err:
+        except (psycopg.Error, psycopg_pool.PoolClosed) as err:
             what = "write to" if write else "read"
             raise HistoryError(f"cannot {what} the history {self.name}: {_reason(err)}"
                                ) from None
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with ExitStack() as stack:
+            try:
+                conn = stack.enter_context(self._pool.connection(timeout=self._timeout))
+            except psycopg_pool.PoolTimeout:
+                # After an outage the pool waits longer and longer between its
+                # reconnects; a server that is back answers a direct connection
+                # now, and one that is not says why (the pool only timed out).
+                conn = stack.enter_context(psycopg.connect(self._url, **self._kwargs))
+            yield conn
 
     @contextmanager
     def migration(self) -> Iterator[tuple[_Cursor, int]]:
