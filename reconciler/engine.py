@@ -19,7 +19,7 @@ triggers. Invariants:
   "failure" (the daemon remembers it and does not retry), an interrupt as
   "interrupted" (the next sync resumes it from live state). When the history
   cannot store the end (a full disk, a server down), the deploy still ends:
-  its result says "not recorded: why", and `record_pending` stores it later;
+  its result says why (`unrecorded`), and `record_pending` stores it later;
   a process that stops first leaves it to the next open (marked interrupted).
 - `request_stop()` (a shutdown) ends the running sync early and cleanly: the
   batch in flight finishes its writes, a health gate is abandoned at its next
@@ -38,6 +38,7 @@ triggers. Invariants:
 from __future__ import annotations
 
 import fcntl
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,7 @@ from reconciler.rollout.runner import Rollout, RolloutOptions, unexpected
 from reconciler.source import Credentials, Mirror
 
 Opener = Callable[[Target, BackendContext], Backend]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +103,9 @@ class SyncResult:
     """A rollback was tried and did not bring some app back: it needs a person."""
     problems: tuple[Problem, ...] = ()
     plan: Plan | None = None
+    unrecorded: str = ""
+    """Why the history could not store this deploy's end ("" when it did); the
+    engine stores it later (`Engine.record_pending`)."""
 
 
 class Engine:
@@ -114,7 +119,7 @@ class Engine:
         self.settings = settings
         self.history = open_history(settings.history, settings.data_dir)
         self.events = EventBus()
-        self.events.subscribe(self.history.record_event)
+        self.events.subscribe(self._record_event)
         self.mirror = Mirror(settings.repo, settings.data_dir, settings.credentials)
         self._opener = opener
         self._options = rollout_options or RolloutOptions(max_workers=settings.max_workers)
@@ -395,12 +400,23 @@ class Engine:
             self.history.finish_deploy(result.deploy_id, result.result, result.message,
                                        rolled_back=result.rolled_back, summary=result.summary)
         except HistoryError as err:
-            result = replace(result, message=f"{result.message}; not recorded: {err}")
+            log.error("deploy #%d ended (%s: %s) but its end is not recorded: %s",
+                      result.deploy_id, result.result, result.message, err)
+            result = replace(result, unrecorded=str(err))
             with self._cuts_lock:
                 self._unrecorded[result.deploy_id] = result
         self._emit(EventKind.DEPLOY_FINISHED, result.deploy_id, result.revision,
                    status=result.result, message=result.message)
         return result
+
+    def _record_event(self, event: Event) -> None:
+        try:
+            self.history.record_event(event)
+        except HistoryError as err:
+            # One line, not the bus's traceback: the store is full or away, and
+            # the deploy goes on (its inventory writes fail it if they must).
+            log.error("event %s of deploy #%d not recorded: %s", event.kind.value,
+                      event.deploy_id, err)
 
     def record_pending(self) -> int:
         """Store the ends of deploys the history could not record when they ended
@@ -413,7 +429,7 @@ class Engine:
             try:
                 self.history.finish_deploy(
                     result.deploy_id, result.result,
-                    result.message.replace("; not recorded:", "; recorded late:", 1),
+                    f"{result.message}; recorded late: {result.unrecorded}",
                     rolled_back=result.rolled_back, summary=result.summary)
             except HistoryError:
                 continue

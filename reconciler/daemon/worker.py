@@ -330,20 +330,24 @@ def final_status(result: SyncResult, prefix: str = "", *,
     files from the repository root, as the pull-request plan of the same commit
     and `reconciler validate` do. `interrupted` is the description of an
     interrupted deploy: why it stopped and who resumes it."""
+    # Said last, so no cut loses it: the history did not record this end.
+    note = "; not in history (see log)" if result.unrecorded else ""
     if result.result == "success":
-        return State.SUCCESS, result.message or "deployed"
+        return State.SUCCESS, statuses.ending_with(result.message or "deployed", note)
     if result.result == "interrupted":
         # Still pending: the next start re-syncs the head and posts its end.
-        return State.PENDING, interrupted
+        return State.PENDING, statuses.ending_with(interrupted, note)
     if result.result == "error":
         if result.problems:
-            return State.ERROR, statuses.validation_description(
-                ValidationError(result.problems), prefix)
-        return State.ERROR, result.message or "invalid state repository"
+            return State.ERROR, statuses.ending_with(statuses.validation_description(
+                ValidationError(result.problems), prefix), note)
+        return State.ERROR, statuses.ending_with(
+            result.message or "invalid state repository", note)
     if result.rolled_back:
         tail = "rolled back"
     elif result.rollback_failed:
         tail = "rollback failed"
     else:
         tail = "not rolled back"
-    return State.FAILURE, statuses.ending_with(result.message or "deploy failed", f"; {tail}")
+    return State.FAILURE, statuses.ending_with(result.message or "deploy failed",
+                                               f"; {tail}{note}")

@@ -52,3 +52,83 @@ def test_a_folder_name_that_is_not_utf8_gets_an_error_status_and_a_closed_deploy
     with urllib.request.urlopen(f"{daemon.web_url}/") as answer:
         page = answer.read().decode("utf-8")
     assert "w\\xffeb" in page and "in progress" not in page.lower()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MB tmpfs: a disk that fills. Needs mount rights (root, as in CI)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs",
+                           str(mount)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def history_on(disk: Path, data_dir: Path) -> Path:
+    """data_dir/history.sqlite3 on the small disk (SQLite follows the link, and
+    keeps its -wal beside the real file); the mirror and its notes stay off it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "history.sqlite3").symlink_to(disk / "history.sqlite3")
+    return disk / "fill"
+
+
+def filling_app(fill: Path) -> str:
+    """An app whose health check fills the disk: the next history write fails."""
+    from tests.daemon.conftest import app_yaml
+    return app_yaml(health=f"head -c 64m /dev/zero > {fill} 2>/dev/null; true")
+
+
+def test_a_full_disk_still_ends_the_deploy_and_the_row_closes_when_space_returns(
+    state_repo: StateRepo, daemon_factory: Factory, small_disk: Path, tmp_path: Path,
+) -> None:
+    fill = history_on(small_disk, tmp_path / "data")
+    daemon = daemon_factory(state_repo)
+    wait_for(lambda: wait_idle(daemon, 5) and len(deploys(daemon)) == 1)
+    sha = state_repo.commit("fills the disk", content="version 2\n", app=filling_app(fill))
+    daemon.trigger("poll")
+    final = wait_for(lambda: [s for s in notes(daemon, sha) if s["state"] != "pending"],
+                     timeout=30)
+    assert wait_idle(daemon, 10)
+    assert fill.exists() and os.statvfs(small_disk).f_bavail == 0
+    # The commit got its final status, and it says the history missed it.
+    assert final[-1]["description"].endswith("; not in history (see log)")
+    assert daemon.worker.state.running is None
+    assert [d.revision for d in daemon.history.running()] == [sha]  # the disk is still full
+
+    fill.unlink()
+    daemon.trigger("poll")  # any next job stores what was missed
+    wait_for(lambda: daemon.history.running() == [], timeout=20)
+    [record] = [d for d in daemon.history.deploys() if d.revision == sha]
+    assert record.result in ("success", "failure") and record.finished is not None
+    assert "recorded late: cannot write to the history" in record.message
+
+
+def test_a_full_disk_leaves_no_running_row_after_a_restart(
+    state_repo: StateRepo, small_disk: Path, tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    fill = history_on(small_disk, data)
+    state_repo.commit("fills the disk", content="version 2\n", app=filling_app(fill))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run(
+        ["python", "-m", "reconciler", "sync", "--repo", f"file://{state_repo.path}",
+         "--data-dir", str(data)], capture_output=True, text=True, env=env, timeout=120,
+        check=False)
+    assert "its end is not recorded: cannot write to the history" in done.stderr, done.stderr
+    assert "database or disk is full" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert fill.exists()
+
+    fill.unlink()
+    from reconciler.history import History
+    from reconciler.history.store import INTERRUPTED
+    history = History(data)  # the next start: the process that ran it is gone
+    try:
+        assert history.running() == []
+        [record] = history.deploys()
+        assert (record.result, record.message) == ("interrupted", INTERRUPTED)
+    finally:
+        history.close()
