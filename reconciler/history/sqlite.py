@@ -43,8 +43,9 @@ class SqliteDatabase:
         self.path = data_dir / FILENAME
         self.name = str(self.path)
         self._lock = threading.RLock()
+        # An OSError here is the data directory's, and the caller says so.
+        data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
