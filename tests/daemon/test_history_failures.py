@@ -132,3 +132,37 @@ def test_a_full_disk_leaves_no_running_row_after_a_restart(
         assert (record.result, record.message) == ("interrupted", INTERRUPTED)
     finally:
         history.close()
+
+
+def test_postgresql_down_starts_no_rollout_and_the_daemon_resumes_when_it_returns(
+    state_repo: StateRepo, daemon_factory: Factory, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reconciler.history import HistorySettings
+    from tests.support.postgres import PASSWORD, start_postgres
+
+    server = start_postgres()
+    try:
+        monkeypatch.setenv("RECONCILER_TEST_PG", PASSWORD)
+        daemon = daemon_factory(state_repo, history=HistorySettings(
+            url=server.url(), password_env="RECONCILER_TEST_PG", timeout=1.0))
+        wait_for(lambda: wait_idle(daemon, 5) and len(deploys(daemon)) == 1)
+        first = deploys(daemon)
+        assert first[0][1] == "success" and state_repo.web_conf() == "version 1\n"
+
+        server.stop()
+        sha = state_repo.commit("while the database is down", content="version 2\n")
+        daemon.trigger("poll")
+        wait_for(lambda: daemon.worker.state.head == sha, timeout=20)
+        assert wait_idle(daemon, 20)
+        assert state_repo.web_conf() == "version 1\n"  # nothing applied without its history
+        assert sha not in daemon.worker.state.memory.failed  # not a failure of the commit
+        assert [s["state"] for s in notes(daemon, sha)] == []
+
+        server.start()
+        daemon.trigger("poll")
+        wait_for(lambda: (sha, "success") in deploys(daemon), timeout=30)
+        assert state_repo.web_conf() == "version 2\n"
+        assert deploys(daemon) == [*first, (sha, "success")]  # nothing recorded was lost
+        assert daemon.history.running() == []
+    finally:
+        server.remove()
