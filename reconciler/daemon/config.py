@@ -72,7 +72,7 @@ class PullRequestsConfig:
     enabled: bool = True
     refspecs: tuple[str, ...] = ("refs/pull/*/head",)
     keep: int = 500
-    """Plan records kept under data_dir/plans/ besides those of current heads."""
+    """Plan records kept in the history besides those of current heads."""
 
 
 @dataclass(frozen=True, kw_only=True)

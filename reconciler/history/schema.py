@@ -85,6 +85,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP TABLE last_good",
         "ALTER TABLE last_good_v3 RENAME TO last_good",
     ),
+    # version 4: pull-request plan records (they were files under data_dir/plans/),
+    # so every replica serves every plan and none plans a head twice.
+    (
+        """CREATE TABLE plans (
+            sha TEXT PRIMARY KEY, ref TEXT NOT NULL, state TEXT NOT NULL,
+            planned_at $real NOT NULL, record TEXT NOT NULL
+        )""",
+        "CREATE INDEX plans_planned ON plans(planned_at)",
+    ),
 )
 
 VERSION = len(MIGRATIONS)

@@ -6,8 +6,10 @@ app, the inventory of what this tool applied (so prune never deletes what it
 does not own, and a process killed mid-apply can still find what it touched),
 the last revision each app was deployed at successfully on its target
 (rollback's target), the outcome of every drift check per target (so a
-restarted daemon still knows that a target drifted), and through its deploys
-the failed-commit memory (`reconciler.daemon.scheduler.seed`).
+restarted daemon still knows that a target drifted), the plan of every
+pull-request head (so no replica plans a head twice, and each serves every
+plan), and through its deploys the failed-commit memory
+(`reconciler.daemon.scheduler.seed`).
 
 One class over one `Database`: SQLite under data_dir (the default) or a
 PostgreSQL server (`postgres.PostgresDatabase`); the SQL is the same.
@@ -30,11 +32,13 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from backends.base import Inventory
 from reconciler.events import Event, EventKind
@@ -304,6 +308,45 @@ class History:
                 "SELECT * FROM drift_checks WHERE target=? ORDER BY id DESC LIMIT ?",
                 (target, limit))
         return [rows.drift_check(r) for r in found]
+
+    # --- pull-request plan records ------------------------------------------
+
+    def save_plan(self, sha: str, ref: str, state: str, record: Mapping[str, Any],
+                  planned_at: float | None = None) -> None:
+        """Keep the plan of pull-request head `sha` (a JSON-able record, diffs
+        already redacted); a head planned again replaces its record."""
+        with self.database.transaction(write=True) as db:
+            db.execute(
+                "INSERT INTO plans (sha, ref, state, planned_at, record) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (sha) DO UPDATE SET ref=excluded.ref, state=excluded.state, "
+                "planned_at=excluded.planned_at, record=excluded.record",
+                (sha, ref, state, time.time() if planned_at is None else planned_at,
+                 safe_json(dict(record))),
+            )
+
+    def plan(self, sha: str) -> dict[str, Any] | None:
+        """The stored plan record of `sha`; None when it was never planned (or pruned)."""
+        with self.database.transaction(write=False) as db:
+            found = db.execute("SELECT record FROM plans WHERE sha=?", (sha,))
+        if not found:
+            return None
+        record = json.loads(found[0]["record"])
+        return record if isinstance(record, dict) else None
+
+    def plans(self) -> list[str]:
+        """The shas of every stored plan, newest first."""
+        with self.database.transaction(write=False) as db:
+            found = db.execute("SELECT sha FROM plans ORDER BY planned_at DESC, sha")
+        return [str(r["sha"]) for r in found]
+
+    def prune_plans(self, keep: int, current: Collection[str]) -> list[str]:
+        """Forget plans but the `keep` newest and those of a sha in `current` (heads
+        still open: forgetting theirs would plan them again). Returns the forgotten."""
+        with self.database.transaction(write=True) as db:
+            found = db.execute("SELECT sha FROM plans ORDER BY planned_at DESC, sha")
+            gone = [str(r["sha"]) for r in found[keep:] if r["sha"] not in current]
+            db.executemany("DELETE FROM plans WHERE sha=?", [(sha,) for sha in gone])
+        return gone
 
 
 def _apps(db: Cursor, deploy_id: int) -> tuple[AppResult, ...]:

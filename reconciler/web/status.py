@@ -191,7 +191,7 @@ class HistorySource:
         return found
 
     def plan(self, sha: str) -> Mapping[str, Any] | None:
-        return pulls.load_record(self.data_dir, sha)
+        return pulls.load_record(self.history, sha)
 
     def ready(self) -> bool:
         return bool(_safe(self.hooks.ready, False))

@@ -49,4 +49,4 @@ def test_a_version_2_history_migrates_and_keeps_what_it_knew(
     # New rows keep counting on after the migrated ones.
     assert history.start_deploy("next", "poll") > old
     with history.database.migration() as (_, found):
-        assert found == schema.VERSION == 3
+        assert found == schema.VERSION
