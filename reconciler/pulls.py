@@ -34,7 +34,7 @@ import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from reconciler import plan as planner
 from reconciler.engine import Engine
@@ -164,8 +164,13 @@ def save_record(history: History, result: PlanResult) -> None:
     history.save_plan(result.sha, result.ref, result.state.value, result.record())
 
 
-def load_record(history: History, sha: str) -> dict[str, Any] | None:
-    """The stored plan of `sha` for the status page; None when unknown or not a commit id."""
+class PlanReader(Protocol):
+    def plan(self, sha: str) -> dict[str, Any] | None: ...
+
+
+def load_record(history: PlanReader, sha: str) -> dict[str, Any] | None:
+    """The stored plan of `sha` for the status page; None when unknown or not a commit id.
+    `history` is a History, or the page's reader of it (`history.stale.StaleReads`)."""
     if not _SHA.match(sha):
         return None
     return history.plan(sha)

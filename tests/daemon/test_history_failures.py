@@ -4,6 +4,7 @@ tmpfs) once left a deploy `running` for good and its commit without a status."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import urllib.request
@@ -16,6 +17,12 @@ from reconciler.daemon.service import Daemon, wait_idle
 from tests.daemon.conftest import StateRepo, deploys, git, notes, wait_for
 
 Factory = Callable[..., Daemon]
+
+
+def get(daemon: Daemon, path: str) -> str:
+    with urllib.request.urlopen(f"{daemon.web_url}{path}", timeout=30) as answer:
+        body: bytes = answer.read()
+    return body.decode("utf-8")
 
 
 def commit_bad_folder(repo: StateRepo) -> str:
@@ -143,13 +150,20 @@ def test_postgresql_down_starts_no_rollout_and_the_daemon_resumes_when_it_return
     server = start_postgres()
     try:
         monkeypatch.setenv("RECONCILER_TEST_PG", PASSWORD)
-        daemon = daemon_factory(state_repo, history=HistorySettings(
+        daemon = daemon_factory(state_repo, listen="127.0.0.1:0", history=HistorySettings(
             url=server.url(), password_env="RECONCILER_TEST_PG", timeout=1.0))
         wait_for(lambda: wait_idle(daemon, 5) and len(deploys(daemon)) == 1)
         first = deploys(daemon)
         assert first[0][1] == "success" and state_repo.web_conf() == "version 1\n"
+        assert "history is unavailable" not in get(daemon, "/")
 
         server.stop()
+        # The page keeps serving what it last read, and says it is stale.
+        page = get(daemon, "/")
+        assert "The history is unavailable since " in page and "connection" in page
+        assert first[0][0][:12] in page  # the deploy it knew
+        status = json.loads(get(daemon, "/api/v1/status"))
+        assert status["history_unavailable"].startswith("since ")
         sha = state_repo.commit("while the database is down", content="version 2\n")
         daemon.trigger("poll")
         wait_for(lambda: daemon.worker.state.head == sha, timeout=20)
@@ -164,5 +178,7 @@ def test_postgresql_down_starts_no_rollout_and_the_daemon_resumes_when_it_return
         assert state_repo.web_conf() == "version 2\n"
         assert deploys(daemon) == [*first, (sha, "success")]  # nothing recorded was lost
         assert daemon.history.running() == []
+        wait_for(lambda: "history is unavailable" not in get(daemon, "/"), timeout=15)
+        assert sha[:12] in get(daemon, "/")
     finally:
         server.remove()
