@@ -99,3 +99,29 @@ def test_a_wrong_or_unreadable_password_is_one_clear_line(postgres_url: str,
     with pytest.raises(HistoryError, match="cannot read the history password file"):
         open_history(HistorySettings(url=postgres_url, password_file=tmp_path / "missing"),
                      tmp_path)
+
+
+def test_a_daemon_whose_history_server_is_unreachable_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "daemon.yaml"
+    config.write_text(f"repo: {tmp_path / 'state'}\nlisten: off\nhistory:\n"
+                      f"  url: postgresql://reconciler@127.0.0.1:{port}/reconciler\n"
+                      "  password_env: HISTORY_PW\n  timeout: 1s\n")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "run", "--config", str(config), "--data-dir",
+         str(tmp_path / "data")], capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), "HISTORY_PW": "x"})
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"reconciler run: cannot connect to the history "
+                           f"postgresql://reconciler@127.0.0.1:{port}/reconciler: ")
+    assert "refused" in line
