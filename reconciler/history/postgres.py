@@ -10,7 +10,9 @@ Invariants:
 - Connections are checked when taken from the pool, so after a server restart
   the first call gets a fresh connection instead of a dead one's error.
 - Every driver or pool error, a server that is down included, becomes a
-  `HistoryError` naming the URL, after at most `timeout` seconds.
+  `HistoryError` naming the URL: after about `timeout` seconds when the server
+  refuses, is gone or cannot be reached (a server that accepts a query and
+  then stalls is waited for).
 - Migrations run under a transaction-scoped advisory lock, so replicas that
   start together migrate once; PostgreSQL's DDL is transactional, so a
   migration that fails leaves the previous version whole.
@@ -54,8 +56,16 @@ class PostgresDatabase:
                  timeout: float = 10.0) -> None:
         self.name = url
         self._timeout = timeout
-        kwargs: dict[str, Any] = {"autocommit": True, "application_name": "reconciler",
-                                  "connect_timeout": max(1, round(timeout))}
+        # A server that vanished from the network (no RST) must not hold a call
+        # for the kernel's default of minutes: unacknowledged data and a silent
+        # idle connection both end the connection after about `timeout`.
+        kwargs: dict[str, Any] = {
+            "autocommit": True, "application_name": "reconciler",
+            "connect_timeout": max(1, round(timeout)),
+            "tcp_user_timeout": max(1000, round(timeout * 1000)),
+            "keepalives": 1, "keepalives_idle": max(1, round(timeout)),
+            "keepalives_interval": max(1, round(timeout / 3)), "keepalives_count": 3,
+        }
         if password is not None:
             kwargs["password"] = password
         self._url, self._kwargs = url, kwargs
