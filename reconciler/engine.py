@@ -17,7 +17,10 @@ triggers. Invariants:
   succeeded.
 - A started deploy always ends in the history: any exception as a returned
   "failure" (the daemon remembers it and does not retry), an interrupt as
-  "interrupted" (the next sync resumes it from live state).
+  "interrupted" (the next sync resumes it from live state). When the history
+  cannot store the end (a full disk, a server down), the deploy still ends:
+  its result says why (`unrecorded`), and `record_pending` stores it later;
+  a process that stops first leaves it to the next open (marked interrupted).
 - `request_stop()` (a shutdown) ends the running sync early and cleanly: the
   batch in flight finishes its writes, a health gate is abandoned at its next
   poll, and no new batch, wave, prune or rollback starts. A deploy it cut
@@ -35,6 +38,7 @@ triggers. Invariants:
 from __future__ import annotations
 
 import fcntl
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,9 +49,15 @@ from pathlib import Path
 from backends.base import Backend, BackendContext, open_backend
 from reconciler import plan as planner
 from reconciler import redact
-from reconciler.errors import ConfigError, Problem, ReconcilerError, ValidationError
+from reconciler.errors import (
+    ConfigError,
+    HistoryError,
+    Problem,
+    ReconcilerError,
+    ValidationError,
+)
 from reconciler.events import Event, EventBus, EventKind, Listener
-from reconciler.history import History
+from reconciler.history import HistorySettings, open_history
 from reconciler.load import LoadCache
 from reconciler.model import DesiredState, LiveView, Plan, Target
 from reconciler.render import Renderer, load_rendered
@@ -58,6 +68,7 @@ from reconciler.rollout.runner import Rollout, RolloutOptions, unexpected
 from reconciler.source import Credentials, Mirror
 
 Opener = Callable[[Target, BackendContext], Backend]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +84,8 @@ class EngineSettings:
     """Only these targets are read and changed; empty means every target."""
     refspecs: tuple[str, ...] = ()
     max_workers: int = 4
+    history: HistorySettings = field(default_factory=HistorySettings)
+    """Where the history lives: SQLite under data_dir unless a PostgreSQL URL is set."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +105,9 @@ class SyncResult:
     """A rollback was tried and did not bring some app back: it needs a person."""
     problems: tuple[Problem, ...] = ()
     plan: Plan | None = None
+    unrecorded: str = ""
+    """Why the history could not store this deploy's end ("" when it did); the
+    engine stores it later (`Engine.record_pending`)."""
 
 
 class Engine:
@@ -103,9 +119,9 @@ class Engine:
         rollout_options: RolloutOptions | None = None,
     ) -> None:
         self.settings = settings
-        self.history = History(settings.data_dir)
+        self.history = open_history(settings.history, settings.data_dir)
         self.events = EventBus()
-        self.events.subscribe(self.history.record_event)
+        self.events.subscribe(self._record_event)
         self.mirror = Mirror(settings.repo, settings.data_dir, settings.credentials)
         self._opener = opener
         self._options = rollout_options or RolloutOptions(max_workers=settings.max_workers)
@@ -118,6 +134,8 @@ class Engine:
         self._cuts_lock = threading.Lock()
         self._cuts: set[_Cut] = set()
         """One per sync in flight: the stop event its rollouts poll (see interrupt())."""
+        self._unrecorded: dict[int, SyncResult] = {}
+        """Deploys that ended but whose end the history could not store (yet)."""
 
     def request_stop(self) -> None:
         """Stop the running sync after its batch in flight, and any later one before
@@ -145,6 +163,7 @@ class Engine:
         return self.events.subscribe(listener)
 
     def close(self) -> None:
+        self.record_pending()
         self.history.close()
 
     # --- source and load ---------------------------------------------------
@@ -256,6 +275,7 @@ class Engine:
     def _sync_revision(self, rev: str | None, trigger: str, fetch: bool, cut: _Cut
                        ) -> SyncResult:
         sha = self.resolve(rev, fetch=fetch)
+        self.record_pending()
         try:
             desired = self.load_revision(sha)
         except ValidationError as err:
@@ -312,7 +332,10 @@ class Engine:
                     "; ".join(p for p in (waves.stopped, failed) if p)))
             if not waves.ok:
                 back = rollback.roll_back(
-                    runner, waves.outcomes, last_good=self.history.last_good,
+                    runner, waves.outcomes,
+                    last_good=lambda app: self.history.last_good(app, desired.apps[app].target
+                                                                 if app in desired.apps
+                                                                 else None),
                     load_revision=self.load_revision,
                     read_live=lambda d, t: self.read_live(d, opened, t),
                     make_rollout=lambda d: self._rollout(deploy_id, d, opened, views, {}, cut),
@@ -367,7 +390,7 @@ class Engine:
                 self.history.remove_inventory(name, stale)
 
     def _mark_good(self, desired: DesiredState, names: Sequence[str], deploy_id: int) -> None:
-        apps = [a.name for a in desired.apps.values() if a.target in names]
+        apps = [(a.name, a.target) for a in desired.apps.values() if a.target in names]
         self.history.mark_good(apps, desired.revision, deploy_id)
 
     def _invalid(self, sha: str, trigger: str, err: ValidationError) -> SyncResult:
@@ -378,13 +401,51 @@ class Engine:
         return self._finish(result)
 
     def _finish(self, result: SyncResult) -> SyncResult:
-        """Record the end; the result as recorded, its message masked (`reconciler.redact`)."""
+        """Record the end of a deploy, its message masked (`reconciler.redact`); it
+        ends even when the history cannot say so. Then the result says why, and the
+        row is closed by `record_pending`."""
         result = replace(result, message=self.events.secrets.redact(result.message))
-        self.history.finish_deploy(result.deploy_id, result.result, result.message,
-                                   rolled_back=result.rolled_back, summary=result.summary)
+        try:
+            self.history.finish_deploy(result.deploy_id, result.result, result.message,
+                                       rolled_back=result.rolled_back, summary=result.summary)
+        except HistoryError as err:
+            log.error("deploy #%d ended (%s: %s) but its end is not recorded: %s",
+                      result.deploy_id, result.result, result.message, err)
+            result = replace(result, unrecorded=str(err))
+            with self._cuts_lock:
+                self._unrecorded[result.deploy_id] = result
         self._emit(EventKind.DEPLOY_FINISHED, result.deploy_id, result.revision,
                    status=result.result, message=result.message)
         return result
+
+    def _record_event(self, event: Event) -> None:
+        try:
+            self.history.record_event(event)
+        except HistoryError as err:
+            # One line, not the bus's traceback: the store is full or away, and
+            # the deploy goes on (its inventory writes fail it if they must).
+            log.error("event %s of deploy #%d not recorded: %s", event.kind.value,
+                      event.deploy_id, err)
+
+    def record_pending(self) -> int:
+        """Store the ends of deploys the history could not record when they ended
+        (a full disk, a server that was down). Returns how many are still not
+        recorded. The daemon calls it before each job; a process that stops
+        first leaves them to the next open, which marks them interrupted."""
+        with self._cuts_lock:
+            pending = list(self._unrecorded.values())
+        for result in pending:
+            try:
+                self.history.finish_deploy(
+                    result.deploy_id, result.result,
+                    f"{result.message}; recorded late: {result.unrecorded}",
+                    rolled_back=result.rolled_back, summary=result.summary)
+            except HistoryError:
+                continue
+            with self._cuts_lock:
+                self._unrecorded.pop(result.deploy_id, None)
+        with self._cuts_lock:
+            return len(self._unrecorded)
 
     def _emit(
         self, kind: EventKind, deploy_id: int, revision: str, *, status: str, message: str = ""

@@ -9,6 +9,7 @@
     │   │   └── HostsUnreachable    a read reached only some hosts (carries what it read)
     │   └── ApiError                an HTTP API (Kubernetes, YARN) answered with an error
     ├── HealthCheckFailed           a health gate did not pass in time
+    ├── HistoryError                the history store (SQLite, PostgreSQL) cannot read or write
     └── RolloutError                a rollout halted (after rollback, when configured)
 
 Callers catch the narrowest class they can act on; the CLI maps the tree to
@@ -56,6 +57,11 @@ class SourceError(ReconcilerError):
 
 class BackendError(ReconcilerError):
     pass
+
+
+class HistoryError(ReconcilerError):
+    """The history store failed: unreachable, full, or a schema this code does not know.
+    Nothing was recorded by the call that raised it."""
 
 
 class TransportError(BackendError):

@@ -16,8 +16,9 @@ Invariants:
   live state (`Backend.read_live`), and never calls apply. It takes no target
   lock either, so a pull request is planned even while a long rollout runs.
 - The full plan (`plan.to_json`, diffs already redacted) is kept for the status
-  page as `data_dir/plans/<sha>.json`, written atomically; a head whose record
-  exists is not planned again, across restarts too.
+  page in the history (`History.save_plan`), so every replica sharing it
+  serves it; a head whose record exists is not planned again, across restarts
+  and replicas too.
 - A reporter that fails never stops the scan (`reporters.http.SafeReporter`).
 - After each full scan, records are pruned to the newest `keep` plus those of
   heads that still exist (`prune_records`): a closed pull request's record goes
@@ -28,20 +29,17 @@ Invariants:
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from reconciler import plan as planner
 from reconciler.engine import Engine
 from reconciler.errors import ReconcilerError, ValidationError
+from reconciler.history import History
 from reconciler.model import Plan
 from reconciler.reporters import CommitStatus, Context, Reporter, State, shorten
 from reconciler.reporters.http import SafeReporter
@@ -161,54 +159,28 @@ def evaluate(engine: Engine, sha: str, ref: str, prefix: str = "") -> PlanResult
 # --- the plan store ------------------------------------------------------------
 
 
-def plan_path(data_dir: Path, sha: str) -> Path:
+def save_record(history: History, result: PlanResult) -> None:
+    """Keep the plan record in the history (one transaction: a reader sees all or none)."""
+    history.save_plan(result.sha, result.ref, result.state.value, result.record())
+
+
+class PlanReader(Protocol):
+    def plan(self, sha: str) -> dict[str, Any] | None: ...
+
+
+def load_record(history: PlanReader, sha: str) -> dict[str, Any] | None:
+    """The stored plan of `sha` for the status page; None when unknown or not a commit id.
+    `history` is a History, or the page's reader of it (`history.stale.StaleReads`)."""
     if not _SHA.match(sha):
-        raise ValueError("not a commit id")
-    return data_dir / "plans" / f"{sha}.json"
-
-
-def save_record(data_dir: Path, result: PlanResult) -> Path:
-    """Write the plan record atomically (a reader never sees half a file)."""
-    path = plan_path(data_dir, result.sha)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".plan-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(result.record(), handle, indent=1, sort_keys=True)
-    os.replace(temp, path)
-    return path
-
-
-def load_record(data_dir: Path, sha: str) -> dict[str, Any] | None:
-    """The stored plan of `sha` for the status page; None when unknown or malformed."""
-    try:
-        path = plan_path(data_dir, sha)
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError):
         return None
-    return data if isinstance(data, dict) else None
+    return history.plan(sha)
 
 
-def prune_records(data_dir: Path, keep: int, current: Collection[str]) -> list[str]:
-    """Delete plan records but the `keep` newest and those whose sha is in `current`;
-    returns the deleted shas. Newest by file time: a record is written once, when
-    its head is planned. Files that are not records are left alone."""
-    folder = data_dir / "plans"
-    try:
-        entries = [(e.stat().st_mtime, e.name[:-5], Path(e.path)) for e in os.scandir(folder)
-                   if e.name.endswith(".json") and _SHA.match(e.name[:-5])]
-    except FileNotFoundError:
-        return []
-    entries.sort(reverse=True)
-    deleted = []
-    for _, sha, path in entries[keep:]:
-        if sha in current:
-            continue
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            continue  # already gone: the page's reader never holds it open
-        deleted.append(sha)
-    return deleted
+def prune_records(history: History, keep: int, current: Collection[str]) -> list[str]:
+    """Forget plan records but the `keep` newest and those whose sha is in `current`;
+    returns the forgotten shas. Newest by planning time: a record is written once,
+    when its head is planned."""
+    return history.prune_plans(keep, current)
 
 
 # --- the planner ---------------------------------------------------------------
@@ -235,10 +207,6 @@ class PullRequestPlanner:
         self._safe = [SafeReporter(r, getattr(r, "name", type(r).__name__))
                       for r in self.reporters]
 
-    @property
-    def data_dir(self) -> Path:
-        return self.engine.settings.data_dir
-
     def scan(self, *, fetch: bool = True) -> list[PlanResult]:
         """Fetch the heads, then plan and report every head not planned yet."""
         mirror = self.engine.mirror
@@ -253,7 +221,7 @@ class PullRequestPlanner:
                 results.append(self.plan_head(ref, sha))
         if self.keep is not None:
             # Only after a full scan: it alone knows every head that is still open.
-            deleted = prune_records(self.data_dir, self.keep, set(refs.values()))
+            deleted = prune_records(self.engine.history, self.keep, set(refs.values()))
             if deleted:
                 log.info("pruned %d plan records", len(deleted))
         return results
@@ -295,7 +263,7 @@ class PullRequestPlanner:
             self._failed[sha] = self.clock()
         else:
             self._failed.pop(sha, None)
-            save_record(self.data_dir, result)
+            save_record(self.engine.history, result)
         self._post(sha, result.state, result.description)
         log.info("planned %s at %s: %s", ref, sha[:12], result.description)
         return result
@@ -303,7 +271,7 @@ class PullRequestPlanner:
     def _due(self, sha: str) -> bool:
         if sha in self._failed:
             return self.clock() - self._failed[sha] >= self.retry_after
-        return not plan_path(self.data_dir, sha).exists()
+        return self.engine.history.plan(sha) is None
 
     def _post(self, sha: str, state: State, description: str) -> None:
         target = f"{self.public_url.rstrip('/')}/plans/{sha}" if self.public_url else None

@@ -1,15 +1,19 @@
 """Fixtures shared by every test package: real sshd fleets, the real Kubernetes
-control plane and the real YARN ResourceManager (each started once per session,
-only when a test asks for it)."""
+control plane, the real YARN ResourceManager and a real PostgreSQL server (each
+started once per session, only when a test asks for it)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from reconciler.history import History, HistorySettings, open_history
 from tests.support.kube_env import KubeEnv, KubeTest, kube_test
+from tests.support.postgres import PASSWORD as PG_PASSWORD
+from tests.support.postgres import PostgresServer, start_postgres
 from tests.support.render_tools import tools_bin
 from tests.support.sshd import SshFleet, start_fleet
 from tests.support.yarn_cluster import RmClient, YarnCluster, yarn_cluster_session
@@ -79,3 +83,52 @@ def yarn(yarn_cluster: YarnCluster) -> Iterator[YarnProxy]:
     proxy = YarnProxy(yarn_cluster.url).start()
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (tests/support/postgres.py), started once per session."""
+    server = start_postgres()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database of this test's own on the session's server, made from the
+    template, dropped after the test; the URL has no password (see PASSWORD)."""
+    name = "t_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    postgres.drop_database(name)
+    yield postgres.create_database(name)
+    postgres.drop_database(name)
+
+
+PG_PASSWORD_ENV = "RECONCILER_TEST_HISTORY_PASSWORD"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_settings(request: pytest.FixtureRequest,
+                     monkeypatch: pytest.MonkeyPatch) -> HistorySettings:
+    """Each store in turn: SQLite under data_dir, then a database of this test's
+    own on the real PostgreSQL server, its password in an environment variable."""
+    if request.param == "sqlite":
+        return HistorySettings()
+    url: str = request.getfixturevalue("postgres_url")
+    monkeypatch.setenv(PG_PASSWORD_ENV, PG_PASSWORD)
+    return HistorySettings(url=url, password_env=PG_PASSWORD_ENV, timeout=5.0)
+
+
+@pytest.fixture
+def open_store(history_settings: HistorySettings,
+               tmp_path: Path) -> Iterator[Callable[[], History]]:
+    """Open the history of `history_settings` (again: a restart); all closed after."""
+    opened: list[History] = []
+
+    def make() -> History:
+        history = open_history(history_settings, tmp_path / "data")
+        opened.append(history)
+        return history
+
+    yield make
+    for history in opened:
+        history.close()

@@ -30,6 +30,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from reconciler.errors import ConfigError
+from reconciler.history.settings import SCHEMES, HistorySettings
 
 REPORTER_TYPES = ("gitnotes", "github", "gitlab", "gitea")
 LOG_FORMATS = ("auto", "json", "plain")
@@ -83,7 +84,7 @@ class PullRequestsConfig:
     enabled: bool = True
     refspecs: tuple[str, ...] = ("refs/pull/*/head",)
     keep: int = 500
-    """Plan records kept under data_dir/plans/ besides those of current heads."""
+    """Plan records kept in the history besides those of current heads."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +136,8 @@ class DaemonConfig:
     targets: tuple[str, ...] | None = None
     """The targets this daemon syncs; None means every target of the state repo."""
     leader_election: LeaderElectionConfig = field(default_factory=LeaderElectionConfig)
+    history: HistorySettings = field(default_factory=HistorySettings)
+    """Where the history lives: SQLite under data_dir, or a PostgreSQL URL."""
     log_format: str = "auto"
     log_level: str = "info"
     source: str = "<defaults>"
@@ -145,7 +148,7 @@ _TOP_KEYS = (
     "repo", "branch", "path", "data_dir", "listen", "public_url", "poll_interval",
     "drift_interval", "stop_timeout", "self_heal", "watch", "credentials", "reporters",
     "webhooks", "http", "pull_requests", "targets", "leader_election", "log_format",
-    "log_level",
+    "log_level", "history",
 )
 _HTTP_KEYS = ("request_deadline", "max_connections", "max_streams")
 _CREDENTIAL_KEYS = ("token_file", "token_env", "username", "ssh_key", "known_hosts")
@@ -301,6 +304,7 @@ def parse_config(text: str, *, source: str = "reconciler-daemon.yaml",
         targets=r.strings(top, "targets"),
         leader_election=_leader_election(r, top.get("leader_election"),
                                          r.where(top, "leader_election"), base_dir),
+        history=_history(r, top.get("history"), r.where(top, "history"), base_dir),
         log_format=r.choice(top, "log_format", "auto", LOG_FORMATS),
         log_level=r.choice(top, "log_level", "info", LOG_LEVELS),
         source=source,
@@ -451,6 +455,50 @@ def _leader_election(r: _Reader, node: Any, where: str, base: Path) -> LeaderEle
     return le
 
 
+_HISTORY_KEYS = ("url", "password_file", "password_env", "pool_size", "timeout")
+
+
+def _history(r: _Reader, node: Any, where: str, base: Path) -> HistorySettings:
+    """`history: {url: postgresql://user@host:5432/db, password_file: ...}`; the
+    password itself never in this file, so a URL that carries one is refused."""
+    m = r.mapping(node, where, _HISTORY_KEYS)
+    url = r.string(m, "url", None)
+    if url is not None:
+        _check_history_url(url, r.where(m, "url"))
+    settings = HistorySettings(
+        url=url,
+        password_file=_path(r.string(m, "password_file", None), base),
+        password_env=r.string(m, "password_env", None),
+        pool_size=_history_pool(r, m),
+        timeout=_interval(r, m, "timeout", HistorySettings().timeout, minimum=0.1),
+    )
+    if settings.password_file is not None and settings.password_env is not None:
+        raise ConfigError(f"{where}: set password_file or password_env, not both")
+    if url is None and (settings.password_file or settings.password_env):
+        raise ConfigError(f"{where}: a password needs a url (postgresql://...)")
+    return settings
+
+
+def _check_history_url(url: str, where: str) -> None:
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in SCHEMES:
+        raise ConfigError(f"{where}: url must be a postgresql:// URL, got {scheme or url!r}")
+    authority = rest.split("/", 1)[0].split("?", 1)[0]
+    userinfo = authority.rpartition("@")[0]
+    query = rest.partition("?")[2]
+    if ":" in userinfo or re.search(r"(^|&)password=", query):
+        raise ConfigError(f"{where}: url must not contain a password; "
+                          "name a password_file or password_env instead")
+
+
+def _history_pool(r: _Reader, m: Mapping[str, Any]) -> int:
+    size = m.get("pool_size", HistorySettings().pool_size)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ConfigError(f"{r.where(m, 'pool_size')}: pool_size must be a whole number, "
+                          "1 or more")
+    return size
+
+
 def lease_name(config: DaemonConfig) -> str:
     """The Lease this daemon competes for: the configured name, else one derived from
     what it syncs, so replicas that shard different targets (or roots, or branches)
@@ -501,5 +549,6 @@ def missing_secrets(config: DaemonConfig, environ: Mapping[str, str]) -> list[st
              config.webhooks.gitlab_secret_env, config.webhooks.gitea_secret_env]
     names += [str(rc.options["token_env"]) for rc in config.reporters
               if rc.options.get("token_env")]
+    names.append(config.history.password_env)
     return [f"{config.source}: environment variable {n} is not set"
             for n in names if n and not environ.get(n)]

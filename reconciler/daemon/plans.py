@@ -16,8 +16,8 @@ Invariants:
 - Nothing raises out of the loop: a failed fetch or a broken backend is
   logged, and the next trigger tries again (`PullRequestPlanner` retries a
   head whose live state could not be read after its `retry_after`).
-- Each head commit is planned once (the planner's record under
-  `data_dir/plans/`), across restarts too.
+- Each head commit is planned once (the planner's record in the history),
+  across restarts too, and across replicas that share a history.
 """
 
 from __future__ import annotations

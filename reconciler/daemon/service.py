@@ -71,7 +71,7 @@ from reconciler.daemon.plans import PlanState, PlanWorker
 from reconciler.daemon.triggers import PatternWatcher, RefWatcher, Timers, local_git_dir
 from reconciler.daemon.worker import Worker, WorkerState
 from reconciler.engine import Engine, EngineSettings
-from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.errors import ConfigError, HistoryError, ReconcilerError
 from reconciler.events import Event, EventKind
 from reconciler.history import DriftCheck
 from reconciler.redact import LogFilter
@@ -99,6 +99,7 @@ def engine_settings(config: DaemonConfig, data_dir: Path) -> EngineSettings:
     return EngineSettings(
         repo=config.repo, rev=f"refs/heads/{config.branch}", path=config.path,
         data_dir=data_dir, credentials=credentials, targets=config.targets or (),
+        history=config.history,
     )
 
 
@@ -427,6 +428,8 @@ def _open(config: DaemonConfig, data_dir: Path) -> Daemon:
     """The daemon over `data_dir`; an unusable directory is one line, not a traceback."""
     try:
         return Daemon(config, data_dir)
+    except HistoryError:
+        raise  # it names the history file or server already
     except (OSError, sqlite3.Error) as err:
         reason = getattr(err, "strerror", None) or str(err)
         raise ReconcilerError(f"cannot use data directory {data_dir}: {reason}") from None

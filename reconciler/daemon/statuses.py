@@ -29,6 +29,7 @@ from prometheus_client import Counter
 from reconciler.daemon.logging import fields
 from reconciler.errors import ValidationError
 from reconciler.events import Event, EventKind
+from reconciler.history.text import safe_text
 from reconciler.redact import STATUS_OUTPUT_LINES, cut_output
 from reconciler.reporters import (
     MAX_DESCRIPTION,
@@ -83,8 +84,10 @@ class Publisher:
 
     def publish(self, sha: str, state: State, description: str,
                 context: Context = Context.DEPLOY) -> None:
+        # A name from a git tree may hold a byte that is not UTF-8: every
+        # provider (and a git note) gets it escaped, as the history stores it.
         status = CommitStatus.make(sha=sha, context=context, state=state,
-                                   description=self.redact(description),
+                                   description=safe_text(self.redact(description)),
                                    target_url=self.target_url(sha))
         for reporter in self.reporters:
             try:

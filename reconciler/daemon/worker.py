@@ -8,7 +8,8 @@ in the history (so a restart does not forget it), and correct it when
 `self_heal` is on.
 
 Invariants:
-- Nothing here raises out of a job: a fetch that fails, an unknown target or
+- Nothing here raises out of a job: a fetch that fails, an unknown target, a
+  history that cannot be reached (no deploy starts then) or
   a broken backend is logged, and the daemon waits for the next trigger.
 - A commit that fails validation gets an `error` status naming file:line and
   is never applied (the engine records it as an "error" deploy).
@@ -25,7 +26,6 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -40,7 +40,7 @@ from reconciler.daemon import scheduler, statuses, windows
 from reconciler.daemon.logging import fields
 from reconciler.daemon.scheduler import Memory, Request, Verdict
 from reconciler.engine import Engine, SyncResult
-from reconciler.errors import ReconcilerError, ValidationError
+from reconciler.errors import HistoryError, ReconcilerError, ValidationError
 from reconciler.history import DriftCheck, DriftedResource
 from reconciler.model import Action, DesiredState, Plan
 from reconciler.reporters import State
@@ -101,6 +101,9 @@ class Worker:
     # --- sync --------------------------------------------------------------
 
     def sync_job(self, request: Request) -> None:
+        # A deploy whose end the history could not store (a full disk, a server
+        # down) must not show as running for good once the store is back.
+        self.engine.record_pending()
         try:
             sha = self.engine.resolve(request.ref)
         except ReconcilerError as err:
@@ -174,6 +177,13 @@ class Worker:
         log.info("rollout started", extra=fields(sha=sha, trigger=reason))
         try:
             result = self.engine.sync(sha, trigger=reason, fetch=False)
+        except HistoryError as err:
+            # Nothing started: without its history no rollout may begin (it could
+            # not record what it applies). Not a failure of the commit: the next
+            # trigger tries again.
+            log.error("history unavailable: deploy not started", extra=fields(
+                sha=sha, trigger=reason, error=str(err)))
+            return
         except ReconcilerError as err:
             self._refuse(sha, err)
             return
@@ -222,7 +232,7 @@ class Worker:
         self.state.drift.update({c.target: c for c in checks})
         try:
             ids = self.engine.history.record_drift(checks)
-        except sqlite3.Error as err:
+        except HistoryError as err:
             # The page still shows it until a restart; the next check is recorded anew.
             ids = []
             log.error("cannot record the drift check", extra=fields(error=str(err)))
@@ -240,7 +250,7 @@ class Worker:
             try:
                 self.engine.history.mark_drift_healed(
                     i for i, c in zip(ids, checks, strict=False) if c.drifted)
-            except sqlite3.Error as err:
+            except HistoryError as err:
                 log.error("cannot record the self-heal", extra=fields(error=str(err)))
 
     def _checked_targets(self, found: Plan) -> set[str]:
@@ -320,20 +330,24 @@ def final_status(result: SyncResult, prefix: str = "", *,
     files from the repository root, as the pull-request plan of the same commit
     and `reconciler validate` do. `interrupted` is the description of an
     interrupted deploy: why it stopped and who resumes it."""
+    # Said last, so no cut loses it: the history did not record this end.
+    note = "; not in history (see log)" if result.unrecorded else ""
     if result.result == "success":
-        return State.SUCCESS, result.message or "deployed"
+        return State.SUCCESS, statuses.ending_with(result.message or "deployed", note)
     if result.result == "interrupted":
         # Still pending: the next start re-syncs the head and posts its end.
-        return State.PENDING, interrupted
+        return State.PENDING, statuses.ending_with(interrupted, note)
     if result.result == "error":
         if result.problems:
-            return State.ERROR, statuses.validation_description(
-                ValidationError(result.problems), prefix)
-        return State.ERROR, result.message or "invalid state repository"
+            return State.ERROR, statuses.ending_with(statuses.validation_description(
+                ValidationError(result.problems), prefix), note)
+        return State.ERROR, statuses.ending_with(
+            result.message or "invalid state repository", note)
     if result.rolled_back:
         tail = "rolled back"
     elif result.rollback_failed:
         tail = "rollback failed"
     else:
         tail = "not rolled back"
-    return State.FAILURE, statuses.ending_with(result.message or "deploy failed", f"; {tail}")
+    return State.FAILURE, statuses.ending_with(result.message or "deploy failed",
+                                               f"; {tail}{note}")

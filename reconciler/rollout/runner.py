@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from backends.base import ApplyResult, Backend, HealthReport
-from reconciler.errors import ReconcilerError
+from reconciler.errors import HistoryError, ReconcilerError
 from reconciler.events import Event, EventKind, with_notes
 from reconciler.history import InventoryEntry
 from reconciler.model import Action, App, AppPlan, Change, DesiredState, HostKey, Location, Plan
@@ -279,6 +279,11 @@ class Rollout:
         progress = _Progress()
         try:
             return self._run_app(ap, progress)
+        except HistoryError as err:
+            # Not a bug: the history is full or away, and what is applied
+            # without its inventory row could not be pruned or rolled back.
+            self.halt.set()
+            return self._finish(ap, "failure", progress, str(err))
         except Exception as err:  # a backend bug must still end the app, not the thread
             self.halt.set()
             return self._finish(ap, "failure", progress,

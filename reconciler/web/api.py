@@ -34,6 +34,7 @@ def status(overview: Overview, rollout: RolloutState | None) -> dict[str, Any]:
         ],
         "rollout": rollout_json(rollout),
         "leader": leader_json(overview.leader),
+        "history_unavailable": overview.history_unavailable,
     }
 
 

@@ -59,6 +59,10 @@ def index(overview: Overview, rollout: RolloutState | None, deploys: Sequence[De
     head = (f'<p>Branch head <code>{e(short(overview.head))}</code> {ready}</p>'
             if overview.head else f"<p>{ready}</p>")
     waiting = "".join(f'<p class="muted">Waiting: {e(w)}</p>' for w in overview.waiting)
+    if overview.history_unavailable:
+        waiting += (f'<p role="status">{badge("stale", "warn")} The history is unavailable '
+                    f'{e(overview.history_unavailable)}; this page shows what it last read, '
+                    "and no rollout starts until it is back.</p>")
     body = (f"<h1>Deployments</h1>{head}{waiting}"
             f"{targets_section(overview)}"
             f'<div aria-live="polite">{rollout_section(rollout)}</div>'

@@ -42,6 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from reconciler import webhooks
 from reconciler.events import Event, EventKind
+from reconciler.history.text import safe_text
 from reconciler.web import api, pages, routes
 from reconciler.web.auth import PageAuth
 from reconciler.web.events_stream import Hub, deploy_topic, format_message
@@ -290,10 +291,12 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _page(self, status: int, message: str) -> None:
-        self._send(status, pages.error_page(status, message).encode(), HTML)
+        self._send(status, safe_text(pages.error_page(status, message)).encode(), HTML)
 
     def _html(self, text: str) -> None:
-        self._send(200, self.server.app.redact(text).encode(), HTML)
+        # A name from a git tree may hold a byte that is not UTF-8 (a lone
+        # surrogate here): shown escaped, as the history stores it, never a 500.
+        self._send(200, safe_text(self.server.app.redact(text)).encode(), HTML)
 
     def _json(self, value: Any, status: int = 200) -> None:
         text = api.dumps(value).decode()

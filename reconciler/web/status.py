@@ -14,12 +14,15 @@ Invariants:
 - Nothing returned carries a resource body: only names, revisions, statuses,
   the engine's messages and diffs that `reconciler.diff` already redacted.
 - Every callable may fail (a commit not fetched yet, an invalid revision): the
-  source degrades to "unknown" instead of failing the page.
+  source degrades to "unknown" instead of failing the page. A history that
+  cannot be read (PostgreSQL down) gives its last answers, and the overview
+  says since when (`history.stale.StaleReads`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,7 @@ from typing import Any, Protocol
 
 from reconciler import pulls
 from reconciler.history import DeployRecord, History
+from reconciler.history.stale import StaleReads
 from reconciler.model import DesiredState
 from reconciler.web.live import RolloutState, RolloutTracker
 
@@ -86,6 +90,8 @@ class Overview:
     """Why a deploy waits (sync windows), one line per target."""
     leader: Leadership | None = None
     """None when leader election is off."""
+    history_unavailable: str | None = None
+    """Why the history cannot be read and since when; the page shows what it knew."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,17 +141,30 @@ class HistorySource:
     data_dir: Path
     hooks: Hooks = field(default_factory=Hooks)
     _commits: dict[str, CommitView | None] = field(default_factory=dict)
+    _reads: StaleReads | None = None
+
+    @property
+    def reads(self) -> StaleReads:
+        """The history as the page reads it: the last answers while the store is away."""
+        if self._reads is None or self._reads.history is not self.history:
+            self._reads = StaleReads(self.history)
+        return self._reads
 
     def overview(self) -> Overview:
         head = _safe(self.hooks.head, None)
         waiting = _safe(self.hooks.waiting, {})
+        targets = self._targets(head)
+        down = self.reads.unavailable
+        since = (f"since {time.strftime('%H:%M:%S', time.gmtime(down[1]))} UTC: {down[0]}"
+                 if down else None)
         return Overview(repo=self.repo, branch=self.branch, path=self.path, head=head,
-                        ready=self.ready(), targets=self._targets(head),
+                        ready=self.ready(), targets=targets,
                         waiting=tuple(f"{t}: {why}" for t, why in sorted(waiting.items())),
-                        leader=_safe(self.hooks.leader, UNKNOWN_LEADER))
+                        leader=_safe(self.hooks.leader, UNKNOWN_LEADER),
+                        history_unavailable=since)
 
     def _targets(self, head: str | None) -> tuple[TargetStatus, ...]:
-        revision = self.history.last_successful_revision() or head
+        revision = _safe(self.reads.last_successful_revision, None) or head
         desired = _safe(lambda: self.hooks.desired(revision), None) if revision else None
         if desired is None:
             return ()
@@ -153,7 +172,7 @@ class HistorySource:
         out = []
         for name in _safe(lambda: self.hooks.targets(desired), sorted(desired.targets)):
             apps = sorted(a.name for a in desired.apps.values() if a.target == name)
-            revs = {r for r in (self.history.last_good(a) for a in apps) if r}
+            revs = {r for r in (self._last_good(a) for a in apps) if r}
             prefix = f"{name}:"
             drifted = tuple(r[len(prefix):] for r in (drift.resources if drift else ())
                             if r.startswith(prefix))
@@ -163,19 +182,23 @@ class HistorySource:
                 drift_checked=drift.checked if drift else None))
         return tuple(out)
 
+    def _last_good(self, app: str) -> str | None:
+        found: str | None = _safe(lambda: self.reads.last_good(app), None)
+        return found
+
     def rollout(self) -> RolloutState | None:
         return self.tracker.state
 
     def deploys(self, limit: int = 20) -> Sequence[DeployRecord]:
-        return self.history.deploys(limit=limit)
+        return self.reads.deploys(limit=limit)
 
     def deploy(self, deploy_id: int) -> DeployRecord | None:
-        return self.history.deploy(deploy_id)
+        return self.reads.deploy(deploy_id)
 
     def deploy_for_commit(self, sha: str) -> int | None:
         # The newest deploy of that commit; a linear scan of recent deploys is
         # enough, since commit statuses link to recent commits.
-        for record in self.history.deploys(limit=500):
+        for record in self.reads.deploys(limit=500):
             if record.revision == sha:
                 return record.id
         return None
@@ -191,7 +214,7 @@ class HistorySource:
         return found
 
     def plan(self, sha: str) -> Mapping[str, Any] | None:
-        return pulls.load_record(self.data_dir, sha)
+        return pulls.load_record(self.reads, sha)
 
     def ready(self) -> bool:
         return bool(_safe(self.hooks.ready, False))

@@ -1,8 +1,10 @@
-"""Drift checks are kept in the SQLite history, so a restarted daemon still knows
-which target drifted, and the table never holds a diff or a value."""
+"""Drift checks are kept in the history (SQLite and PostgreSQL alike), so a
+restarted daemon still knows which target drifted, and the table never holds a
+diff or a value."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.daemon.service import Daemon, wait_idle
-from reconciler.history import _MIGRATIONS, FILENAME, History
+from reconciler.history import FILENAME, History, HistorySettings, schema
 from tests.daemon.conftest import StateRepo, config_for, deploys, wait_for
 
 Factory = Callable[..., Daemon]
@@ -20,13 +22,21 @@ LIVE_SECRET = "live-s3cret-value"
 
 
 @pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[Callable[[StateRepo], Daemon]]:
-    """A daemon on the same data_dir, built but not started: what a restart sees
-    before its first job runs."""
+def start(daemon_factory: Factory, history_settings: HistorySettings) -> Factory:
+    """A started daemon whose history is each store in turn (SQLite, PostgreSQL)."""
+    return functools.partial(daemon_factory, history=history_settings)
+
+
+@pytest.fixture
+def fresh(tmp_path: Path, history_settings: HistorySettings
+          ) -> Iterator[Callable[[StateRepo], Daemon]]:
+    """A daemon on the same data_dir and history, built but not started: what a
+    restart sees before its first job runs."""
     opened: list[Daemon] = []
 
     def make(repo: StateRepo) -> Daemon:
-        daemon = Daemon(config_for(repo, tmp_path / "data"), tmp_path / "data")
+        config = config_for(repo, tmp_path / "data", history=history_settings)
+        daemon = Daemon(config, tmp_path / "data")
         opened.append(daemon)
         return daemon
 
@@ -35,17 +45,18 @@ def fresh(tmp_path: Path) -> Iterator[Callable[[StateRepo], Daemon]]:
         daemon.engine.close()
 
 
-def drift_rows(data_dir: Path) -> list[tuple[object, ...]]:
-    with sqlite3.connect(data_dir / FILENAME) as db:
-        return list(db.execute("SELECT * FROM drift_checks ORDER BY id"))
+def drift_rows(history: History) -> list[tuple[object, ...]]:
+    with history.database.transaction(write=False) as db:
+        return [tuple(dict(r).values())
+                for r in db.execute("SELECT * FROM drift_checks ORDER BY id")]
 
 
 def test_a_drift_survives_a_restart_and_the_table_holds_no_value(
-    state_repo: StateRepo, daemon_factory: Factory, fresh: Callable[[StateRepo], Daemon],
+    state_repo: StateRepo, start: Factory, fresh: Callable[[StateRepo], Daemon],
     tmp_path: Path,
 ) -> None:
     state_repo.commit("secret", content=f"token={DESIRED_SECRET}\n")
-    daemon = daemon_factory(state_repo, self_heal=False)
+    daemon = start(state_repo, self_heal=False)
     wait_for(lambda: wait_idle(daemon, 5) and len(deploys(daemon)) == 1)
     (state_repo.root / "etc/web.conf").write_text(f"token={LIVE_SECRET}\n")
     daemon.check_drift()
@@ -53,7 +64,8 @@ def test_a_drift_survives_a_restart_and_the_table_holds_no_value(
     deployed = deploys(daemon)[0][0]
     assert daemon.stop(timeout=30)
 
-    restarted = fresh(state_repo).snapshot().worker
+    again = fresh(state_repo)
+    restarted = again.snapshot().worker
     check = restarted.drift["laptop"]
     assert check.drifted == 1 and not check.healed
     assert check.revision == deployed
@@ -65,16 +77,16 @@ def test_a_drift_survives_a_restart_and_the_table_holds_no_value(
         (live.resources, live.summary, live.checked)
     assert report.resources == ("laptop:localhost/File:/etc/web.conf (update)",)
 
-    rows = drift_rows(tmp_path / "data")
+    rows = drift_rows(again.history)
     assert len(rows) == 1
     stored = repr(rows)
     assert DESIRED_SECRET not in stored and LIVE_SECRET not in stored and "token" not in stored
 
 
 def test_a_clean_check_replaces_the_drift_a_restart_shows(
-    state_repo: StateRepo, daemon_factory: Factory, fresh: Callable[[StateRepo], Daemon],
+    state_repo: StateRepo, start: Factory, fresh: Callable[[StateRepo], Daemon],
 ) -> None:
-    daemon = daemon_factory(state_repo, self_heal=False)
+    daemon = start(state_repo, self_heal=False)
     wait_for(lambda: wait_idle(daemon, 5) and len(deploys(daemon)) == 1)
     conf = state_repo.root / "etc/web.conf"
     conf.write_text("edited by hand\n")
@@ -93,9 +105,9 @@ def test_a_clean_check_replaces_the_drift_a_restart_shows(
 
 
 def test_a_self_healed_drift_is_recorded_healed(
-    state_repo: StateRepo, daemon_factory: Factory, fresh: Callable[[StateRepo], Daemon],
+    state_repo: StateRepo, start: Factory, fresh: Callable[[StateRepo], Daemon],
 ) -> None:
-    daemon = daemon_factory(state_repo, self_heal=True)
+    daemon = start(state_repo, self_heal=True)
     wait_for(lambda: wait_idle(daemon, 5) and len(deploys(daemon)) == 1)
     (state_repo.root / "etc/web.conf").write_text("edited by hand\n")
     daemon.check_drift()
@@ -109,7 +121,8 @@ def test_a_self_healed_drift_is_recorded_healed(
 
 def test_a_version_1_history_gains_the_drift_table_and_keeps_its_deploys(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / FILENAME) as db:
-        db.executescript(_MIGRATIONS[0])
+        for statement in schema.statements(1, schema.SQLITE_TYPES):
+            db.execute(statement)
         db.execute("INSERT INTO deploys (revision, trigger, started, result, pid, host) "
                    "VALUES ('abc', 'cli', 1.0, 'success', 1, 'elsewhere')")
         db.execute("PRAGMA user_version=1")
@@ -120,7 +133,7 @@ def test_a_version_1_history_gains_the_drift_table_and_keeps_its_deploys(tmp_pat
         assert [d.revision for d in history.deploys()] == ["abc"]
         assert history.latest_drift() == {}
         with sqlite3.connect(tmp_path / FILENAME) as check:
-            assert check.execute("PRAGMA user_version").fetchone()[0] == len(_MIGRATIONS)
+            assert check.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
         check.close()
     finally:
         history.close()

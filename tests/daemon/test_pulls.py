@@ -4,7 +4,6 @@ transport, statuses read back from the git notes with the git CLI."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -77,8 +76,8 @@ def test_a_valid_branch_gets_a_success_plan_with_counts_and_the_target_is_untouc
     assert daemon.plans is not None
     wait_for(daemon.plans.idle)
     assert {s["context"] for s in notes(daemon, main)} == {"reconciler/deploy"}
-    assert pulls.load_record(daemon.data_dir, main) is None
-    record = pulls.load_record(daemon.data_dir, sha)
+    assert pulls.load_record(daemon.history, main) is None
+    record = pulls.load_record(daemon.history, sha)
     assert record is not None and record["ref"] == "refs/heads/pr/good"
     assert record["plan"]["summary"] == {"create": 1, "update": 1, "delete": 0}
 
@@ -96,7 +95,7 @@ def test_an_invalid_branch_gets_an_error_plan_naming_file_and_line(
     assert "'wav'" in final["description"] and len(final["description"]) <= 140
     assert snapshot(state_repo.root) == before
     assert len(deploys(daemon)) == 1  # an invalid pull request is not a failed deploy
-    record = pulls.load_record(daemon.data_dir, sha)
+    record = pulls.load_record(daemon.history, sha)
     assert record is not None and record["problems"][0].startswith("apps/web/app.yaml:2:")
 
 
@@ -130,5 +129,5 @@ def test_a_pull_request_is_planned_while_a_slow_rollout_runs(
     assert daemon.worker.state.running == slow  # the plan did not wait for the rollout
     wait_for(lambda: wait_idle(daemon, 0.1) and deploys(daemon)[-1] == (slow, "success"),
              timeout=20)
-    stored = json.loads((daemon.data_dir / "plans" / f"{sha}.json").read_text())
-    assert stored["state"] == "success"
+    stored = pulls.load_record(daemon.history, sha)
+    assert stored is not None and stored["state"] == "success"

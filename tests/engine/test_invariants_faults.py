@@ -80,7 +80,8 @@ def test_a_deploy_of_a_dead_process_is_marked_interrupted_by_the_next_deploy(
     history = History(tmp_path)  # open for the whole life of a daemon, say
     try:
         dead = history.start_deploy("abc", "cli")
-        history._db.execute("UPDATE deploys SET pid=999999999 WHERE id=?", (dead,))
+        with history.database.transaction(write=True) as db:
+            db.execute("UPDATE deploys SET pid=999999999 WHERE id=?", (dead,))
         mine = history.start_deploy("def", "webhook")
         results = {d.id: d.result for d in history.deploys()}
         assert results == {dead: "interrupted", mine: "running"}

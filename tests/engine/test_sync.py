@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from reconciler.engine import Engine, EngineSettings
 from reconciler.errors import ConfigError
 from reconciler.events import Event, EventKind
-from reconciler.history import History
+from reconciler.history import FILENAME, History, schema
 from tests.engine.staterepo import StateRepo
 
 
@@ -95,15 +96,19 @@ def test_a_deploy_left_running_by_a_dead_process_is_marked_interrupted(tmp_path:
     history = History(tmp_path)
     deploy = history.start_deploy("abc", "cli")
     mine = history.start_deploy("def", "cli")
-    history._db.execute("UPDATE deploys SET pid=999999999 WHERE id=?", (deploy,))
+    with history.database.transaction(write=True) as db:
+        db.execute("UPDATE deploys SET pid=999999999 WHERE id=?", (deploy,))
     history.close()
     reopened = History(tmp_path)
     try:
         results = {d.id: d.result for d in reopened.deploys()}
         assert results == {deploy: "interrupted", mine: "running"}
-        version = reopened._db.execute("PRAGMA user_version").fetchone()[0]
-        mode = reopened._db.execute("PRAGMA journal_mode").fetchone()[0]
-        assert (version, mode) == (2, "wal")
+        with reopened.database.transaction(write=False) as db:
+            version = db.execute("PRAGMA user_version")[0]["user_version"]
+        with sqlite3.connect(tmp_path / FILENAME) as check:
+            mode = check.execute("PRAGMA journal_mode").fetchone()[0]
+        check.close()
+        assert (version, mode) == (schema.VERSION, "wal")
     finally:
         reopened.close()
 

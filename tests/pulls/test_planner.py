@@ -7,6 +7,7 @@ from pathlib import Path
 
 from reconciler import pulls
 from reconciler.engine import Engine
+from reconciler.history import History
 from reconciler.reporters import State, github
 from tests.pulls.staterepo import LocalStateRepo, file_doc
 from tests.reporters.conftest import Forge, Reply
@@ -69,8 +70,14 @@ def test_full_plan_is_stored_for_the_status_page(
     sha = valid_change(state_repo)
     pulls.PullRequestPlanner(engine=engine).scan()
 
-    stored = json.loads((tmp_path / "data" / "plans" / f"{sha}.json").read_text())
-    assert stored == pulls.load_record(tmp_path / "data", sha)
+    stored = pulls.load_record(engine.history, sha)
+    assert stored is not None
+    reopened = History(tmp_path / "data")  # in the history, for every process to read
+    try:
+        assert reopened.plan(sha) == stored
+    finally:
+        reopened.close()
+    assert json.loads(json.dumps(stored)) == stored
     assert stored["state"] == "success"
     assert stored["plan"]["summary"] == {"create": 1, "update": 1, "delete": 1}
     actions = sorted((c["resource"], c["action"]) for w in stored["plan"]["waves"]
@@ -98,7 +105,7 @@ def test_invalid_head_gets_error_naming_file_and_line(
     last = forge.requests[-1].json()
     assert (last["state"], last["context"]) == ("error", "reconciler/plan")
     assert last["description"].startswith("invalid: apps/web/app.yaml:1: ")
-    assert pulls.load_record(tmp_path / "data", sha)["problems"] == list(result.problems)
+    assert pulls.load_record(engine.history, sha)["problems"] == list(result.problems)
     assert state_repo.snapshot() == before
 
 
@@ -133,7 +140,7 @@ def test_provider_down_does_not_stop_planning(
     [result] = pulls.PullRequestPlanner(engine=engine, reporters=[github_reporter]).scan()
     assert result.state is State.SUCCESS
     assert result.description == "2 to create, 0 to change, 0 to delete"  # nothing deployed yet
-    assert pulls.load_record(tmp_path / "data", sha) is not None
+    assert pulls.load_record(engine.history, sha) is not None
 
 
 def test_branch_patterns_exclude_the_tracked_branch(
@@ -150,4 +157,6 @@ def test_refspec_helpers() -> None:
         "+refs/pull/*/head:refs/pull/*/head", "+refs/x/*:refs/y/*")
     assert pulls.ref_patterns(["refs/merge-requests/*/head", "+refs/x/*:refs/y/*"]) == (
         "refs/merge-requests/*/head", "refs/y/*")
-    assert pulls.load_record(Path("/nonexistent"), "../../etc/passwd") is None
+
+def test_a_record_is_looked_up_by_commit_id_only(engine: Engine) -> None:
+    assert pulls.load_record(engine.history, "../../etc/passwd") is None

@@ -73,7 +73,7 @@ class Web:
         sha = self.repo.pull_request(number, version, password)
         self.engine.mirror.fetch(("+refs/pull/*/head:refs/pull/*/head",))
         result = pulls.evaluate(self.engine, sha, f"refs/pull/{number}/head")
-        pulls.save_record(self.engine.settings.data_dir, result)
+        pulls.save_record(self.engine.history, result)
         return sha
 
 
