@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backends.vm.options import VmOptions
 from reconciler.load import load
 from reconciler.model import BackendKind, CheckKind, ResourceId
 from reconciler.tree import DirectoryTree
@@ -14,7 +15,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "desired-state-example"
 def test_example_validates() -> None:
     desired = load(DirectoryTree(EXAMPLE))
     assert set(desired.targets) == {"laptop", "web-fleet", "prod"}
-    assert desired.targets["laptop"].options["root"] == "./.demo-root"
+    assert desired.targets["laptop"].options == VmOptions(
+        transport="local", hosts=("localhost",), root="./.demo-root")
     assert desired.targets["prod"].backend is BackendKind.KUBERNETES
     waves = {name: app.wave for name, app in desired.apps.items()}
     assert waves == {"config": 0, "web": 1, "shop": 1}
