@@ -54,6 +54,7 @@ from reconciler.rollout.batches import with_verification
 from reconciler.rollout.rollback import RollbackResult
 from reconciler.rollout.runner import Rollout, RolloutOptions, unexpected
 from reconciler.source import Credentials, Mirror
+from reconciler.source.verify import VerifyPolicy, require_signature
 
 Opener = Callable[[Target, BackendContext], Backend]
 
@@ -71,6 +72,8 @@ class EngineSettings:
     """Only these targets are read and changed; empty means every target."""
     refspecs: tuple[str, ...] = ()
     max_workers: int = 4
+    verify: VerifyPolicy | None = None
+    """When set, a commit is loaded (planned, applied) only if its signature verifies."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +160,8 @@ class Engine:
             if sha not in self._loaded:
                 if len(self._loaded) >= 8:
                     self._loaded.pop(next(iter(self._loaded)))
+                if self.settings.verify is not None:
+                    require_signature(self.mirror.path, sha, self.settings.verify)
                 tree = self.mirror.tree(sha, self.settings.path)
                 self._loaded[sha] = load(tree, cache=self._cache)
             return self._loaded[sha]

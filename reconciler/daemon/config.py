@@ -31,6 +31,7 @@ from ruamel.yaml.error import YAMLError
 
 from reconciler import options as grammar
 from reconciler.errors import ConfigError
+from reconciler.source.verify import VerifyPolicy, make_policy
 
 REPORTER_TYPES = ("gitnotes", "github", "gitlab", "gitea")
 LOG_FORMATS = ("auto", "json", "plain")
@@ -123,6 +124,8 @@ class DaemonConfig:
     leader_election: LeaderElectionConfig = field(default_factory=LeaderElectionConfig)
     log_format: str = "auto"
     log_level: str = "info"
+    verify: VerifyPolicy | None = None
+    """When set, a commit is applied (or planned) only if its signature verifies."""
     source: str = "<defaults>"
     """Where the configuration came from, for messages."""
 
@@ -131,7 +134,9 @@ _TOP_KEYS = (
     "repo", "branch", "path", "data_dir", "listen", "public_url", "poll_interval",
     "drift_interval", "stop_timeout", "self_heal", "watch", "credentials", "reporters",
     "webhooks", "pull_requests", "targets", "leader_election", "log_format", "log_level",
+    "verify",
 )
+_VERIFY_KEYS = ("signatures", "allowed_signers", "keyring")
 _CREDENTIAL_KEYS = ("token_file", "token_env", "username", "ssh_key", "known_hosts")
 _WEBHOOK_KEYS = ("github_secret_env", "gitlab_secret_env", "gitea_secret_env")
 _PR_KEYS = ("enabled", "refspecs", "keep")
@@ -279,6 +284,7 @@ def parse_config(text: str, *, source: str = "reconciler-daemon.yaml",
                                          r.where(top, "leader_election"), base_dir),
         log_format=r.choice(top, "log_format", "auto", LOG_FORMATS),
         log_level=r.choice(top, "log_level", "info", LOG_LEVELS),
+        verify=_verify(r, top, base_dir),
         source=source,
     )
 
@@ -298,6 +304,15 @@ def _interval(r: _Reader, top: Mapping[str, Any], key: str, default: float,
     if seconds < minimum:
         raise ConfigError(f"{r.where(top, key)}: {key} must be at least {minimum:g}s")
     return seconds
+
+
+def _verify(r: _Reader, top: Mapping[str, Any], base: Path) -> VerifyPolicy | None:
+    if top.get("verify") is None:
+        return None
+    m = r.mapping(top["verify"], r.where(top, "verify"), _VERIFY_KEYS)
+    where = r.where(m, "signatures") if "signatures" in m else r.where(top, "verify")
+    return make_policy(m.get("signatures"), _path(r.string(m, "allowed_signers", None), base),
+                       _path(r.string(m, "keyring", None), base), where)
 
 
 def _credentials(r: _Reader, node: Any, where: str, base: Path) -> CredentialsConfig:
