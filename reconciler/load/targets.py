@@ -29,6 +29,7 @@ from reconciler.load.schema import (
     get_str,
     get_str_list,
 )
+from reconciler.load.tenants import Tenant, parse_tenants
 from reconciler.load.yamlio import YamlMap, YamlSeq, shown
 from reconciler.model import BackendKind, Location, RollbackPolicy, SyncWindow, Target
 from reconciler.options import cron_problem
@@ -44,6 +45,7 @@ class Config:
     prune: bool = True
     rollback: RollbackPolicy = RollbackPolicy.AUTO
     sync_windows: tuple[SyncWindow, ...] = ()
+    tenants: tuple[Tenant, ...] = ()
     parsed: bool = False
     """False when reconciler.yaml could not be read: then no app is told that
     its target is unknown, since nothing is known."""
@@ -56,7 +58,8 @@ def parse_config(p: Problems, doc: Any, line: int) -> Config:
     root = as_map(p, doc, line, CONFIG_FILE)
     if root is None:
         return Config()
-    check_keys(p, root, ("apiVersion", "defaults", "targets", "sync_windows"), CONFIG_FILE,
+    check_keys(p, root, ("apiVersion", "defaults", "targets", "sync_windows", "tenants"),
+               CONFIG_FILE,
                required=("apiVersion", "targets"))
     version = root.get("apiVersion")
     if "apiVersion" in root and version != API_VERSION:
@@ -76,8 +79,9 @@ def parse_config(p: Problems, doc: Any, line: int) -> Config:
         if target is not None:
             targets[name] = target
     windows = _parse_windows(p, root, set(target_map or ()))
+    tenants = parse_tenants(p, root, target_map or ())
     return Config(targets=targets, prune=prune, rollback=rollback, sync_windows=windows,
-                  parsed=True, declared=frozenset(target_map or ()))
+                  tenants=tenants, parsed=True, declared=frozenset(target_map or ()))
 
 
 def _or(value: Any, default: Any) -> Any:

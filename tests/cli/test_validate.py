@@ -86,3 +86,18 @@ def test_validate_never_imports_a_backend_client() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_an_app_whose_tenant_may_not_use_its_target_is_refused(tmp_path: Path) -> None:
+    """The example's shop app (Kubernetes `prod`) held by a tenant that only has the laptop."""
+    copy = tmp_path / "tenants"
+    shutil.copytree(EXAMPLE, copy)
+    config = copy / "reconciler.yaml"
+    config.write_text(config.read_text() + "\ntenants:\n  team:\n    apps: [shop, web]\n"
+                                           "    targets: [laptop]\n")
+    done = _validate(str(copy))
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0].startswith(
+        "apps/shop/app.yaml:2: app 'shop' may not use target 'prod': tenant 'team' "
+        "(reconciler.yaml:39) allows laptop")
+    assert done.stderr.splitlines()[-1] == "1 problem(s); nothing was applied"
