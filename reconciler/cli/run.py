@@ -37,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drift-interval", default=None, help="e.g. 5m; 0 disables")
     parser.add_argument("--self-heal", action="store_true", default=None,
                         help="correct drift found by the drift check")
-    parser.add_argument("--log-format", choices=("auto", "json", "plain"), default=None)
+    parser.add_argument("--log-format", choices=("auto", "json", "text", "plain"), default=None,
+                        help="auto (the default): text lines on a terminal, JSON lines "
+                             "otherwise; json or text force one")
     common.add_verify_arguments(parser)
 
 

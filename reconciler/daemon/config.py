@@ -34,7 +34,8 @@ from reconciler.errors import ConfigError
 from reconciler.source.verify import VerifyPolicy, make_policy
 
 REPORTER_TYPES = ("gitnotes", "github", "gitlab", "gitea")
-LOG_FORMATS = ("auto", "json", "plain")
+LOG_FORMATS = ("auto", "json", "text", "plain")
+"""`plain` is the earlier name of `text`."""
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
