@@ -2,16 +2,18 @@
 
 Each sample value of each option is judged twice: by the state-repo loader
 (what `reconciler validate` runs) and by the part that uses the option at run
-time (the backend a sync opens, the daemon's sync-window check, the daemon's
-configuration). The two verdicts must agree, and where both accept, they must
+time (the backend a sync opens, a real sync of app options from git objects,
+the daemon's sync-window check, the daemon's configuration and flags). The two verdicts must agree, and where both accept, they must
 mean the same thing (the same seconds, the same policy, the same days).
 
 The samples are walked from the schemas themselves: an option without samples
-here fails `test_every_option_has_samples`, so a new option cannot skip parity.
+here fails `test_every_option_has_samples` (targets) or
+`test_every_app_option_has_samples`, so a new option cannot skip parity.
 """
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,8 +25,10 @@ import yaml
 from backends.base import BackendContext, open_backend
 from reconciler.daemon import windows
 from reconciler.daemon.config import parse_config, with_overrides
+from reconciler.engine import Engine, EngineSettings
 from reconciler.errors import ReconcilerError, ValidationError
 from reconciler.load import load
+from reconciler.load.apps import APP_KEYS
 from reconciler.model import BackendKind, DesiredState, Location, SyncWindow, Target
 from reconciler.tree import DirectoryTree
 from tests.load.conftest import write_tree
@@ -302,3 +306,61 @@ def test_one_duration_grammar_for_apps_targets_and_the_daemon(value: str, tmp_pa
     else:
         assert seconds is not None, f"--poll-interval {flag} is accepted"
         assert flagged.poll_interval == seconds
+
+
+# App options: app.yaml key -> sample values. `validate` reads a directory;
+# `sync` reads the same files from git objects through the engine.
+APP_SAMPLES: dict[str, list[str]] = {
+    "target": ["laptop", "nowhere", "1"],
+    "wave": ["2", "-3", "1.5", '"2"', "1000001"],
+    "depends_on": ["[base]", "[nowhere]", "base", "[base, base]"],
+    "rollout": ["{batch: 1}", '{batch: "50%"}', "{batch: 0}", '{batch: "150%"}',
+                "{max_failures: 1}", "{max_failures: -1}", "{bach: 1}"],
+    "health": ['[{command: "true", interval: 10ms}]', "[{tcp: {port: 0}}]",
+               '[{http: {url: "ftp://x"}}]', "[]", '[{command: "true", retries: -1}]'],
+    "prune": ["true", "false", "1"],
+    "rollback": ["auto", "none", "always"],
+    "timeout": ["5m", "90", "soon", "0"],
+}
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=T", "-c", "user.email=t@e.com",
+                    *args], check=True, capture_output=True, timeout=60)
+
+
+def test_every_app_option_has_samples() -> None:
+    assert set(APP_SAMPLES) == set(APP_KEYS)
+
+
+@pytest.mark.parametrize(("key", "value"),
+                         [(k, v) for k, values in APP_SAMPLES.items() for v in values])
+def test_app_options_mean_the_same_to_validate_and_sync(key: str, value: str,
+                                                        tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    app_yaml = f"{key}: {value}\n" + ("target: laptop\n" if key != "target" else "")
+    files = {
+        "reconciler.yaml": "apiVersion: reconciler/v1\ntargets:\n"
+                           f"  laptop: {{backend: vm, transport: local, root: {root}}}\n",
+        "apps/base/app.yaml": "target: laptop\n",
+        "apps/web/app.yaml": app_yaml,
+        "apps/web/site.yaml": "kind: File\npath: /site.txt\ncontent: hello\n",
+    }
+    repo = tmp_path / "state"
+    desired, problems = _validate(repo, files)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "sample")
+    engine = Engine(EngineSettings(repo=str(repo), rev="main", data_dir=tmp_path / "data"))
+    try:
+        result = engine.sync()
+    finally:
+        engine.close()
+    assert (result.result != "error") == (desired is not None), (
+        f"validate says {problems or 'valid'}; sync says {result.result}: {result.message}")
+    if desired is not None:
+        assert result.result == "success", result.message
+        assert (root / "site.txt").read_text() == "hello"
+        assert [str(p) for p in result.problems] == []
+    else:
+        assert sorted(str(p) for p in result.problems) == sorted(problems)
