@@ -3,8 +3,9 @@
 Each sample value of each option is judged twice: by the state-repo loader
 (what `reconciler validate` runs) and by the part that uses the option at run
 time (the backend a sync opens, a real sync of app options from git objects,
-the daemon's sync-window check, the daemon's configuration and flags). The two verdicts must agree, and where both accept, they must
-mean the same thing (the same seconds, the same policy, the same days).
+the daemon's sync-window check, the daemon's configuration and flags). The
+two verdicts must agree, and where both accept, they must mean the same thing
+(the same seconds, the same policy, the same days).
 
 The samples are walked from the schemas themselves: an option without samples
 here fails `test_every_option_has_samples` (targets) or
