@@ -46,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from backends.vm import VmBackend  # noqa: E402
-from backends.vm.options import parse_options  # noqa: E402
+from backends.vm.options import options_of  # noqa: E402
 from reconciler.model import (  # noqa: E402
     Action,
     App,
@@ -143,7 +143,7 @@ def bench_vm(fleet: SshFleet, work: Path, files: int, repeat: int, *, name: str 
     })
 
     def new() -> VmBackend:
-        return VmBackend(target, parse_options(target))
+        return VmBackend(target, options_of(target))
 
     warm = new()
     n = len(fleet.hosts)

@@ -66,6 +66,7 @@ from reconciler.rollout.batches import with_verification
 from reconciler.rollout.rollback import RollbackResult
 from reconciler.rollout.runner import Rollout, RolloutOptions, unexpected
 from reconciler.source import Credentials, Mirror
+from reconciler.source.verify import VerifyPolicy, require_signature
 
 Opener = Callable[[Target, BackendContext], Backend]
 log = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ class EngineSettings:
     max_workers: int = 4
     history: HistorySettings = field(default_factory=HistorySettings)
     """Where the history lives: SQLite under data_dir unless a PostgreSQL URL is set."""
+    verify: VerifyPolicy | None = None
+    """When set, a commit is loaded (planned, applied) only if its signature verifies."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,6 +182,8 @@ class Engine:
             if sha not in self._loaded:
                 if len(self._loaded) >= 8:
                     self._loaded.pop(next(iter(self._loaded)))
+                if self.settings.verify is not None:
+                    require_signature(self.mirror.path, sha, self.settings.verify)
                 tree = self.mirror.tree(sha, self.settings.path)
                 self._loaded[sha] = load_rendered(tree, cache=self._cache,
                                                   renderer=self._renderer)

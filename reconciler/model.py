@@ -146,8 +146,10 @@ class HealthCheck:
 class Target:
     name: str
     backend: BackendKind
-    options: Mapping[str, Any]
-    """Backend-specific settings from reconciler.yaml, already key-checked."""
+    options: object
+    """The backend's typed options (`backends.<name>.options.Options`), as the
+    loader parsed them from reconciler.yaml. A Target built in code may give a
+    plain mapping instead: the backend parses it on open with the same schema."""
     location: Location
 
 

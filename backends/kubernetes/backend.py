@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +34,7 @@ from backends.kubernetes.normalize import (
     owner_app,
     with_ownership,
 )
+from backends.kubernetes.options import options_of
 from reconciler.errors import ApiError
 from reconciler.model import Action, App, Change, HealthStatus, LiveView, Resource, Target, worse
 
@@ -42,36 +42,6 @@ log = logging.getLogger(__name__)
 
 _FIRST_KINDS = {("", "Namespace"): 0, ("apiextensions.k8s.io", "CustomResourceDefinition"): 1}
 _CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
-
-
-_POLICIES = ("Background", "Foreground", "Orphan")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Options:
-    namespace: str = "default"
-    force_conflicts: bool = False
-    propagation_policy: str = "Background"
-    crd_timeout: float = 60.0
-    delete_timeout: float = 60.0
-    namespaces: tuple[str, ...] = ()
-    """When set, the only namespaces read and written: namespace-scoped credentials
-    (a tenant's) cannot list cluster-wide."""
-
-    @classmethod
-    def of(cls, options: Mapping[str, Any]) -> Options:
-        policy = str(options.get("propagation_policy", "Background"))
-        if policy not in _POLICIES:
-            raise ApiError(f"propagation_policy must be one of {', '.join(_POLICIES)}, "
-                           f"not {policy!r}")
-        return cls(
-            namespace=str(options.get("namespace") or "default"),
-            force_conflicts=bool(options.get("force_conflicts", False)),
-            propagation_policy=policy,
-            crd_timeout=float(options.get("crd_timeout", 60.0)),
-            delete_timeout=float(options.get("delete_timeout", 60.0)),
-            namespaces=tuple(str(n) for n in options.get("namespaces") or ()),
-        )
 
 
 def apply_rank(resource_id: Any) -> int:
@@ -82,7 +52,7 @@ def apply_rank(resource_id: Any) -> int:
 class KubernetesBackend:
     def __init__(self, target: Target, client: KubeClient) -> None:
         self.target = target
-        self.options = Options.of(target.options)
+        self.options = options_of(target)
         self.client = client
         self.discovery = Discovery(client)
         self.page_size = live_mod.PAGE_SIZE

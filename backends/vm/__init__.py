@@ -13,15 +13,31 @@ This package never imports another backend.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from backends.base import BackendContext
-from backends.vm.backend import HostsFailed, VmBackend
-from backends.vm.options import parse_options
+from backends.vm.options import options_of
 from reconciler.model import Target
+
+if TYPE_CHECKING:
+    from backends.vm.backend import HostsFailed, VmBackend
 
 __all__ = ["HostsFailed", "VmBackend", "open"]
 
 
 def open(target: Target, context: BackendContext) -> VmBackend:
     """Open the VM backend for `target`; connections are made on first use."""
+    from backends.vm.backend import VmBackend
+
     del context  # the VM backend keeps no files of its own
-    return VmBackend(target, parse_options(target))
+    return VmBackend(target, options_of(target))
+
+
+def __getattr__(name: str) -> object:
+    # The backend loads on first use: the state-repo loader imports
+    # `backends.vm.options` and must not pay for the rest.
+    if name in ("HostsFailed", "VmBackend"):
+        from backends.vm import backend
+
+        return getattr(backend, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

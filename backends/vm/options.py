@@ -1,21 +1,39 @@
-"""A VM target's options, read once into a typed value.
+"""A VM target's options: one typed value, parsed once by one schema.
 
-The loader has already refused unknown keys; this module checks the values a
-VM target needs and applies the defaults of the design (ssh transport, port 22,
-root "/", 20 hosts in parallel). A relative root is resolved here, against the
-working directory of the process, so every later path is absolute.
+The state-repo loader calls `parse_options` on the target's mapping in
+reconciler.yaml (problems with file:line), and the target carries the
+resulting `VmOptions` to the backend. A Target built in code with a plain
+mapping goes through the same schema on open (`options_of`). Defaults are the
+design's: ssh transport, port 22, root "/", 20 hosts in parallel; the local
+transport has the single host "localhost". A relative root is resolved on
+open, against the working directory of the process, so every later path is
+absolute; parsing itself stays pure.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
-from reconciler.errors import BackendError
+from reconciler.load.schema import (
+    Problems,
+    check_keys,
+    get_bool,
+    get_duration,
+    get_enum,
+    get_int,
+    get_str,
+    get_str_list,
+    typed_options,
+)
+from reconciler.load.yamlio import YamlMap, shown
 from reconciler.model import Target
+
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?)(:\d{1,5})?")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,7 +44,7 @@ class VmOptions:
     identity_file: str = ""
     known_hosts: str = ""
     root: str = "/"
-    """May hold {host}; absolute."""
+    """May hold {host}; absolute once opened."""
     port: int = 22
     sudo: bool = False
     sudo_command: str = "sudo"
@@ -36,58 +54,94 @@ class VmOptions:
     parallel: int = 20
 
 
-def _number(options: Mapping[str, Any], key: str, default: float, where: str) -> float:
-    value = options.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise BackendError(f"{where}: {key} must be a positive number, not {value!r}")
-    return float(value)
+Options = VmOptions
+_Reader = Callable[[Problems, YamlMap, str, str], Any]
 
 
-def _hosts(options: Mapping[str, Any], transport: str, where: str) -> tuple[str, ...]:
-    # The loader gives () when the key is absent; local means the one host "localhost".
-    raw = options.get("hosts") or (["localhost"] if transport == "local" else [])
-    if isinstance(raw, str) or not isinstance(raw, list | tuple):
-        raise BackendError(f"{where}: hosts must be a list")
-    hosts = tuple(str(h) for h in raw)
-    if not hosts:
-        raise BackendError(f"{where}: hosts is empty")
-    if len(set(hosts)) != len(hosts):
-        raise BackendError(f"{where}: hosts lists a host twice")
-    if transport == "local" and hosts != ("localhost",):
-        raise BackendError(f"{where}: the local transport has the single host 'localhost'")
-    return hosts
+def _text(p: Problems, m: YamlMap, key: str, what: str) -> Any:
+    return get_str(p, m, key, what, required=True)
 
 
-def _sudo_command(options: Mapping[str, Any], where: str) -> str:
-    value = options.get("sudo_command", "sudo")
+def _port(p: Problems, m: YamlMap, key: str, what: str) -> Any:
+    return get_int(p, m, key, what, minimum=1, maximum=65535)
+
+
+def _positive(p: Problems, m: YamlMap, key: str, what: str) -> Any:
+    return get_int(p, m, key, what, minimum=1)
+
+
+def _sudo_command(p: Problems, m: YamlMap, key: str, what: str) -> Any:
+    value = get_str(p, m, key, what, required=True)
     try:
-        words = shlex.split(value) if isinstance(value, str) else []
+        words = shlex.split(value) if value else []
     except ValueError:
         words = []
-    if not words:
-        raise BackendError(f"{where}: sudo_command must be a non-empty command, not {value!r}")
-    return str(value)
+    if value and not words:
+        p.add(m.line_of(key), f"{what}: {key!r} must be a command, not {shown(value)}")
+        return None
+    return value
 
 
-def parse_options(target: Target) -> VmOptions:
-    """Typed options of a VM target; BackendError names the target and key."""
-    options, where = target.options, f"target {target.name} ({target.location})"
-    transport = str(options.get("transport", "ssh"))
-    if transport not in ("ssh", "local"):
-        raise BackendError(f"{where}: transport must be ssh or local, not {transport!r}")
-    hosts = _hosts(options, transport, where)
-    if transport == "ssh":
-        for key in ("identity_file", "known_hosts"):
-            if not options.get(key):
-                raise BackendError(f"{where}: the ssh transport needs {key}")
-    root = str(options.get("root", "/"))
-    root = root if root.startswith("/") else os.path.join(os.getcwd(), root)
-    return VmOptions(
-        transport=transport, hosts=hosts, user=str(options.get("user", "")),
-        identity_file=str(options.get("identity_file", "")),
-        known_hosts=str(options.get("known_hosts", "")),
-        root=os.path.normpath(root), port=int(_number(options, "port", 22, where)),
-        sudo=bool(options.get("sudo", False)), sudo_command=_sudo_command(options, where),
-        connect_timeout=_number(options, "connect_timeout", 10.0, where),
-        parallel=int(_number(options, "parallel", 20, where)),
-    )
+def _transport(p: Problems, m: YamlMap, key: str, what: str) -> Any:
+    return get_enum(p, m, key, what, ("ssh", "local"))
+
+
+def _hosts(p: Problems, m: YamlMap, key: str, what: str) -> Any:
+    hosts = get_str_list(p, m, key, what)
+    if hosts is None:
+        return None
+    for index, host in enumerate(hosts):
+        if not host_ok(host):
+            p.add(hosts.line_of(index), f"{what}: host {shown(host)} is not 'host' or 'host:port'")
+    if len(set(hosts)) != len(hosts):
+        p.add(m.line_of(key), f"{what}: 'hosts' lists a host twice")
+    return tuple(hosts)
+
+
+# Each option's key, as in reconciler.yaml and on `VmOptions`, and its getter.
+_READERS: dict[str, _Reader] = {
+    "transport": _transport, "hosts": _hosts,
+    "user": _text, "identity_file": _text, "known_hosts": _text, "root": _text,
+    "port": _port, "sudo": get_bool, "sudo_command": _sudo_command,
+    "connect_timeout": get_duration, "parallel": _positive,
+}
+KEYS = tuple(_READERS)
+
+
+def host_ok(host: str) -> bool:
+    match = _HOST.fullmatch(host)
+    return match is not None and (not match[3] or 1 <= int(match[3][1:]) <= 65535)
+
+
+def parse_options(p: Problems, m: YamlMap, what: str) -> VmOptions | None:
+    """The typed options of the target mapping `m`, or None after reporting into `p`."""
+    before = len(p.items)
+    check_keys(p, m, ("backend", *KEYS), what)
+    values: dict[str, Any] = {}
+    for key, read in _READERS.items():
+        if key in m:
+            value = read(p, m, key, what)
+            if value is not None:
+                values[key] = value
+    transport = values.get("transport", "ssh" if "transport" not in m else None)
+    if transport == "ssh" and not m.get("hosts"):
+        p.add(m.line_of("hosts"), f"{what}: transport ssh needs a non-empty 'hosts' list")
+    for key in ("identity_file", "known_hosts"):
+        # The backend could not open without them (host keys are never accepted
+        # blindly); found here, that is a file:line before any wave runs.
+        if transport == "ssh" and key not in m:
+            p.add(m.line, f"{what}: transport ssh needs {key!r}")
+    if transport == "local":
+        if "hosts" in m:
+            p.add(m.line_of("hosts"), f"{what}: 'hosts' applies to transport ssh only")
+        values["hosts"] = ("localhost",)
+    return VmOptions(**values) if len(p.items) == before else None
+
+
+def options_of(target: Target) -> VmOptions:
+    """The target's options, as the loader parsed them or parsed now from a
+    mapping, with a relative root made absolute against the working directory."""
+    options = typed_options(target, VmOptions, parse_options)
+    root = options.root if options.root.startswith("/") else os.path.join(os.getcwd(),
+                                                                          options.root)
+    return replace(options, root=os.path.normpath(root))

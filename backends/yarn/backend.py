@@ -27,7 +27,6 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from backends.base import ApplyResult, HealthReport, Inventory
 from backends.yarn import health as yarn_health
 from backends.yarn import spec
 from backends.yarn.client import API_ROOT, YarnClient
+from backends.yarn.options import Options
 from reconciler.errors import ApiError, BackendError
 from reconciler.model import (
     Action,
@@ -55,37 +55,10 @@ _LIST_UNSUPPORTED = (404, 405, 501, 503)
 _READ_WORKERS = 8
 
 
-def _seconds(value: Any, default: float) -> float:
-    """A duration option: a number of seconds, or a string such as "30s" or "5m"."""
-    if value is None:
-        return default
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip()
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    for suffix in ("ms", "s", "m", "h"):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * scale[suffix]
-    return float(text)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Options:
-    url: str
-    user: str | None = None
-    token: str | None = None
-    timeout: float = 30.0
-    poll_interval: float = 2.0
-    """Seconds between GETs while waiting for a service to settle."""
-    settle_timeout: float = 300.0
-    """How long `apply` waits for a service to become STABLE before an upgrade."""
-    min_ready: float = 10.0
-    """Seconds a READY container must have run before health counts it."""
-
-
-def _read_token(target: str, options: Mapping[str, Any]) -> str | None:
-    if options.get("token_file"):
-        path = Path(str(options["token_file"]))
+def read_token(target: str, options: Options) -> str | None:
+    """The token `token_file` or `token_env` names, read when the backend opens."""
+    if options.token_file:
+        path = Path(options.token_file)
         try:
             token = path.read_text(encoding="utf-8").strip()
         except OSError as err:
@@ -95,32 +68,13 @@ def _read_token(target: str, options: Mapping[str, Any]) -> str | None:
         if not token:
             raise BackendError(f"yarn target {target}: token_file {path} is empty")
         return token
-    if options.get("token_env"):
-        name = str(options["token_env"])
+    if options.token_env:
+        name = options.token_env
         token = os.environ.get(name, "").strip()
         if not token:
             raise BackendError(f"yarn target {target}: environment variable {name} is not set")
         return token
     return None
-
-
-def parse_options(target: Target) -> Options:
-    opts = target.options
-    url = str(opts.get("url") or "")
-    if not url.startswith(("http://", "https://")):
-        raise BackendError(f"yarn target {target.name}: url must be an http(s) URL, got {url!r}")
-    try:
-        return Options(
-            url=url,
-            user=str(opts["user"]) if opts.get("user") else None,
-            token=_read_token(target.name, opts),
-            timeout=_seconds(opts.get("timeout"), 30.0),
-            poll_interval=_seconds(opts.get("poll_interval"), 2.0),
-            settle_timeout=_seconds(opts.get("settle_timeout"), 300.0),
-            min_ready=_seconds(opts.get("min_ready"), 10.0),
-        )
-    except ValueError as err:
-        raise BackendError(f"yarn target {target.name}: bad duration: {err}") from None
 
 
 def _path(name: str, *rest: str) -> str:
@@ -154,7 +108,7 @@ class YarnBackend:
             target=target.name,
             url=options.url,
             user=options.user,
-            token=options.token,
+            token=read_token(target.name, options),
             timeout=options.timeout,
         )
         self._list_supported: bool | None = None

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from reconciler.engine import EngineSettings
     from reconciler.errors import ValidationError
     from reconciler.source import Credentials
+    from reconciler.source.verify import VerifyPolicy
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, *, repo_required: bool) -> None:
@@ -29,6 +30,31 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, repo_required: bool
     parser.add_argument("--known-hosts", default=None, help="known_hosts for ssh:// repositories")
     parser.add_argument("--token-file", default=None, help="file holding an https token")
     parser.add_argument("--token-env", default=None, help="environment variable with a token")
+
+
+def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verify-signatures", choices=("ssh", "gpg"), default=None,
+                        help="apply only commits signed by a trusted key (ssh or gpg)")
+    parser.add_argument("--allowed-signers", type=Path, default=None, metavar="FILE",
+                        help="ssh: the allowed signers file (git's gpg.ssh.allowedSignersFile)")
+    parser.add_argument("--keyring", type=Path, default=None, metavar="FILE",
+                        help="gpg: the public keys that may sign (gpg --export)")
+
+
+def verify_policy(args: argparse.Namespace) -> VerifyPolicy | None:
+    """The signature policy of the flags; None without --verify-signatures."""
+    from reconciler.source.verify import make_policy
+
+    scheme = getattr(args, "verify_signatures", None)
+    signers, keyring = getattr(args, "allowed_signers", None), getattr(args, "keyring", None)
+    if scheme is None:
+        if signers is not None or keyring is not None:
+            from reconciler.errors import ConfigError
+
+            raise ConfigError("--allowed-signers and --keyring need --verify-signatures")
+        return None
+    return make_policy(scheme, signers and signers.absolute(), keyring and keyring.absolute(),
+                       "--verify-signatures")
 
 
 def add_target_argument(parser: argparse.ArgumentParser, help: str) -> None:
@@ -68,7 +94,7 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
     return EngineSettings(
         repo=args.repo, rev=args.rev or "HEAD", path=args.path,
         data_dir=engine_data_dir(args.data_dir), credentials=credentials(args),
-        targets=tuple(args.target),
+        targets=tuple(args.target), verify=verify_policy(args),
     )
 
 

@@ -39,6 +39,7 @@ _SIGN = {"create": "+", "update": "~", "delete": "-"}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_source_arguments(parser, repo_required=True)
+    common.add_verify_arguments(parser)
     common.add_target_argument(parser, "only read this target (repeatable; default: all)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     status = parser.add_argument_group("commit status (for CI pipelines)")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from reconciler.cli import common
+
 HELP = "run the daemon: watch the branch, deploy new commits, report statuses"
 
 
@@ -35,13 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drift-interval", default=None, help="e.g. 5m; 0 disables")
     parser.add_argument("--self-heal", action="store_true", default=None,
                         help="correct drift found by the drift check")
-    parser.add_argument("--log-format", choices=("auto", "json", "plain"), default=None)
+    parser.add_argument("--log-format", choices=("auto", "json", "text", "plain"), default=None,
+                        help="auto (the default): text lines on a terminal, JSON lines "
+                             "otherwise; json or text force one")
+    common.add_verify_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
+    import dataclasses
     import sys
 
-    from reconciler.cli import common
     from reconciler.daemon import service
     from reconciler.daemon.config import DaemonConfig, parse_config, with_overrides
     from reconciler.errors import ConfigError, ReconcilerError
@@ -64,6 +69,9 @@ def main(args: argparse.Namespace) -> int:
         else:
             config = DaemonConfig(repo=args.repo, source="command line")
         config = with_overrides(config, overrides)
+        policy = common.verify_policy(args)
+        if policy is not None:
+            config = dataclasses.replace(config, verify=policy)
     except ConfigError as error:
         print(f"reconciler run: {error}", file=sys.stderr)
         return 2

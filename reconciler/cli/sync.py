@@ -33,6 +33,7 @@ HELP = "one reconcile pass: apply a revision wave by wave with health gates, the
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_source_arguments(parser, repo_required=True)
+    common.add_verify_arguments(parser)
     common.add_target_argument(parser, "only read and change this target "
                                        "(repeatable; default: all)")
 

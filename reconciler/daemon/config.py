@@ -4,9 +4,10 @@ Why a module of its own: a daemon that starts with a typo in its config and
 then misbehaves for hours is worse than one that refuses to start. So parsing
 is pure (text in, `DaemonConfig` out, no environment, no file system) and
 strict: every key has a default except `repo`, an unknown key is an error that
-names `file:line` and the closest known key, and durations read as `30s`,
-`5m`, `1h`. Secrets never live in this file: it names files or environment
-variables that hold them (`token_file`, `token_env`, `github_secret_env`).
+names `file:line` and the closest known key, and durations read as the state
+repo's do (`reconciler.options`: `30s`, `5m`, `1h30m`, `90`). Secrets never
+live in this file: it names files or environment variables that hold them
+(`token_file`, `token_env`, `github_secret_env`).
 
 Invariants:
 - `parse_config` raises `ConfigError` with one line `file:line: message`, or
@@ -17,7 +18,6 @@ Invariants:
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import math
 import re
@@ -29,14 +29,15 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from reconciler import options as grammar
 from reconciler.errors import ConfigError
 from reconciler.history.settings import SCHEMES, HistorySettings
+from reconciler.source.verify import VerifyPolicy, make_policy
 
 REPORTER_TYPES = ("gitnotes", "github", "gitlab", "gitea")
-LOG_FORMATS = ("auto", "json", "plain")
+LOG_FORMATS = ("auto", "json", "text", "plain")
+"""`plain` is the earlier name of `text`."""
 LOG_LEVELS = ("debug", "info", "warning", "error")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,6 +141,8 @@ class DaemonConfig:
     """Where the history lives: SQLite under data_dir, or a PostgreSQL URL."""
     log_format: str = "auto"
     log_level: str = "info"
+    verify: VerifyPolicy | None = None
+    """When set, a commit is applied (or planned) only if its signature verifies."""
     source: str = "<defaults>"
     """Where the configuration came from, for messages."""
 
@@ -148,9 +151,10 @@ _TOP_KEYS = (
     "repo", "branch", "path", "data_dir", "listen", "public_url", "poll_interval",
     "drift_interval", "stop_timeout", "self_heal", "watch", "credentials", "reporters",
     "webhooks", "http", "pull_requests", "targets", "leader_election", "log_format",
-    "log_level", "history",
+    "log_level", "history", "verify",
 )
 _HTTP_KEYS = ("request_deadline", "max_connections", "max_streams")
+_VERIFY_KEYS = ("signatures", "allowed_signers", "keyring")
 _CREDENTIAL_KEYS = ("token_file", "token_env", "username", "ssh_key", "known_hosts")
 _WEBHOOK_KEYS = ("github_secret_env", "gitlab_secret_env", "gitea_secret_env")
 _PR_KEYS = ("enabled", "refspecs", "keep")
@@ -163,18 +167,12 @@ _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def parse_duration(value: object, where: str) -> float:
-    """`30s`, `5m`, `1h`, `250ms` or a plain number of seconds; never negative."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a duration like 30s or 5m, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if match is None:
-            raise ConfigError(f"{where}: expected a duration like 30s or 5m, got {value!r}")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds < 0:
+    """Seconds from a duration (`reconciler.options`: `30s`, `1h30m`, `90`); never negative."""
+    seconds = grammar.parse_duration(value)
+    if seconds is None and grammar.parse_duration(str(value).lstrip("-")) is not None:
         raise ConfigError(f"{where}: a duration cannot be negative")
+    if seconds is None:
+        raise ConfigError(f"{where}: expected {grammar.DURATION_FORMS}, got {value!r}")
     return seconds
 
 
@@ -190,8 +188,7 @@ def parse_listen(value: object, where: str) -> str | None:
 
 
 def did_you_mean(word: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return grammar.did_you_mean(word, known)
 
 
 class _Reader:
@@ -307,6 +304,7 @@ def parse_config(text: str, *, source: str = "reconciler-daemon.yaml",
         history=_history(r, top.get("history"), r.where(top, "history"), base_dir),
         log_format=r.choice(top, "log_format", "auto", LOG_FORMATS),
         log_level=r.choice(top, "log_level", "info", LOG_LEVELS),
+        verify=_verify(r, top, base_dir),
         source=source,
     )
 
@@ -326,6 +324,15 @@ def _interval(r: _Reader, top: Mapping[str, Any], key: str, default: float,
     if seconds < minimum:
         raise ConfigError(f"{r.where(top, key)}: {key} must be at least {minimum:g}s")
     return seconds
+
+
+def _verify(r: _Reader, top: Mapping[str, Any], base: Path) -> VerifyPolicy | None:
+    if top.get("verify") is None:
+        return None
+    m = r.mapping(top["verify"], r.where(top, "verify"), _VERIFY_KEYS)
+    where = r.where(m, "signatures") if "signatures" in m else r.where(top, "verify")
+    return make_policy(m.get("signatures"), _path(r.string(m, "allowed_signers", None), base),
+                       _path(r.string(m, "keyring", None), base), where)
 
 
 def _credentials(r: _Reader, node: Any, where: str, base: Path) -> CredentialsConfig:

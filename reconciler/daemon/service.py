@@ -99,7 +99,7 @@ def engine_settings(config: DaemonConfig, data_dir: Path) -> EngineSettings:
     return EngineSettings(
         repo=config.repo, rev=f"refs/heads/{config.branch}", path=config.path,
         data_dir=data_dir, credentials=credentials, targets=config.targets or (),
-        history=config.history,
+        history=config.history, verify=config.verify,
     )
 
 

@@ -4,7 +4,7 @@ A window (`model.SyncWindow`, declared in reconciler.yaml) is a cron schedule
 plus a duration: it is open from each fire time `f` for `duration` seconds,
 i.e. at `now` when some fire time `f` has `f <= now < f + duration`. The
 question is answered without scanning: the first fire time at or after
-`now - duration` (APScheduler's `CronTrigger.get_next_fire_time`) is the only
+`now - duration` (`Cron.next_fire`) is the only
 candidate, because any later fire time is in the future and any earlier one
 has already closed.
 
@@ -12,9 +12,9 @@ Rules, as in Argo CD: a `deny` window that is open blocks its targets; when any
 `allow` window names a target, that target may deploy only while one of them is
 open; deny wins over allow. A window with no targets applies to every target.
 
-Schedules are five-field crontab (`minute hour day month day_of_week`) or six
-fields with seconds first; times are UTC. Day-of-week numbers follow APScheduler
-(0 = Monday), so names (`mon-fri`) are the unambiguous spelling.
+Schedules are five-field cron (`minute hour day month day_of_week`) in UTC,
+parsed by `reconciler.options.parse_cron`, the parser the state-repo loader
+validates them with: 0 and 7 are Sunday, and `sat-sun` wraps past Saturday.
 
 Nothing here reads the clock: callers pass `now`, so tests and the scheduler
 agree on the answer.
@@ -23,29 +23,21 @@ agree on the answer.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
-
-from apscheduler.triggers.cron import CronTrigger
 
 from reconciler.errors import ConfigError
 from reconciler.model import SyncWindow
-
-_FIELDS6 = ("second", "minute", "hour", "day", "month", "day_of_week")
+from reconciler.options import Cron, ScheduleError, parse_cron
 
 
 @lru_cache(maxsize=256)
-def cron(schedule: str) -> CronTrigger:
-    """A CronTrigger for a 5- or 6-field schedule in UTC; ConfigError when invalid."""
-    fields = schedule.split()
+def cron(schedule: str) -> Cron:
+    """The parsed schedule; ConfigError when invalid (the loader refuses those first)."""
     try:
-        if len(fields) == 5:
-            return CronTrigger.from_crontab(schedule, timezone=UTC)
-        if len(fields) == 6:
-            return CronTrigger(**dict(zip(_FIELDS6, fields, strict=True)), timezone=UTC)
-    except ValueError as exc:
+        return parse_cron(schedule)
+    except ScheduleError as exc:
         raise ConfigError(f"invalid cron schedule {schedule!r}: {exc}") from None
-    raise ConfigError(f"invalid cron schedule {schedule!r}: expected 5 or 6 fields")
 
 
 def applies(window: SyncWindow, target: str) -> bool:
@@ -58,7 +50,7 @@ def open_since(window: SyncWindow, now: datetime) -> datetime | None:
         return None
     # A fire time exactly `duration` ago has just closed: start one microsecond later.
     earliest = now - timedelta(seconds=window.duration) + timedelta(microseconds=1)
-    fire: datetime | None = cron(window.schedule).get_next_fire_time(None, earliest)
+    fire = cron(window.schedule).next_fire(earliest)
     if fire is None or fire > now:
         return None
     return fire
@@ -97,7 +89,7 @@ def next_change(windows: Iterable[SyncWindow], target: str, now: datetime) -> da
         if since is not None:
             candidates.append(since + timedelta(seconds=window.duration))
         after = now + timedelta(microseconds=1)
-        upcoming: datetime | None = cron(window.schedule).get_next_fire_time(None, after)
+        upcoming = cron(window.schedule).next_fire(after)
         if upcoming is not None:
             candidates.append(upcoming)
     return min(candidates) if candidates else None

@@ -9,7 +9,9 @@ documents and per-file results by blob id across loads.
 Modules: yamlio (safe parsing with lines), schema (key and type checks),
 layout (which files mean what), targets (reconciler.yaml), apps (app.yaml),
 resources with k8s, vm and yarn (resource documents per backend), graph
-(waves and depends_on), cache, loader (the orchestration).
+(waves and depends_on), tenants (what the apps of some folders may use),
+cache, loader (the orchestration). Target options are parsed by each
+backend's own schema (`backends.<name>.options`), called from targets.
 """
 
 from reconciler.load.cache import LoadCache

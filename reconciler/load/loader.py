@@ -20,6 +20,7 @@ from reconciler.load.layout import CONFIG_FILE, MAX_RAW_BYTES, Layout, scan
 from reconciler.load.resources import ParsedResource, parse_resource
 from reconciler.load.schema import Problems, suggest
 from reconciler.load.targets import Config, parse_config
+from reconciler.load.tenants import AppUse, check_tenants
 from reconciler.load.yamlio import MAX_YAML_BYTES, Document, shown
 from reconciler.model import App, DesiredState, Location, Resource, Target
 from reconciler.tree import EntryKind, StateTree, TreeEntry
@@ -77,6 +78,12 @@ class _Loader:
         graph_key = ("graph", *((n, s.app.wave, tuple(s.dependency_lines.items()),
                                  s.app.location.file) for n, s in specs.items()))
         self.problems.extend(self.cache.result(graph_key, lambda: tuple(check_graph(specs))))
+        if config.tenants:
+            uses = [AppUse(app=name, file=u.spec.app.location.file, target=u.spec.app.target,
+                           target_line=u.spec.target_line, resources=u.items)
+                    for name, u in units.items()
+                    if u.spec is not None and u.spec.app.target in config.targets]
+            self.problems.extend(check_tenants(config.tenants, uses, config.targets))
         if self.problems:
             raise ValidationError(self.problems)
         apps = {name: unit.app for name, unit in units.items() if unit.app is not None}

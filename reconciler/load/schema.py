@@ -13,15 +13,14 @@ strictly (`"2"` is not an int, `true` is not an int, 1.5 is not an int).
 
 from __future__ import annotations
 
-import difflib
-import math
-import re
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, TypeVar
 
-from reconciler.errors import Problem
-from reconciler.load.yamlio import YamlMap, YamlSeq, shown
-from reconciler.model import Location
+from reconciler.errors import BackendError, Problem
+from reconciler.load.yamlio import YamlMap, YamlSeq, from_plain, shown
+from reconciler.model import Location, Target
+from reconciler.options import did_you_mean
+from reconciler.options import parse_duration as shared_duration
 
 SECRET_KEYS = frozenset({
     "password", "passwd", "token", "secret", "api_key", "apikey", "private_key",
@@ -29,9 +28,6 @@ SECRET_KEYS = frozenset({
     "credentials", "client_key_data", "token_value",
 })
 
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class Problems:
@@ -55,8 +51,7 @@ def describe(value: Any) -> str:
 
 
 def suggest(word: str, choices: Collection[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return did_you_mean(word, choices)
 
 
 def check_keys(p: Problems, m: YamlMap, allowed: Collection[str], what: str,
@@ -158,16 +153,9 @@ def get_str_list(p: Problems, m: YamlMap, key: str, what: str) -> YamlSeq | None
 
 
 def parse_duration(value: Any) -> float | None:
-    """Seconds from `60s`, `5m`, `1h30m`, `250ms` or a plain number; None if invalid."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        # .inf would wait forever; 1e999 is .inf too.
-        return float(value) if value > 0 and math.isfinite(value) else None
-    if isinstance(value, str) and _DURATION.fullmatch(value):
-        total = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
-        return total if total > 0 else None
-    return None
+    """Seconds (> 0) from a duration (`reconciler.options`); None if invalid or zero."""
+    seconds = shared_duration(value)
+    return seconds if seconds else None
 
 
 def get_duration(p: Problems, m: YamlMap, key: str, what: str) -> float | None:
@@ -176,6 +164,25 @@ def get_duration(p: Problems, m: YamlMap, key: str, what: str) -> float | None:
         return None
     seconds = parse_duration(value)
     if seconds is None:
-        p.add(m.line_of(key), f"{what}: {key!r} must be a positive duration like 60s, 5m, 1h "
+        p.add(m.line_of(key), f"{what}: {key!r} must be a positive duration like 60s, 5m, 1h30m "
                               f"or a number of seconds, not {shown(value)}")
     return seconds
+
+
+OptionsT = TypeVar("OptionsT")
+
+
+def typed_options(target: Target, kind: type[OptionsT],
+                  parse: Callable[[Problems, YamlMap, str], OptionsT | None]) -> OptionsT:
+    """A target's typed options: as the loader parsed them, or, for a Target built
+    in code with a plain mapping, parsed now by the same schema (BackendError
+    holds every problem)."""
+    if isinstance(target.options, kind):
+        return target.options
+    if not isinstance(target.options, Mapping):
+        raise BackendError(f"target {target.name}: options must be a mapping or {kind.__name__}")
+    p = Problems(target.location.file)
+    parsed = parse(p, from_plain(target.options, target.location.line), f"target {target.name!r}")
+    if parsed is None:
+        raise BackendError("; ".join(str(problem) for problem in p.items))
+    return parsed

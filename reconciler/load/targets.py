@@ -1,20 +1,22 @@
 """reconciler.yaml: the targets, the defaults and the sync windows.
 
-Each backend has its own closed set of target keys; anything else is an error
-with a did-you-mean, and keys that look like inline secrets are refused with a
-message that says to name a file or an environment variable instead. Target
-options reach the backends type-checked, durations as seconds, with only the
-defaults the design names filled in (vm transport ssh and root "/",
-kubernetes namespace "default"); each backend owns its other defaults.
+Each backend owns the schema of its target options (`backends.<name>.options`:
+a typed `Options` and a pure `parse_options`), and this module calls it, so the
+options are parsed once: the target carries the typed value to the backend,
+which uses it as it is. Unknown keys are errors with a did-you-mean, and keys
+that look like inline secrets are refused with a message that says to name a
+file or an environment variable instead. Schedules are checked by the cron
+parser the daemon runs them with (`reconciler.options`).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from backends.kubernetes import options as k8s_options
+from backends.vm import options as vm_options
+from backends.yarn import options as yarn_options
 from reconciler.load.schema import (
     Problems,
     as_map,
@@ -23,24 +25,18 @@ from reconciler.load.schema import (
     get_bool,
     get_duration,
     get_enum,
-    get_int,
     get_map,
     get_str,
     get_str_list,
 )
+from reconciler.load.tenants import Tenant, parse_tenants
 from reconciler.load.yamlio import YamlMap, YamlSeq, shown
 from reconciler.model import BackendKind, Location, RollbackPolicy, SyncWindow, Target
+from reconciler.options import cron_problem
 
 CONFIG_FILE = "reconciler.yaml"
 API_VERSION = "reconciler/v1"
 
-_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?)(:\d{1,5})?")
-_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-_CRON_NAMES = (
-    (), (), (),
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
-    ("sun", "mon", "tue", "wed", "thu", "fri", "sat"),
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +45,7 @@ class Config:
     prune: bool = True
     rollback: RollbackPolicy = RollbackPolicy.AUTO
     sync_windows: tuple[SyncWindow, ...] = ()
+    tenants: tuple[Tenant, ...] = ()
     parsed: bool = False
     """False when reconciler.yaml could not be read: then no app is told that
     its target is unknown, since nothing is known."""
@@ -61,7 +58,8 @@ def parse_config(p: Problems, doc: Any, line: int) -> Config:
     root = as_map(p, doc, line, CONFIG_FILE)
     if root is None:
         return Config()
-    check_keys(p, root, ("apiVersion", "defaults", "targets", "sync_windows"), CONFIG_FILE,
+    check_keys(p, root, ("apiVersion", "defaults", "targets", "sync_windows", "tenants"),
+               CONFIG_FILE,
                required=("apiVersion", "targets"))
     version = root.get("apiVersion")
     if "apiVersion" in root and version != API_VERSION:
@@ -81,8 +79,9 @@ def parse_config(p: Problems, doc: Any, line: int) -> Config:
         if target is not None:
             targets[name] = target
     windows = _parse_windows(p, root, set(target_map or ()))
+    tenants = parse_tenants(p, root, target_map or ())
     return Config(targets=targets, prune=prune, rollback=rollback, sync_windows=windows,
-                  parsed=True, declared=frozenset(target_map or ()))
+                  tenants=tenants, parsed=True, declared=frozenset(target_map or ()))
 
 
 def _or(value: Any, default: Any) -> Any:
@@ -100,118 +99,30 @@ def parse_target(p: Problems, name: str, spec: Any, line: int) -> Target | None:
         p.add(m.line, f"{what}: 'backend' is required ({', '.join(kinds)})")
     if backend is None:
         return None
-    kind = BackendKind(backend)
-    extra = ("backend", "transport", "hosts") if kind is BackendKind.VM else ("backend",)
-    check_keys(p, m, (*extra, *_OPTION_TYPES[kind]), what)
-    options = {BackendKind.VM: _vm_options, BackendKind.KUBERNETES: _k8s_options,
-               BackendKind.YARN: _yarn_options}[kind](p, m, what)
-    return Target(name=name, backend=kind, options=options,
+    options = _SCHEMAS[BackendKind(backend)].parse_options(p, m, what)
+    # With problems, the target is still known (its apps are checked against its
+    # backend); the load fails, so these empty options never reach a backend.
+    return Target(name=name, backend=BackendKind(backend),
+                  options=options if options is not None else {},
                   location=Location(file=CONFIG_FILE, line=line))
 
 
-_Getter = Callable[[Problems, YamlMap, str, str], Any]
+class _Schema(Protocol):
+    KEYS: tuple[str, ...]
+
+    def parse_options(self, p: Problems, m: YamlMap, what: str, /) -> object | None: ...
 
 
-def _str(p: Problems, m: YamlMap, key: str, what: str) -> Any:
-    return get_str(p, m, key, what, required=True)
-
-
-def _port(p: Problems, m: YamlMap, key: str, what: str) -> Any:
-    return get_int(p, m, key, what, minimum=1, maximum=65535)
-
-
-def _positive(p: Problems, m: YamlMap, key: str, what: str) -> Any:
-    return get_int(p, m, key, what, minimum=1)
-
-
-def _policy(p: Problems, m: YamlMap, key: str, what: str) -> Any:
-    return get_enum(p, m, key, what, ("Background", "Foreground", "Orphan"))
-
-
-# Values are type-checked here; only the defaults the design names are filled in
-# (vm transport and root, kubernetes namespace): the backends own the rest.
-_OPTION_TYPES: dict[BackendKind, dict[str, _Getter]] = {
-    BackendKind.VM: {
-        "user": _str, "identity_file": _str, "known_hosts": _str, "root": _str,
-        "port": _port, "sudo": get_bool, "sudo_command": _str,
-        "connect_timeout": get_duration, "parallel": _positive,
-    },
-    BackendKind.KUBERNETES: {
-        "kubeconfig": _str, "context": _str, "in_cluster": get_bool, "namespace": _str,
-        "force_conflicts": get_bool, "propagation_policy": _policy, "crd_timeout": get_duration,
-        "delete_timeout": get_duration, "namespaces": get_str_list,
-    },
-    BackendKind.YARN: {
-        "url": _str, "user": _str, "token_file": _str, "token_env": _str,
-        "timeout": get_duration, "poll_interval": get_duration, "settle_timeout": get_duration,
-        "min_ready": get_duration,
-    },
+# Each backend owns its options' schema; these modules import nothing heavy.
+_SCHEMAS: dict[BackendKind, _Schema] = {
+    BackendKind.VM: vm_options, BackendKind.KUBERNETES: k8s_options,
+    BackendKind.YARN: yarn_options,
 }
 
 
-def _typed(p: Problems, m: YamlMap, what: str, kind: BackendKind) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for key, getter in _OPTION_TYPES[kind].items():
-        if key in m:
-            value = getter(p, m, key, what)
-            if value is not None:
-                options[key] = value
-    return options
-
-
-def _vm_options(p: Problems, m: YamlMap, what: str) -> dict[str, Any]:
-    options = _typed(p, m, what, BackendKind.VM)
-    transport = get_enum(p, m, "transport", what, ("ssh", "local")) or "ssh"
-    options["transport"] = transport
-    options.setdefault("root", "/")
-    hosts = get_str_list(p, m, "hosts", what)
-    if hosts is not None:
-        for index, host in enumerate(hosts):
-            if not host_ok(host):
-                p.add(hosts.line_of(index),
-                      f"{what}: host {shown(host)} is not 'host' or 'host:port'")
-        if len(set(hosts)) != len(hosts):
-            p.add(m.line_of("hosts"), f"{what}: 'hosts' lists a host twice")
-        options["hosts"] = tuple(hosts)
-    if transport == "ssh" and not hosts:
-        p.add(m.line_of("hosts"), f"{what}: transport ssh needs a non-empty 'hosts' list")
-    for key in ("identity_file", "known_hosts"):
-        # The backend refuses to open without them (host keys are never accepted
-        # blindly); found here, that is a file:line before any wave runs.
-        if transport == "ssh" and key not in m:
-            p.add(m.line, f"{what}: transport ssh needs {key!r}")
-    if transport == "local" and "hosts" in m:
-        p.add(m.line_of("hosts"), f"{what}: 'hosts' applies to transport ssh only")
-    return options
-
-
-def host_ok(host: str) -> bool:
-    match = _HOST.fullmatch(host)
-    return match is not None and (not match[3] or 1 <= int(match[3][1:]) <= 65535)
-
-
-def _k8s_options(p: Problems, m: YamlMap, what: str) -> dict[str, Any]:
-    options = _typed(p, m, what, BackendKind.KUBERNETES)
-    options.setdefault("namespace", "default")
-    if "namespaces" in options:
-        if not options["namespaces"]:
-            p.add(m.line_of("namespaces"), f"{what}: 'namespaces' must not be empty")
-        options["namespaces"] = tuple(options["namespaces"])
-    if options.get("in_cluster") and "kubeconfig" in options:
-        p.add(m.line_of("in_cluster"), f"{what}: 'in_cluster' and 'kubeconfig' exclude each other")
-    return options
-
-
-def _yarn_options(p: Problems, m: YamlMap, what: str) -> dict[str, Any]:
-    options = _typed(p, m, what, BackendKind.YARN)
-    url = options.get("url")
-    if "url" not in m:
-        p.add(m.line, f"{what}: 'url' is required")
-    elif url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
-        p.add(m.line_of("url"), f"{what}: 'url' must be an http:// or https:// URL")
-    if "token_file" in options and "token_env" in options:
-        p.add(m.line_of("token_env"), f"{what}: 'token_file' and 'token_env' exclude each other")
-    return options
+def option_keys(kind: BackendKind) -> tuple[str, ...]:
+    """Every key a target of `kind` may have besides `backend`."""
+    return _SCHEMAS[kind].KEYS
 
 
 def _parse_windows(p: Problems, root: YamlMap, known: set[str]) -> tuple[SyncWindow, ...]:
@@ -251,35 +162,3 @@ def _parse_window(p: Problems, item: Any, line: int, known: set[str]) -> SyncWin
         return None
     return SyncWindow(schedule=schedule, duration=duration, kind=kind,
                       targets=tuple(targets or ()), location=Location(file=CONFIG_FILE, line=line))
-
-
-def cron_problem(schedule: str) -> str:
-    """Why a 5-field cron expression is invalid, or "" when it is valid."""
-    fields = schedule.split()
-    if len(fields) != 5:
-        return f"a cron schedule has 5 fields (minute hour day month weekday), not {len(fields)}"
-    for index, (text, (low, high)) in enumerate(zip(fields, _CRON_RANGES, strict=True)):
-        for part in text.split(","):
-            if not _cron_part_ok(part, low, high, _CRON_NAMES[index]):
-                return f"field {index + 1} ({shown(text)}) is not valid; values are {low}-{high}"
-    return ""
-
-
-def _cron_part_ok(part: str, low: int, high: int, names: tuple[str, ...]) -> bool:
-    base, _, step = part.partition("/")
-    if step and (not step.isdigit() or int(step) == 0):
-        return False
-    if base == "*":
-        return True
-    bounds = base.split("-")
-    if len(bounds) > 2:
-        return False
-    values = []
-    for bound in bounds:
-        if bound.lower() in names:
-            values.append(names.index(bound.lower()) + (1 if low == 1 else 0))
-        elif bound.isdigit():
-            values.append(int(bound))
-        else:
-            return False
-    return all(low <= v <= high for v in values) and values == sorted(values)

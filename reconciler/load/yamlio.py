@@ -81,6 +81,25 @@ class YamlSeq(list[Any]):
         return self.item_lines[index] if 0 <= index < len(self.item_lines) else self.line
 
 
+def from_plain(value: Any, line: int = 0) -> Any:
+    """Plain dicts and lists (a Target built in code) as YamlMap and YamlSeq,
+    every key and item on `line`, so the loader's schemas can check them."""
+    if isinstance(value, YamlMap | YamlSeq):
+        return value
+    if isinstance(value, dict):
+        mapping = YamlMap(line)
+        for key, item in value.items():
+            mapping[str(key)] = from_plain(item, line)
+            mapping.key_lines[str(key)] = line
+        return mapping
+    if isinstance(value, list | tuple):
+        seq = YamlSeq(line)
+        seq.extend(from_plain(item, line) for item in value)
+        seq.item_lines = [line] * len(seq)
+        return seq
+    return value
+
+
 @dataclass(frozen=True, kw_only=True)
 class Document:
     value: Any

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from backends.kubernetes.options import Options as KubernetesOptions
 from reconciler.errors import Problem
 from reconciler.load.cache import LoadCache
 from reconciler.load.layout import CONFIG_FILE
@@ -150,7 +151,8 @@ def _job(app: str, doc: YamlMap, app_path: str, kustomization: str | None,
         return None  # the loader reports what is wrong with the key
     namespace = spec.namespace
     if not namespace and target is not None:
-        namespace = str(target.options.get("namespace") or "default")
+        options = target.options
+        namespace = options.namespace if isinstance(options, KubernetesOptions) else "default"
     return Job(app=app, kind="helm", location=Location(file=app_path, line=doc.line_of("helm")),
                files=files, helm=spec, namespace=namespace or "default")
 

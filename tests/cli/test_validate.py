@@ -78,14 +78,31 @@ def test_other_errors_exit_1_with_one_line(tmp_path: Path) -> None:
 
 
 def test_validate_never_imports_a_backend_client() -> None:
+    """validate reads each backend's option schema, never its client."""
     code = (
         "import sys\n"
         "from reconciler.cli import main\n"
         f"assert main(['validate', {str(EXAMPLE)!r}]) == 0\n"
-        "heavy = [m for m in ('kubernetes', 'paramiko', 'backends.kubernetes')\n"
+        "heavy = [m for m in ('kubernetes', 'paramiko', 'backends.kubernetes.client',\n"
+        "                     'backends.vm.backend', 'backends.yarn.client')\n"
         "         if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_an_app_whose_tenant_may_not_use_its_target_is_refused(tmp_path: Path) -> None:
+    """The example's shop app (Kubernetes `prod`) held by a tenant that only has the laptop."""
+    copy = tmp_path / "tenants"
+    shutil.copytree(EXAMPLE, copy)
+    config = copy / "reconciler.yaml"
+    config.write_text(config.read_text() + "\ntenants:\n  team:\n    apps: [shop, web]\n"
+                                           "    targets: [laptop]\n")
+    done = _validate(str(copy))
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0].startswith(
+        "apps/shop/app.yaml:2: app 'shop' may not use target 'prod': tenant 'team' "
+        "(reconciler.yaml:39) allows laptop")
+    assert done.stderr.splitlines()[-1] == "1 problem(s); nothing was applied"

@@ -68,7 +68,7 @@ def test_the_design_example_parses_with_paths_relative_to_the_file() -> None:
     ("repo: x\ncredentials:\n  token_fil: /t\n",
      "cfg.yaml:3: unknown key 'token_fil' (did you mean 'token_file'?)"),
     ("repo: x\npoll_interval: soon\n",
-     "cfg.yaml:2: expected a duration like 30s or 5m, got 'soon'"),
+     "cfg.yaml:2: expected a duration like 30s, 5m, 1h30m or a number of seconds, got 'soon'"),
     ("repo: x\nreporters:\n  - {type: gitnote}\n",
      "cfg.yaml:3: unknown reporter type 'gitnote' (did you mean 'gitnotes'?)"),
     ("repo: x\nreporters:\n  - {type: gitnotes, pushh: true}\n",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from backends.vm.options import VmOptions
 from reconciler.model import BackendKind, CheckKind, DesiredState, ResourceId
 from reconciler.render import load_rendered
 from reconciler.tree import DirectoryTree
@@ -23,7 +24,8 @@ def load(tree: DirectoryTree) -> DesiredState:
 def test_example_validates() -> None:
     desired = load(DirectoryTree(EXAMPLE))
     assert set(desired.targets) == {"laptop", "web-fleet", "prod"}
-    assert desired.targets["laptop"].options["root"] == "./.demo-root"
+    assert desired.targets["laptop"].options == VmOptions(
+        transport="local", hosts=("localhost",), root="./.demo-root")
     assert desired.targets["prod"].backend is BackendKind.KUBERNETES
     waves = {name: app.wave for name, app in desired.apps.items()}
     assert waves == {"config": 0, "web": 1, "shop": 1, "catalog-staging": 1,

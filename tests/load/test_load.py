@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from backends.kubernetes.options import Options as K8sOptions
+from backends.vm.options import VmOptions
+from backends.yarn.options import Options as YarnOptions
 from reconciler.load.graph import find_cycles
 from reconciler.model import (
     BatchSize,
@@ -39,12 +42,14 @@ def test_app_defaults_and_overrides(loaded: Loaded) -> None:
 
 def test_target_options_are_typed(loaded: Loaded) -> None:
     desired = loaded({})
-    fleet = desired.targets["fleet"].options
-    assert fleet["hosts"] == ("web-1", "web-2:2222")
-    assert fleet["transport"] == "ssh" and fleet["root"] == "/"
-    assert desired.targets["prod"].options["namespace"] == "default"
-    assert desired.targets["analytics"].options == {
-        "url": "http://rm.example.com:8088", "token_env": "YARN_TOKEN"}
+    assert desired.targets["fleet"].options == VmOptions(
+        hosts=("web-1", "web-2:2222"), identity_file="/secrets/id",
+        known_hosts="/secrets/known_hosts")
+    assert desired.targets["laptop"].options == VmOptions(
+        transport="local", hosts=("localhost",), root="./.demo-root")
+    assert desired.targets["prod"].options == K8sOptions(kubeconfig="/secrets/kubeconfig")
+    assert desired.targets["analytics"].options == YarnOptions(
+        url="http://rm.example.com:8088", token_env="YARN_TOKEN")
     assert desired.prune_default is True
 
 
