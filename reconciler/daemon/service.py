@@ -56,14 +56,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from prometheus_client import Counter
 
 from reconciler import pulls
 from reconciler.daemon import logging as daemon_logging
-from reconciler.daemon import scheduler, statuses
+from reconciler.daemon import scheduler, signals, statuses
 from reconciler.daemon.config import DaemonConfig, ReporterConfig, missing_secrets
 from reconciler.daemon.leader import LeaderElector, LeaderState, open_elector
 from reconciler.daemon.logging import fields
@@ -389,15 +388,23 @@ def _left(deadline: float | None) -> float | None:
 
 
 def run(config: DaemonConfig, data_dir: Path) -> int:
-    """Run until SIGTERM/SIGINT; 0 after a clean stop. Raises ConfigError early."""
+    """Run until SIGTERM/SIGINT; 0 after a clean stop. Raises ConfigError early.
+
+    A signal that came before this call (`daemon.signals.install()` catches
+    them from the process's start) or while the daemon is being built stops
+    it before anything starts, as cleanly as a later one."""
     handler = daemon_logging.configure(config.log_format, config.log_level)
     try:
+        stop = threading.Event()
+        _install_signals(stop)
         problems = missing_secrets(config, os.environ)
         if problems:
             raise ConfigError(problems[0])
         daemon = _open(config, data_dir)
-        stop = threading.Event()
-        _install_signals(stop)
+        if signals.received() is not None:
+            stop.wait(5.0)  # the callback's thread logs the signal first
+            daemon.stop(timeout=config.stop_timeout)
+            return 0
         try:
             daemon.start()
         except ReconcilerError:
@@ -430,21 +437,15 @@ def _open(config: DaemonConfig, data_dir: Path) -> Daemon:
 
 
 def _install_signals(stop: threading.Event) -> None:
-    seen: list[int] = []  # plain state: the handler must not wait for stop's lock
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        if seen:
-            log.warning("second signal: exiting now; the next start re-plans from live state")
-            logging.shutdown()
-            os._exit(1)
-        seen.append(signum)
+    def first(signum: int) -> None:
         log.info("signal received", extra=fields(signal=signal.Signals(signum).name))
-        # From another thread: the main thread may hold this Event's lock in
-        # stop.wait() when the handler runs, and set() would wait on it forever.
-        threading.Thread(target=stop.set, name="reconciler-signal").start()
+        stop.set()
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    def second() -> None:
+        log.warning("second signal: exiting now; the next start re-plans from live state")
+        logging.shutdown()
+
+    signals.on_stop(first, on_second=second)
 
 
 def wait_idle(daemon: Daemon, timeout: float) -> bool:
