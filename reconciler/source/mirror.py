@@ -11,6 +11,10 @@ changed by this module. Invariants:
   next fetch; notes written here are kept until the remote's copy of the same
   notes ref replaces them (push them first if they must survive).
 - `HEAD` follows the remote's default branch.
+- A fetch brings only what the mirror lacks: a local remote is copied object
+  by object (`local.fetch`), a network one negotiates with the mirror's tips.
+  Temporary packs a killed fetch left are removed at the next fetch, under
+  the lock (so no fetch is writing them).
 - Every failure is one `SourceError` line without secrets.
 """
 
@@ -29,7 +33,7 @@ from pathlib import Path
 import pygit2
 
 from reconciler.errors import SourceError
-from reconciler.source import auth
+from reconciler.source import auth, local
 from reconciler.source.gittree import GitTree, ListingCache, subtree
 
 DEFAULT_REFSPECS = (
@@ -82,8 +86,13 @@ class Mirror:
 
     # --- changing the mirror -------------------------------------------------
 
-    def fetch(self, refspecs: Sequence[str] | None = ()) -> None:
-        """Clone on first use, then fetch what changed; extra refspecs add PR heads."""
+    def fetch(self, refspecs: Sequence[str] | None = ()) -> local.Transfer:
+        """Clone on first use, then fetch what changed; extra refspecs add PR heads.
+
+        A repository on this machine is copied object by object (`local`): only
+        what the mirror lacks. Others go through libgit2's transports, whose
+        negotiation sends the mirror's tips as haves. Temporary packs a killed
+        fetch left behind are removed first."""
         # A bare pattern such as "refs/pull/*/head" (the daemon config's spelling)
         # is mirrored to the same name; git would otherwise fetch it and keep nothing.
         full = [s if ":" in s else f"+{s.lstrip('+')}:{s.lstrip('+')}" for s in refspecs or ()]
@@ -91,12 +100,29 @@ class Mirror:
         specs = [*DEFAULT_REFSPECS, *extra]
         with self._locked():
             repo = self._open(create=True)
+            remove_temporary_packs(self.path)
+            source = local.local_path(self.url)
+            if source is not None:
+                transfer, advertised = self._fetch_local(source, repo, specs)
+                _follow_remote(repo, set(advertised.refs), advertised.head, specs)
+                return transfer
             remote = repo.remotes.create_anonymous(self.url)
             with self._network("fetch from") as callbacks:
-                remote.fetch(specs, callbacks=callbacks)
+                stats = remote.fetch(specs, callbacks=callbacks)
                 # The advertisement stays readable after the fetch disconnected.
                 heads = remote.list_heads(connect=False)
-            _follow_remote(repo, heads, specs)
+            head = next((h.symref_target for h in heads if h.name == "HEAD"), None)
+            _follow_remote(repo, {h.name for h in heads if h.name}, head or None, specs)
+            return local.Transfer(objects=int(stats.received_objects),
+                                  bytes=int(stats.received_bytes))
+
+    def _fetch_local(self, source: Path, repo: pygit2.Repository,
+                     specs: Sequence[str]) -> tuple[local.Transfer, local.Advertised]:
+        src = local.open_repository(source, "fetch from")
+        try:
+            return local.fetch(src, repo, self.path / "objects" / "pack", specs)
+        except (pygit2.GitError, KeyError, ValueError, OSError) as exc:
+            raise SourceError(f"cannot fetch from {self.display_url}: {_line(exc)}") from None
 
     def write_note(self, sha: str, text: str, ref: str = NOTES_REF) -> None:
         """Attach `text` to commit `sha` under `ref`, replacing an earlier note."""
@@ -254,14 +280,12 @@ def _is_auth_failure(message: str) -> bool:
 
 
 def _follow_remote(
-    repo: pygit2.Repository, heads: Sequence[pygit2.remotes.RemoteHead], specs: Sequence[str]
+    repo: pygit2.Repository, advertised: set[str], head: str | None, specs: Sequence[str]
 ) -> None:
-    """Point HEAD at the remote's default branch and drop refs the remote deleted."""
-    advertised = {h.name for h in heads if h.name}
-    for head in heads:
-        target = head.symref_target
-        if head.name == "HEAD" and target and target in repo.references:
-            repo.references.create("HEAD", target, force=True)
+    """Point HEAD at the remote's default branch (`head`, the branch its HEAD
+    names) and drop refs the remote deleted (no longer `advertised`)."""
+    if head and head in repo.references:
+        repo.references.create("HEAD", head, force=True)
     for spec in specs:
         src, _, dst = spec.lstrip("+").partition(":")
         if dst.startswith("refs/notes/") or dst.count("*") != 1 or src.count("*") != 1:
@@ -269,6 +293,31 @@ def _follow_remote(
         for name in list(repo.references):
             if fnmatch.fnmatchcase(name, dst) and _source_of(name, src, dst) not in advertised:
                 repo.references.delete(name)
+
+
+TEMPORARY_PACKS = ("pack_git2_*", "tmp_pack_*", "tmp_idx_*", "tmp_rev_*")
+"""What libgit2's indexer and git's index-pack write before a pack is complete."""
+
+
+def remove_temporary_packs(path: Path) -> list[str]:
+    """Delete the half-written packs a killed fetch left in the mirror at `path`.
+
+    Called under the mirror's lock, when no fetch of any process runs: every
+    such file is a leftover. Returns the names removed."""
+    pack_dir = path / "objects" / "pack"
+    removed: list[str] = []
+    try:
+        names = [p for p in pack_dir.iterdir()
+                 if any(fnmatch.fnmatchcase(p.name, pattern) for pattern in TEMPORARY_PACKS)]
+    except OSError:
+        return removed
+    for leftover in names:
+        try:
+            leftover.unlink()
+            removed.append(leftover.name)
+        except OSError:
+            continue
+    return removed
 
 
 def _source_of(local: str, src: str, dst: str) -> str:
