@@ -76,6 +76,7 @@ from reconciler.history import DriftCheck
 from reconciler.reporters import Reporter
 from reconciler.reporters.gitnotes import GitNotesReporter
 from reconciler.source import Credentials
+from reconciler.source.local import local_path
 from reconciler.webhooks import Trigger, TriggerKind
 
 log = logging.getLogger("reconciler.daemon")
@@ -104,7 +105,13 @@ def make_reporter(rc: ReporterConfig, engine: Engine) -> Reporter:
     """gitnotes is built in; other types live in `reconciler.reporters.<type>` and
     expose `create(options) -> Reporter`."""
     if rc.type == "gitnotes":
-        return GitNotesReporter(engine.mirror, push=bool(rc.options.get("push", False)))
+        push = rc.options.get("push")
+        if push is None:
+            # The built-in default: a repository on this machine is the user's
+            # own clone (`--repo .`), where `git log --notes=reconciler` is
+            # looked for; a remote needs write access, so it is asked for.
+            push = local_path(engine.mirror.url) is not None
+        return GitNotesReporter(engine.mirror, push=bool(push))
     name = f"reconciler.reporters.{rc.type}"
     if importlib.util.find_spec(name) is None:
         raise ConfigError(f"{rc.location}: reporter type {rc.type!r} is not available here")

@@ -200,25 +200,30 @@ def fetch(src: pygit2.Repository, dst: pygit2.Repository, pack_dir: Path,
         old = _current(dst, update.name)
         if not update.force and old is not None and not _descends(dst, update.target, old):
             continue  # git: "rejected (non-fast-forward)"; the ref stays
+        if (update.name.startswith("refs/notes/") and old is not None
+                and _descends(dst, old, update.target)):
+            continue  # statuses written here since the last push are not undone
         dst.references.create(update.name, update.target, force=True)
     return done, advertised
 
 
-def push_ref(src: pygit2.Repository, dst: pygit2.Repository, ref: str, where: str) -> Transfer:
-    """Write `ref` of `src` and what it needs into `dst`, fast-forward only."""
-    new = _current(src, ref)
+def push_ref(src: pygit2.Repository, dst: pygit2.Repository, src_ref: str, dst_ref: str,
+             where: str) -> Transfer:
+    """Write `src_ref` of `src` and what it needs into `dst` as `dst_ref`,
+    fast-forward only."""
+    new = _current(src, src_ref)
     if new is None:
-        raise SourceError(f"cannot push {ref} to {where}: no such ref here")
-    old = _current(dst, ref)
+        raise SourceError(f"cannot push {src_ref} to {where}: no such ref here")
+    old = _current(dst, dst_ref)
     if old == new:
         return Transfer(objects=0, bytes=0)
     # Loose objects only: a pack's place in a linked worktree's repository is
     # the common directory, which the odb knows and a path would have to guess.
     done = copy(src, dst, missing(src, dst, [new]), None)
     if old is not None and not _descends(dst, new, old):
-        raise SourceError(f"push to {where} rejected: {ref}: non-fast-forward "
+        raise SourceError(f"push to {where} rejected: {dst_ref}: non-fast-forward "
                           "(the ref there moved; fetch it first)")
-    dst.references.create(ref, new, force=True)
+    dst.references.create(dst_ref, new, force=True)
     return done
 
 

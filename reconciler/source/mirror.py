@@ -135,9 +135,23 @@ class Mirror:
                 raise SourceError(f"cannot write note on {sha[:12]}: {_line(exc)}") from None
 
     def push(self, refspec: str) -> None:
-        """Push `refspec` (e.g. "refs/notes/reconciler:refs/notes/reconciler") to the remote."""
+        """Push `refspec` (e.g. "refs/notes/reconciler:refs/notes/reconciler") to the
+        remote, fast-forward only. A repository on this machine, bare or not (the
+        user's own clone), gets the objects and the ref written into it directly:
+        libgit2 cannot push to a non-bare one."""
+        src_ref, _, dst_ref = refspec.lstrip("+").partition(":")
         with self._locked():
-            remote = self._open().remotes.create_anonymous(self.url)
+            repo = self._open()
+            target = local.local_path(self.url)
+            if target is not None:
+                dst = local.open_repository(target, "push to")
+                try:
+                    local.push_ref(repo, dst, src_ref, dst_ref or src_ref, self.display_url)
+                except (pygit2.GitError, KeyError, ValueError, OSError) as exc:
+                    raise SourceError(
+                        f"cannot push to {self.display_url}: {_line(exc)}") from None
+                return
+            remote = repo.remotes.create_anonymous(self.url)
             with self._network("push to") as callbacks:
                 remote.push([refspec], callbacks=callbacks)
             if callbacks.rejected:
