@@ -133,6 +133,8 @@ class Snapshot:
     branch: str
     ready: bool
     stopping: bool
+    unready: str | None = None
+    """Why the daemon is not ready (`/readyz` says it), None when it is."""
     worker: WorkerState
     plans: PlanState | None = None
     """None when pull-request plans are off."""
@@ -253,11 +255,31 @@ class Daemon:
         url = getattr(self._web, "url", None)
         return str(url) if url is not None else None
 
+    def unready_reason(self) -> str | None:
+        """Why this daemon cannot deploy the branch now, or None: it is ready.
+
+        Not ready until the first fetch succeeded, and again whenever the mirror
+        is gone or damaged: then a fetch is asked for at once (it clones the
+        mirror again) and the daemon is ready once that fetch succeeded. A
+        follower never fetches, yet serves its page: it is ready (a
+        Deployment's rolling update waits for every replica)."""
+        if not self.is_leader():
+            return None
+        state = self.worker.state
+        if not state.fetched:
+            return ("starting: no fetch has succeeded yet"
+                    + (f" ({state.fetch_error})" if state.fetch_error else ""))
+        problem = self.engine.mirror.damage(self._tracked_ref)
+        if problem is None:
+            return None
+        self.trigger("mirror-lost")
+        return f"mirror lost ({problem}): cloning it again" + (
+            f"; last fetch: {state.fetch_error}" if state.fetch_error else "")
+
     def snapshot(self) -> Snapshot:
+        unready = self.unready_reason()
         return Snapshot(repo=self.engine.mirror.display_url, branch=self.config.branch,
-                        # A follower never fetches, yet serves its page: it is ready
-                        # (a Deployment's rolling update waits for every replica).
-                        ready=self.worker.state.fetched or not self.is_leader(),
+                        ready=unready is None, unready=unready,
                         stopping=self._stopping.is_set(), worker=self.worker.state,
                         plans=self.plans.state if self.plans is not None else None,
                         leader=self.elector.state() if self.elector is not None else None)

@@ -15,6 +15,10 @@ changed by this module. Invariants:
   by object (`local.fetch`), a network one negotiates with the mirror's tips.
   Temporary packs a killed fetch left are removed at the next fetch, under
   the lock (so no fetch is writing them).
+- The mirror is this module's to keep: a fetch that finds it deleted or
+  unreadable (`damage()`) deletes what is left and clones again, so no
+  restart is needed. What only the mirror held (notes never pushed) is lost
+  with it; pushed notes come back with the clone.
 - Every failure is one `SourceError` line without secrets.
 """
 
@@ -23,6 +27,8 @@ from __future__ import annotations
 import fcntl
 import fnmatch
 import hashlib
+import logging
+import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,6 +49,8 @@ DEFAULT_REFSPECS = (
 )
 NOTES_REF = "refs/notes/reconciler"
 _SIGNATURE = ("reconciler", "reconciler@localhost")
+
+log = logging.getLogger("reconciler.source")
 
 _REGISTRY_LOCK = threading.Lock()
 _THREAD_LOCKS: dict[Path, threading.Lock] = {}
@@ -76,6 +84,9 @@ class Mirror:
         self.path = data_dir / "mirrors" / key
         self._lock_file = data_dir / "mirrors" / f"{key}.lock"
         self._repo: pygit2.Repository | None = None
+        self._inode: int | None = None
+        """The mirror directory's inode when `_repo` was opened: another process
+        may have replaced the directory since."""
         self.listings = ListingCache()
         """Subtree listings shared by this mirror's GitTrees: re-listing a commit
         after a small change walks only the trees that changed."""
@@ -99,7 +110,7 @@ class Mirror:
         extra = [s for s in full if s not in DEFAULT_REFSPECS]
         specs = [*DEFAULT_REFSPECS, *extra]
         with self._locked():
-            repo = self._open(create=True)
+            repo = self._usable()
             remove_temporary_packs(self.path)
             source = local.local_path(self.url)
             if source is not None:
@@ -228,16 +239,71 @@ class Mirror:
             raise SourceError(f"unknown revision '{sha}'") from None
         return commit
 
+    def damage(self, rev: str | None = None) -> str | None:
+        """Why the mirror on disk cannot be read, or None when it can.
+
+        It is opened afresh (a deleted or replaced mirror is seen as it is on
+        disk, not as this process last opened it), and every branch, or only
+        `rev` when given, must name a commit whose tree is there. Without `rev`,
+        a mirror that has no branch yet is sound (a first fetch not done, or a
+        remote without branches). Cheap: one open and a few object lookups;
+        a damaged pack deep in the history is not looked for."""
+        if not self.path.exists():
+            return "the mirror directory is missing"
+        if not (self.path / "HEAD").is_file():
+            return "the mirror has no HEAD file"
+        try:
+            repo = pygit2.Repository(str(self.path))
+        except (pygit2.GitError, KeyError, ValueError, OSError) as exc:
+            return f"the mirror cannot be opened: {_line(exc)}"
+        try:
+            names = [rev] if rev else [n for n in repo.references if n.startswith("refs/heads/")]
+        except (pygit2.GitError, OSError) as exc:
+            return f"the mirror's refs cannot be read: {_line(exc)}"
+        for name in names:
+            try:
+                target = repo.references[name].resolve().target
+            except (KeyError, ValueError, pygit2.GitError):
+                return f"{name} is not in the mirror"
+            try:
+                tree = repo[target].peel(pygit2.Commit).tree_id
+                whole = repo.odb.exists(tree)
+            except (KeyError, ValueError, pygit2.GitError):
+                whole = False
+            if not whole:
+                return f"{name} names {str(target)[:12]}, which is not in the mirror"
+        return None
+
+    def _usable(self) -> pygit2.Repository:
+        """The mirror to fetch into; one that vanished or is damaged is cloned again.
+        Under the lock."""
+        if self.path.exists() or self._repo is not None:
+            problem = self.damage()
+            replaced = problem is None and self._inode != _inode(self.path)
+            if problem is not None:
+                log.warning("mirror %s is unusable (%s): cloning it again from %s",
+                            self.path, problem, self.display_url)
+                shutil.rmtree(self.path, ignore_errors=True)
+            if problem is not None or replaced:
+                self._repo = None
+        return self._open(create=True)
+
     def _open(self, *, create: bool = False) -> pygit2.Repository:
         if self._repo is not None:
             return self._repo
         if (self.path / "HEAD").exists():
-            self._repo = pygit2.Repository(str(self.path))
+            try:
+                self._repo = pygit2.Repository(str(self.path))
+            except (pygit2.GitError, KeyError, ValueError, OSError) as exc:
+                raise SourceError(
+                    f"the mirror of {self.display_url} cannot be opened: {_line(exc)}"
+                ) from None
         elif create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._repo = pygit2.init_repository(str(self.path), bare=True)
         else:
             raise SourceError(f"{self.display_url} has not been fetched yet")
+        self._inode = _inode(self.path)
         return self._repo
 
     @contextmanager
@@ -277,6 +343,13 @@ class Mirror:
             if _is_auth_failure(message):
                 raise SourceError(f"authentication failed for {where}") from None
             raise SourceError(f"cannot {what} {where}: {message}") from None
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
 
 
 @contextmanager
