@@ -19,9 +19,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from reconciler.daemon.service import wait_idle
 from tests.daemon.conftest import GIT_ENV, StateRepo, history_rows, wait_for
 from tests.daemon.test_process import REPO_ROOT
 from tests.source.servers import free_port
@@ -100,3 +102,21 @@ def test_a_lost_mirror_is_cloned_again_and_the_next_commit_deploys(
     logged = [json.loads(line) for line in (tmp_path / "daemon.log").read_text().splitlines()
               if line.startswith("{")]
     assert any(e["message"].startswith(f"mirror {mirror} is unusable (") for e in logged)
+
+
+def test_readyz_says_why_while_no_fetch_has_succeeded(
+    state_repo: StateRepo, tmp_path: Path, daemon_factory: Callable[..., Any]
+) -> None:
+    moved = tmp_path / "moved-away"
+    state_repo.path.rename(moved)
+    daemon = daemon_factory(state_repo, listen="127.0.0.1:0", watch=False)
+    assert wait_idle(daemon, 30)
+    readyz = f"{daemon.web_url}/readyz"
+    status, body = _get(readyz)
+    assert status == 503
+    assert body.startswith(f"not ready: starting: no fetch has succeeded yet (cannot fetch "
+                           f"from {state_repo.path}: "), body
+
+    moved.rename(state_repo.path)
+    daemon.trigger("poll")
+    wait_for(lambda: _get(readyz) == (200, "ready\n"), timeout=30)
