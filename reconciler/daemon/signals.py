@@ -57,13 +57,6 @@ def on_stop(callback: Callable[[int], None], *, on_second: Callable[[], None]) -
         _dispatch(_received[0])
 
 
-def reset() -> None:
-    """Forget signals and callbacks (for in-process callers that run twice)."""
-    _received.clear()
-    _callbacks.clear()
-    _on_second.clear()
-
-
 def _handle(signum: int, _frame: FrameType | None) -> None:
     if _received:
         for last_words in _on_second:
