@@ -129,7 +129,7 @@ class Engine:
         self._opener = opener
         self._options = rollout_options or RolloutOptions(max_workers=settings.max_workers)
         self._cache = LoadCache()
-        self._renderer = Renderer()
+        self._renderer = Renderer(targets=frozenset(settings.targets))
         self._loaded: dict[str, DesiredState] = {}
         self._load_lock = threading.Lock()
         self._stop = threading.Event()

@@ -30,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if list(sys.argv[1:] if argv is None else argv)[:1] == ["run"]:
+        # Before the subcommands' imports, which take most of a second: a
+        # SIGTERM in that time must stop the daemon cleanly, not kill it.
+        from reconciler.daemon import signals
+
+        signals.install()
     args = build_parser().parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command])
     code: int = module.main(args)

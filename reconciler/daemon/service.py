@@ -56,14 +56,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from prometheus_client import Counter
 
 from reconciler import pulls
 from reconciler.daemon import logging as daemon_logging
-from reconciler.daemon import scheduler, statuses
+from reconciler.daemon import scheduler, signals, statuses
 from reconciler.daemon.config import DaemonConfig, ReporterConfig, missing_secrets
 from reconciler.daemon.leader import LeaderElector, LeaderState, open_elector
 from reconciler.daemon.logging import fields
@@ -78,6 +77,7 @@ from reconciler.redact import LogFilter
 from reconciler.reporters import Reporter
 from reconciler.reporters.gitnotes import GitNotesReporter
 from reconciler.source import Credentials
+from reconciler.source.local import local_path
 from reconciler.webhooks import Trigger, TriggerKind
 
 log = logging.getLogger("reconciler.daemon")
@@ -107,7 +107,13 @@ def make_reporter(rc: ReporterConfig, engine: Engine) -> Reporter:
     """gitnotes is built in; other types live in `reconciler.reporters.<type>` and
     expose `create(options) -> Reporter`."""
     if rc.type == "gitnotes":
-        return GitNotesReporter(engine.mirror, push=bool(rc.options.get("push", False)))
+        push = rc.options.get("push")
+        if push is None:
+            # The built-in default: a repository on this machine is the user's
+            # own clone (`--repo .`), where `git log --notes=reconciler` is
+            # looked for; a remote needs write access, so it is asked for.
+            push = local_path(engine.mirror.url) is not None
+        return GitNotesReporter(engine.mirror, push=bool(push))
     name = f"reconciler.reporters.{rc.type}"
     if importlib.util.find_spec(name) is None:
         raise ConfigError(f"{rc.location}: reporter type {rc.type!r} is not available here")
@@ -129,6 +135,8 @@ class Snapshot:
     branch: str
     ready: bool
     stopping: bool
+    unready: str | None = None
+    """Why the daemon is not ready (`/readyz` says it), None when it is."""
     worker: WorkerState
     plans: PlanState | None = None
     """None when pull-request plans are off."""
@@ -250,11 +258,31 @@ class Daemon:
         url = getattr(self._web, "url", None)
         return str(url) if url is not None else None
 
+    def unready_reason(self) -> str | None:
+        """Why this daemon cannot deploy the branch now, or None: it is ready.
+
+        Not ready until the first fetch succeeded, and again whenever the mirror
+        is gone or damaged: then a fetch is asked for at once (it clones the
+        mirror again) and the daemon is ready once that fetch succeeded. A
+        follower never fetches, yet serves its page: it is ready (a
+        Deployment's rolling update waits for every replica)."""
+        if not self.is_leader():
+            return None
+        state = self.worker.state
+        if not state.fetched:
+            return ("starting: no fetch has succeeded yet"
+                    + (f" ({state.fetch_error})" if state.fetch_error else ""))
+        problem = self.engine.mirror.damage(self._tracked_ref)
+        if problem is None:
+            return None
+        self.trigger("mirror-lost")
+        return f"mirror lost ({problem}): cloning it again" + (
+            f"; last fetch: {state.fetch_error}" if state.fetch_error else "")
+
     def snapshot(self) -> Snapshot:
+        unready = self.unready_reason()
         return Snapshot(repo=self.engine.mirror.display_url, branch=self.config.branch,
-                        # A follower never fetches, yet serves its page: it is ready
-                        # (a Deployment's rolling update waits for every replica).
-                        ready=self.worker.state.fetched or not self.is_leader(),
+                        ready=unready is None, unready=unready,
                         stopping=self._stopping.is_set(), worker=self.worker.state,
                         plans=self.plans.state if self.plans is not None else None,
                         leader=self.elector.state() if self.elector is not None else None)
@@ -392,16 +420,24 @@ def _left(deadline: float | None) -> float | None:
 
 
 def run(config: DaemonConfig, data_dir: Path) -> int:
-    """Run until SIGTERM/SIGINT; 0 after a clean stop. Raises ConfigError early."""
+    """Run until SIGTERM/SIGINT; 0 after a clean stop. Raises ConfigError early.
+
+    A signal that came before this call (`daemon.signals.install()` catches
+    them from the process's start) or while the daemon is being built stops
+    it before anything starts, as cleanly as a later one."""
     handler = daemon_logging.configure(config.log_format, config.log_level)
     try:
+        stop = threading.Event()
+        _install_signals(stop)
         problems = missing_secrets(config, os.environ)
         if problems:
             raise ConfigError(problems[0])
         daemon = _open(config, data_dir)
         handler.addFilter(LogFilter(daemon.events.secrets))
-        stop = threading.Event()
-        _install_signals(stop)
+        if signals.received() is not None:
+            stop.wait(5.0)  # the callback's thread logs the signal first
+            daemon.stop(timeout=config.stop_timeout)
+            return 0
         try:
             daemon.start()
         except ReconcilerError:
@@ -436,21 +472,15 @@ def _open(config: DaemonConfig, data_dir: Path) -> Daemon:
 
 
 def _install_signals(stop: threading.Event) -> None:
-    seen: list[int] = []  # plain state: the handler must not wait for stop's lock
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        if seen:
-            log.warning("second signal: exiting now; the next start re-plans from live state")
-            logging.shutdown()
-            os._exit(1)
-        seen.append(signum)
+    def first(signum: int) -> None:
         log.info("signal received", extra=fields(signal=signal.Signals(signum).name))
-        # From another thread: the main thread may hold this Event's lock in
-        # stop.wait() when the handler runs, and set() would wait on it forever.
-        threading.Thread(target=stop.set, name="reconciler-signal").start()
+        stop.set()
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    def second() -> None:
+        log.warning("second signal: exiting now; the next start re-plans from live state")
+        logging.shutdown()
+
+    signals.on_stop(first, on_second=second)
 
 
 def wait_idle(daemon: Daemon, timeout: float) -> bool:

@@ -79,6 +79,8 @@ class WorkerState:
     drift: dict[str, DriftCheck] = field(default_factory=dict)
     """Target -> its newest drift check; restored from the history at start."""
     fetched: bool = False
+    fetch_error: str | None = None
+    """Why the last fetch failed; None after a fetch that succeeded."""
 
 
 class Worker:
@@ -107,9 +109,10 @@ class Worker:
         try:
             sha = self.engine.resolve(request.ref)
         except ReconcilerError as err:
+            self.state.fetch_error = str(err)
             log.error("cannot fetch", extra=fields(reason=request.reason, error=str(err)))
             return
-        self.state.fetched, self.state.head = True, sha
+        self.state.fetched, self.state.head, self.state.fetch_error = True, sha, None
         try:
             desired: DesiredState | None = self.engine.load_revision(sha)
         except ValidationError:

@@ -45,6 +45,8 @@ class Job:
     helm: HelmSpec | None = None
     namespace: str = ""
     """The release namespace of a Helm app (its own, or its target's)."""
+    target: str = ""
+    """The app's target as app.yaml names it ("" when it names none)."""
 
     def key(self, tool_identity: str, shared: str) -> str:
         """The render cache key: every input of this render, hashed."""
@@ -145,7 +147,7 @@ def _job(app: str, doc: YamlMap, app_path: str, kustomization: str | None,
                                          f"{kustomization}: render it with one of them")
             return None
         return Job(app=app, kind="kustomize", location=Location(file=kustomization, line=1),
-                   files=files)
+                   files=files, target=name if isinstance(name, str) else "")
     spec = parse_helm(Problems(app_path), doc["helm"], doc.line_of("helm"), app)
     if spec is None:
         return None  # the loader reports what is wrong with the key
@@ -154,7 +156,8 @@ def _job(app: str, doc: YamlMap, app_path: str, kustomization: str | None,
         options = target.options
         namespace = options.namespace if isinstance(options, KubernetesOptions) else "default"
     return Job(app=app, kind="helm", location=Location(file=app_path, line=doc.line_of("helm")),
-               files=files, helm=spec, namespace=namespace or "default")
+               files=files, helm=spec, namespace=namespace or "default",
+               target=name if isinstance(name, str) else "")
 
 
 def _mapping(parsed: ParsedYaml) -> YamlMap | None:

@@ -61,8 +61,13 @@ class RenderedTree:
 
 class Renderer:
     def __init__(self, *, cache: RenderCache | None = None, timeout: float = 60.0,
-                 max_output: int = MAX_YAML_BYTES, workers: int | None = None) -> None:
+                 max_output: int = MAX_YAML_BYTES, workers: int | None = None,
+                 targets: frozenset[str] = frozenset()) -> None:
         self.cache = cache if cache is not None else RenderCache()
+        self.targets = targets
+        """When set, only apps of these targets are rendered: a daemon or sync
+        limited to some targets never needs (nor runs) the tools for the others,
+        whose apps load with no objects."""
         self.timeout = timeout
         self.max_output = max_output
         self.workers = workers or min(4, os.cpu_count() or 1)
@@ -81,6 +86,9 @@ class Renderer:
         parsed = yaml_reader(tree, load_cache)
         for job in jobs.jobs:
             tool = tools[job.kind]
+            if self.targets and job.target not in self.targets:
+                outcomes[job.app] = Outcome(output=b"")
+                continue
             remote = (remote_reference(job.location.file, by_path, parsed)
                       if job.kind == "kustomize" else None)
             if remote is not None:

@@ -17,7 +17,11 @@ Invariants:
 - The list is capped (`MAX_ENTRIES`, oldest dropped) so a long-lived commit
   that drifts and heals for months keeps a small note.
 - With `push: true` the notes ref is pushed back after every write (not
-  forced: a diverged remote ref is an error the daemon logs and counts).
+  forced: a diverged remote ref is an error the daemon logs and counts). A
+  repository on this machine, bare or not (the user's own clone), gets the
+  notes written into it directly (`Mirror.push`), so `git log
+  --notes=reconciler` there shows every status; the daemon's built-in
+  default reporter pushes for such a repository.
 """
 
 from __future__ import annotations

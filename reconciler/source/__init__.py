@@ -8,11 +8,15 @@ writes and pushes. `Credentials` names where secrets live; they never appear
 in errors. Every failure is a one-line `SourceError`.
 
 The package splits by concern: `auth` (credentials, host-key checks, secret
-scrubbing), `gittree` (reading a commit), `mirror` (the repository itself).
+scrubbing), `gittree` (reading a commit), `local` (copying objects and refs
+between repositories on this machine: fetches from a local remote, pushes
+into the user's own clone), `mirror` (the repository itself).
 """
 
 from reconciler.source.auth import Credentials
 from reconciler.source.gittree import GitTree
+from reconciler.source.local import Transfer
 from reconciler.source.mirror import DEFAULT_REFSPECS, NOTES_REF, CommitInfo, Mirror
 
-__all__ = ["DEFAULT_REFSPECS", "NOTES_REF", "CommitInfo", "Credentials", "GitTree", "Mirror"]
+__all__ = ["DEFAULT_REFSPECS", "NOTES_REF", "CommitInfo", "Credentials", "GitTree", "Mirror",
+           "Transfer"]

@@ -405,8 +405,11 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, b"ok\n", TEXT)
 
     def _r_readyz(self, app: WebApp) -> None:
-        ready = app.source.ready()
-        self._send(200 if ready else 503, b"ready\n" if ready else b"starting\n", TEXT)
+        reason = app.source.unready_reason()
+        if reason is None:
+            self._send(200, b"ready\n", TEXT)
+        else:
+            self._send(503, f"not ready: {reason}\n".encode(), TEXT)
 
     def _r_webhook(self, app: WebApp, provider: str) -> None:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():

@@ -110,6 +110,7 @@ class StatusSource(Protocol):
     def commit(self, sha: str) -> CommitView | None: ...
     def plan(self, sha: str) -> Mapping[str, Any] | None: ...
     def ready(self) -> bool: ...
+    def unready_reason(self) -> str | None: ...
 
 
 def _none(_: str) -> Any:
@@ -126,6 +127,8 @@ class Hooks:
     drift: Callable[[], Drift | None] = lambda: None
     head: Callable[[], str | None] = lambda: None
     ready: Callable[[], bool] = lambda: True
+    unready: Callable[[], str | None] = lambda: None
+    """Why not ready, for `/readyz`; None says nothing more than `ready`."""
     waiting: Callable[[], Mapping[str, str]] = lambda: {}
     leader: Callable[[], Leadership | None] = lambda: None
     """None: leader election is off."""
@@ -218,6 +221,13 @@ class HistorySource:
 
     def ready(self) -> bool:
         return bool(_safe(self.hooks.ready, False))
+
+    def unready_reason(self) -> str | None:
+        """None when ready; else one line saying why not (or "starting")."""
+        if self.ready():
+            return None
+        reason = _safe(self.hooks.unready, None)
+        return str(reason) if reason else "starting"
 
 
 def _safe(call: Callable[[], Any], default: Any) -> Any:

@@ -43,6 +43,7 @@ def daemon_app(daemon: Any, environ: Mapping[str, str] | None = None) -> WebApp:
         drift=lambda: _drift(daemon),
         head=lambda: daemon.worker.state.head,
         ready=lambda: bool(daemon.snapshot().ready and not daemon.snapshot().stopping),
+        unready=lambda: "stopping" if daemon.snapshot().stopping else daemon.unready_reason(),
         waiting=lambda: dict(daemon.worker.state.waiting),
         leader=lambda: leadership(daemon.snapshot().leader),
     )

@@ -324,6 +324,25 @@ def test_a_missing_tool_is_named(repo: RenderRepo, tmp_path: Path,
     assert "RECONCILER_HELM" in problem
 
 
+def test_a_renderer_limited_to_other_targets_needs_no_tools(
+    repo: RenderRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `reconciler run --target laptop` on a machine without kustomize or helm:
+    # the Kubernetes apps it never syncs load with no objects instead of failing.
+    monkeypatch.setenv("RECONCILER_HELM", str(tmp_path / "no-helm-here"))
+    monkeypatch.setenv("RECONCILER_KUSTOMIZE", str(tmp_path / "no-kustomize-here"))
+    repo.chart()
+    repo.helm_app("hello", "team-a", "greeting: Hi\n")
+    repo.base()
+    repo.overlay("api-prod", "prod", 3)
+    repo.commit("rendered apps of k8s")
+    desired = _load(repo, tmp_path / "data", renderer=Renderer(targets=frozenset({"other"})))
+    assert desired.apps["hello"].resources == ()
+    assert desired.apps["api-prod"].resources == ()
+    with pytest.raises(ValidationError):
+        _load(repo, tmp_path / "data2", renderer=Renderer(targets=frozenset({"k8s"})))
+
+
 def test_limits_of_time_and_output_stop_a_render(repo: RenderRepo, tmp_path: Path) -> None:
     repo.base()
     repo.overlay("api", "staging", 1)

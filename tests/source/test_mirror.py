@@ -133,7 +133,8 @@ def test_push_of_a_diverged_notes_ref_is_rejected(mirror: Mirror, origin: Origin
     git("notes", "--ref=reconciler", "add", "-m", "theirs", sha, cwd=origin.work)
     git("push", "-q", "origin", "refs/notes/reconciler", cwd=origin.work)
     mirror.write_note(sha, "ours")
-    with pytest.raises(SourceError, match=r"^cannot push to .*origin.git: .*not present locally"):
+    with pytest.raises(SourceError,
+                       match=r"^push to .*origin.git rejected: refs/notes/reconciler: non-fast"):
         mirror.push("refs/notes/reconciler:refs/notes/reconciler")
     assert origin.run("notes", "--ref=reconciler", "show", sha) == "theirs"
 
