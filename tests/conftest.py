@@ -5,6 +5,7 @@ started once per session, only when a test asks for it)."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,6 +46,14 @@ def render_tools() -> Iterator[Path]:
         yield folder
 
 
+def _worker_network() -> str:
+    """127.0.<n> for pytest-xdist worker gw<n> (127.0.0 without workers): fleets
+    of parallel workers never probe the same addresses for a free port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    return f"127.0.{index % 250}"
+
+
 @pytest.fixture
 def ssh_fleet_factory(
     tmp_path_factory: pytest.TempPathFactory,
@@ -57,7 +66,8 @@ def ssh_fleet_factory(
         counter[0] += 1
         directory: Path = tmp_path_factory.mktemp(f"sshd{counter[0]}")
         # Each fleet takes its own addresses so that fleets in one test never clash.
-        fleet = start_fleet(directory, count, first=2 + 20 * (counter[0] - 1))
+        fleet = start_fleet(directory, count, first=2 + 20 * (counter[0] - 1),
+                            network=_worker_network())
         fleets.append(fleet)
         return fleet
 

@@ -121,8 +121,9 @@ def _wait_listening(address: str, port: int, proc: subprocess.Popen[bytes]) -> N
     raise RuntimeError(f"sshd on {address}:{port} did not start")
 
 
-def start_fleet(directory: Path, count: int, first: int = 2) -> SshFleet:
-    """Start `count` sshd processes on 127.0.0.<first>... and return the fleet."""
+def start_fleet(directory: Path, count: int, first: int = 2,
+                network: str = "127.0.0") -> SshFleet:
+    """Start `count` sshd processes on <network>.<first>... and return the fleet."""
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
     directory.mkdir(parents=True, exist_ok=True)
@@ -132,7 +133,7 @@ def start_fleet(directory: Path, count: int, first: int = 2) -> SshFleet:
     authorized = directory / "authorized_keys"
     authorized.write_text(identity.with_suffix(".pub").read_text())
     authorized.chmod(0o600)
-    addresses = [f"127.0.0.{first + i}" for i in range(count)]
+    addresses = [f"{network}.{first + i}" for i in range(count)]
     port = _free_port(addresses)
     fleet = SshFleet(
         directory=directory, user=user, identity_file=identity,
