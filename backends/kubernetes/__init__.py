@@ -5,7 +5,9 @@ Target options (reconciler.yaml): `kubeconfig` (file; default ~/.kube/config),
 service account instead), `namespace` (for namespaced objects that name none;
 default "default"), `force_conflicts` (take over fields other managers own),
 `propagation_policy` (Background or Foreground, for prune), `crd_timeout`
-(seconds to wait for a CRD to be Established).
+(seconds to wait for a CRD to be Established), `watch` (default true: in the
+daemon, live state comes from a watch-fed cache, see cache.py; false lists
+everything on every read, as one-shot commands always do).
 
 Each target gets its own client configuration: several clusters can be open in
 one process, and the kubernetes client's global default is never touched.
@@ -17,6 +19,7 @@ import os
 
 from backends.base import BackendContext
 from backends.kubernetes.backend import KubernetesBackend
+from backends.kubernetes.cache import LiveCache
 from backends.kubernetes.client import KubeClient, load_configuration
 from reconciler.model import Target
 
@@ -27,9 +30,27 @@ def open(target: Target, context: BackendContext) -> KubernetesBackend:
     """Connect lazily: nothing is sent to the cluster until the first read."""
     options = target.options
     kubeconfig = options.get("kubeconfig")
-    configuration = load_configuration(
-        kubeconfig=os.path.expanduser(str(kubeconfig)) if kubeconfig else None,
-        context=str(options["context"]) if options.get("context") else None,
-        in_cluster=bool(options.get("in_cluster", False)),
-    )
-    return KubernetesBackend(target, KubeClient(configuration))
+    path = os.path.expanduser(str(kubeconfig)) if kubeconfig else None
+    name = str(options["context"]) if options.get("context") else None
+    in_cluster = bool(options.get("in_cluster", False))
+
+    def client() -> KubeClient:
+        return KubeClient(load_configuration(kubeconfig=path, context=name,
+                                             in_cluster=in_cluster))
+
+    backend = KubernetesBackend(target, client())
+    if context.keeper is not None and options.get("watch", True) is not False:
+        # The cache outlives this backend: its own client, made from the same
+        # place; a changed kubeconfig (file or its content) makes a new cache.
+        identity = (path, name, in_cluster, _modified(path))
+        backend.cache = context.keeper.get(
+            ("kubernetes", target.name), identity,
+            lambda: LiveCache(client(), page_size=backend.page_size))
+    return backend
+
+
+def _modified(path: str | None) -> float:
+    try:
+        return os.stat(path or os.path.expanduser("~/.kube/config")).st_mtime
+    except OSError:
+        return 0.0
