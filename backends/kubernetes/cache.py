@@ -429,6 +429,10 @@ class LiveCache:
                 thread.join(max(0.0, deadline - time.monotonic()))
         self.client.close()
 
+    def scopes(self) -> int:
+        with self._changed:
+            return len(self._scopes)
+
     def watching(self) -> int:
         """Scopes with a live watch thread (for tests and the benchmark)."""
         with self._changed:
