@@ -19,7 +19,7 @@ import os
 
 from backends.base import BackendContext
 from backends.kubernetes.backend import KubernetesBackend
-from backends.kubernetes.cache import LiveCache
+from backends.kubernetes.cache import CONNECTIONS, LiveCache
 from backends.kubernetes.client import KubeClient, load_configuration
 from reconciler.model import Target
 
@@ -34,9 +34,11 @@ def open(target: Target, context: BackendContext) -> KubernetesBackend:
     name = str(options["context"]) if options.get("context") else None
     in_cluster = bool(options.get("in_cluster", False))
 
-    def client() -> KubeClient:
-        return KubeClient(load_configuration(kubeconfig=path, context=name,
-                                             in_cluster=in_cluster))
+    def client(connections: int | None = None) -> KubeClient:
+        configuration = load_configuration(kubeconfig=path, context=name, in_cluster=in_cluster)
+        if connections is not None:
+            configuration.connection_pool_maxsize = connections
+        return KubeClient(configuration)
 
     backend = KubernetesBackend(target, client())
     if context.keeper is not None and options.get("watch", True) is not False:
@@ -45,7 +47,7 @@ def open(target: Target, context: BackendContext) -> KubernetesBackend:
         identity = (path, name, in_cluster, _modified(path))
         backend.cache = context.keeper.get(
             ("kubernetes", target.name), identity,
-            lambda: LiveCache(client(), page_size=backend.page_size))
+            lambda: LiveCache(client(CONNECTIONS), page_size=backend.page_size))
     return backend
 
 

@@ -63,6 +63,9 @@ WATCH_BACKOFF = (0.5, 30.0)
 IDLE_AFTER = 3600.0
 HEALTHY_WATCH = 60.0
 """A watch that lasted this many seconds resets the backoff when it breaks."""
+CONNECTIONS = 4096
+"""Connections the cache's client keeps: one per watch, so none is dropped
+from the pool (with a warning each time) when a watch ends."""
 
 
 @dataclass
@@ -194,15 +197,23 @@ class LiveCache:
             work(scopes[0])
 
     def _unsettled(self, scopes: Sequence[_Scope]) -> list[_Scope]:
-        """Wait until every scope shows our writes; the scopes that still do not."""
+        """Wait until every scope shows our writes; the scopes that still do not.
+
+        The watch threads clear what their events show; a full check (which
+        also counts a scope's version moving past a write) runs at most every
+        half second, so a read after a large apply stays linear."""
         deadline = self._clock() + self.settle_timeout
+        checked = float("-inf")
         with self._changed:
             while True:
                 waiting = [s for s in scopes if s.pending]
-                for s in waiting:
-                    _settle(s)
-                waiting = [s for s in waiting if s.pending]
-                left = deadline - self._clock()
+                now = self._clock()
+                if waiting and now - checked >= 0.5:
+                    checked = now
+                    for s in waiting:
+                        _settle(s)
+                    waiting = [s for s in waiting if s.pending]
+                left = deadline - now
                 if not waiting or left <= 0 or not all(s.fresh for s in waiting):
                     break  # a scope gone stale will not settle: list it now
                 self._changed.wait(min(left, 0.5))
@@ -334,8 +345,11 @@ class LiveCache:
         try:
             stream = self.client.watch(path, what=scope.what, query=query, timeout=seconds + 30)
         except ApiError as exc:
-            log.warning("%s: watch refused (%s)", scope.what, exc)
-            return {410: "gone", 403: "refused", 404: "refused"}.get(exc.status or 0, "broken")
+            outcome = {410: "gone", 403: "refused", 404: "refused"}.get(exc.status or 0, "broken")
+            # Broken and gone heal by themselves (a re-list); refused needs a person.
+            log.log(logging.WARNING if outcome == "refused" else logging.INFO,
+                    "%s: watch refused (%s)", scope.what, exc)
+            return outcome
         with self._changed:
             self.stats.watches += 1
             if scope.generation != generation or self._closed or scope.dropped:
@@ -352,7 +366,7 @@ class LiveCache:
             with self._changed:
                 if scope.generation != generation or self._closed or scope.dropped:
                     return "replaced"
-            log.warning("%s: %s", scope.what, exc)
+            log.info("%s: %s; listing it again", scope.what, exc)
             return "broken"
         finally:
             stream.close()

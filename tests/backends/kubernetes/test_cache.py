@@ -204,7 +204,7 @@ def test_a_dropped_watch_recovers_and_relists(cluster: Cluster, daemon: Daemonis
     daemon.sync(manifests)
     cache = daemon.cache()
     cache.backoff = (0.2, 1.0)
-    assert until(lambda: cluster.proxy.open_watches() >= 2)
+    assert until(lambda: all_watched(cluster, cache))
     scopes = cache.watching()
     cluster.proxy.reset_counts()
     # The watches drop, and so does the first try to open each again.
@@ -223,6 +223,12 @@ def test_a_dropped_watch_recovers_and_relists(cluster: Cluster, daemon: Daemonis
     cluster.proxy.reset_counts()
     assert [c.action for c in daemon.plan(manifests)] == [Action.UPDATE]
     assert cluster.proxy.lists() == []
+
+
+def all_watched(cluster: Cluster, cache: LiveCache) -> bool:
+    """Every scope has its watch thread, and every watch streams through the proxy."""
+    scopes = cache.scopes()
+    return bool(scopes) and cache.watching() == scopes and cluster.proxy.open_watches() == scopes
 
 
 def cache_relisting(cache: LiveCache) -> bool:
@@ -293,6 +299,7 @@ def test_a_stopped_watch_thread_leaves_no_stale_scope(cluster: Cluster,
     manifests = [configmap(ns, "cfg", "1")]
     daemon.sync(manifests)
     cache = daemon.cache()
+    assert until(lambda: all_watched(cluster, cache))
     # Watches refused for good (credentials that may list but not watch): each
     # thread stops, and the reads list instead of serving what they last saw.
     cluster.proxy.fault(lambda m, p, q: "watch" in q, 403, times=1000)
@@ -312,3 +319,44 @@ def test_watch_false_keeps_the_list_path(cluster: Cluster, daemon: Daemonish) ->
     backend = daemon.backend(watch=False)
     assert backend.cache is None
     backend.close()
+
+
+class _Item:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_keeper_keeps_one_item_per_name_until_its_identity_changes() -> None:
+    keeper = Keeper()
+    first = keeper.get("prod", ("kubeconfig", 1.0), _Item)
+    assert keeper.get("prod", ("kubeconfig", 1.0), _Item) is first
+    other = keeper.get("staging", ("kubeconfig", 1.0), _Item)
+    changed = keeper.get("prod", ("kubeconfig", 2.0), _Item)
+    assert changed is not first and first.closed and not other.closed
+    keeper.close()
+    assert changed.closed and other.closed
+
+
+def test_only_a_long_running_engine_hands_backends_a_keeper(tmp_path: Path) -> None:
+    from reconciler.engine import Engine, EngineSettings
+    from reconciler.model import DesiredState
+
+    target = Target(name="prod", backend=BackendKind.KUBERNETES, options={},
+                    location=Location(file="reconciler.yaml"))
+    desired = DesiredState(revision="r", targets={"prod": target}, apps={})
+    seen: list[BackendContext] = []
+
+    def opener(t: Target, context: BackendContext) -> Any:
+        seen.append(context)
+        return _Item()
+
+    for long_running in (False, True):
+        engine = Engine(EngineSettings(repo=str(tmp_path), data_dir=tmp_path / str(long_running)),
+                        opener=opener, long_running=long_running)
+        with engine.backends(desired, ["prod"]):
+            pass
+        engine.close()
+    assert seen[0].keeper is None and isinstance(seen[1].keeper, Keeper)
