@@ -34,10 +34,14 @@ def open(target: Target, context: BackendContext) -> KubernetesBackend:
     name = str(options["context"]) if options.get("context") else None
     in_cluster = bool(options.get("in_cluster", False))
 
-    def client(connections: int | None = None) -> KubeClient:
+    def client(watches: bool = False) -> KubeClient:
         configuration = load_configuration(kubeconfig=path, context=name, in_cluster=in_cluster)
-        if connections is not None:
-            configuration.connection_pool_maxsize = connections
+        if watches:
+            configuration.connection_pool_maxsize = CONNECTIONS
+            # TCP keepalive, as client-go asks for: a watch whose peer vanished
+            # without a word (a dropped NAT entry) breaks in about a minute
+            # instead of at its timeout, minutes later.
+            configuration.keep_alive = True
         return KubeClient(configuration)
 
     backend = KubernetesBackend(target, client())
@@ -47,7 +51,7 @@ def open(target: Target, context: BackendContext) -> KubernetesBackend:
         identity = (path, name, in_cluster, _modified(path))
         backend.cache = context.keeper.get(
             ("kubernetes", target.name), identity,
-            lambda: LiveCache(client(CONNECTIONS), page_size=backend.page_size))
+            lambda: LiveCache(client(watches=True), page_size=backend.page_size))
     return backend
 
 
