@@ -179,9 +179,9 @@ class LiveCache:
                 raise ApiError("the live-state cache is closed")
             found = self._scopes.get((api, namespace, selector))
             if found is None:
-                found = _Scope(api=api, namespace=namespace, selector=selector,
-                               last_read=self._clock())
+                found = _Scope(api=api, namespace=namespace, selector=selector)
                 self._scopes[(api, namespace, selector)] = found
+            found.last_read = self._clock()  # in use: not idle while this read runs
             return found
 
     def _is_fresh(self, scope: _Scope) -> bool:
@@ -260,8 +260,8 @@ class LiveCache:
                 self.client, scope.api, scope.namespace, scope.selector,
                 page_size=self.page_size)
             with self._changed:
-                if self._closed or scope.dropped:
-                    return
+                if self._closed:
+                    raise ApiError("the live-state cache is closed")
                 scope.objects = {obj_key(obj): trim(obj) for obj in items}
                 scope.version = version
                 scope.fresh = True
@@ -270,7 +270,7 @@ class LiveCache:
                 self.stats.lists += 1
                 self.stats.relists += again
                 stream, scope.stream = scope.stream, None
-                if scope.thread is None or not scope.thread.is_alive():
+                if not scope.dropped and (scope.thread is None or not scope.thread.is_alive()):
                     scope.thread = threading.Thread(
                         target=self._watch_loop, args=(scope,), daemon=True,
                         name=f"kube-watch {scope.what}"[:60])

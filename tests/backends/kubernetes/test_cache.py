@@ -315,6 +315,23 @@ def test_a_stopped_watch_thread_leaves_no_stale_scope(cluster: Cluster,
     assert cluster.proxy.lists()
 
 
+def test_scopes_no_read_asks_for_are_dropped_with_their_watch(cluster: Cluster,
+                                                              daemon: Daemonish) -> None:
+    ns = cluster.namespace
+    daemon.plan([configmap(ns, "cfg", "1")])
+    cache = daemon.cache()
+    assert until(lambda: all_watched(cluster, cache))
+    configmap_scopes = cache.scopes()
+    cache.idle_after = 0.0  # everything not read by the next plan is idle
+    daemon.plan([deployment(ns, "web")])
+    assert cache.scopes() == 2  # the Deployments': owned ones, and this namespace's others
+    assert until(lambda: cache.watching() == 2 and cluster.proxy.open_watches() == 2)
+    cluster.proxy.reset_counts()
+    cache.idle_after = 3600.0
+    assert [c.action for c in daemon.plan([configmap(ns, "cfg", "1")])] == [Action.CREATE]
+    assert len(cluster.proxy.lists()) == configmap_scopes, "dropped scopes are listed anew"
+
+
 def test_watch_false_keeps_the_list_path(cluster: Cluster, daemon: Daemonish) -> None:
     backend = daemon.backend(watch=False)
     assert backend.cache is None
