@@ -325,7 +325,8 @@ def test_scopes_no_read_asks_for_are_dropped_with_their_watch(cluster: Cluster,
     cache.idle_after = 0.0  # everything not read by the next plan is idle
     daemon.plan([deployment(ns, "web")])
     assert cache.scopes() == 2  # the Deployments': owned ones, and this namespace's others
-    assert until(lambda: cache.watching() == 2 and cluster.proxy.open_watches() == 2)
+    # (The proxy notices a closed watch only when it next forwards bytes on it.)
+    assert until(lambda: cache.watching() == 2)
     cluster.proxy.reset_counts()
     cache.idle_after = 3600.0
     assert [c.action for c in daemon.plan([configmap(ns, "cfg", "1")])] == [Action.CREATE]
