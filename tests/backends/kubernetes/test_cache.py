@@ -339,6 +339,40 @@ def test_watch_false_keeps_the_list_path(cluster: Cluster, daemon: Daemonish) ->
     backend.close()
 
 
+def test_a_long_running_engine_syncs_then_plans_without_listing(cluster: Cluster,
+                                                                 tmp_path: Path) -> None:
+    """The daemon's path end to end: Engine(long_running=True), a real state repo."""
+    from reconciler.engine import Engine, EngineSettings
+    from tests.engine import support_targets as st
+
+    ns = cluster.namespace
+    repo = st.create_repo(tmp_path)
+    repo.kubernetes("prod", cluster.kube)
+    repo.app("web", "prod")
+    repo.write("apps/web/config.yaml", st.configmap("web", {"mode": "blue"}, ns))
+    repo.write("apps/web/deploy.yaml", st.deployment("web", "nginx:1.27", ns, replicas=0))
+    repo.commit("web")
+    engine = Engine(EngineSettings(repo=repo.url, rev="main", data_dir=tmp_path / "data"),
+                    long_running=True)
+    try:
+        assert engine.sync().summary == {"create": 2, "update": 0, "delete": 0}
+        repo.write("apps/web/config.yaml", st.configmap("web", {"mode": "green"}, ns))
+        repo.commit("green")
+        cluster.proxy.reset_counts()
+        updated = engine.sync()
+        assert updated.summary == {"create": 0, "update": 1, "delete": 0}, updated.message
+        # The read came from the cache; the health gate lists (it reads status,
+        # which the cache does not keep), without a label selector.
+        assert [q for _, _, q in cluster.proxy.lists() if "labelSelector" in q] == []
+        cluster.proxy.reset_counts()
+        again = engine.sync()
+        assert (again.result, again.message) == ("success", "in sync: nothing to do")
+        assert engine.plan().changes() == [] and engine.drift().changes() == []
+        assert cluster.proxy.lists() == [] and cluster.proxy.writes() == []
+    finally:
+        engine.close()
+
+
 class _Item:
     def __init__(self) -> None:
         self.closed = False
