@@ -292,6 +292,8 @@ class LiveCache:
                     try:
                         self._relist(scope, only_if_stale=True)
                     except ApiError as exc:
+                        if self._closed:
+                            return
                         failures += 1
                         log.warning("%s: re-list failed (%s)", scope.what, exc)
                     continue

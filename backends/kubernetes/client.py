@@ -212,8 +212,10 @@ class KubeClient:
     def watch(self, path: str, *, what: str, query: Query, timeout: float) -> WatchStream:
         """Open one WATCH of `path`; its events come from `WatchStream.events()`.
 
-        One attempt: a fault is raised (ApiError; status 0 when nothing
-        answered), and the caller decides between resuming and re-listing.
+        No retries but one, at once, when nothing answered (a pooled connection
+        closed by the other end): a fault is raised (ApiError; status 0 when
+        nothing answered), and the caller decides between resuming and
+        re-listing.
         `timeout` bounds the connect and each wait for the next bytes, so it
         must be longer than the server's `timeoutSeconds` for the watch.
         """
@@ -222,11 +224,18 @@ class KubeClient:
             "GET", path, query_params=list(query) or None, header_params=headers,
             auth_settings=["BearerToken"],
         )
-        try:
-            raw = self._api.call_api(method, url, header_params=headers,
-                                     _request_timeout=(min(timeout, 30.0), timeout))
-        except Exception as exc:  # as in _send: urllib3's and ssl's errors share no base
-            raise ApiError(f"WATCH {what}: cannot reach the API server: {_describe(exc)}") from exc
+        for attempt in (1, 2):
+            try:
+                raw = self._api.call_api(method, url, header_params=headers,
+                                         _request_timeout=(min(timeout, 30.0), timeout))
+                break
+            except Exception as exc:  # as in _send: urllib3's and ssl's errors share no base
+                if attempt == 2:
+                    raise ApiError(f"WATCH {what}: cannot reach the API server: "
+                                   f"{_describe(exc)}") from exc
+                # Once more at once: a GET is safe to repeat, and the pooled
+                # connection may be one the server (or a proxy) has just closed.
+                log.debug("WATCH %s: %s; trying again", what, _describe(exc))
         status = int(raw.status)
         if status != 200:
             data = bytes(raw.read() or b"")

@@ -256,6 +256,24 @@ def test_a_watch_answered_410_relists(cluster: Cluster, daemon: Daemonish) -> No
     assert changes and changes[0].live is not None and changes[0].live["data"] == {"k": "after"}
 
 
+def test_watches_the_server_ends_resume_without_listing(cluster: Cluster,
+                                                        daemon: Daemonish) -> None:
+    ns = cluster.namespace
+    manifests = [configmap(ns, "cfg", "1"), deployment(ns, "web")]
+    cache = daemon.cache()
+    cache.watch_seconds = (1, 1)  # each watch ends after a second, and is resumed
+    daemon.sync(manifests)
+    assert until(lambda: all_watched(cluster, cache))
+    cluster.proxy.reset_counts()
+    time.sleep(5)
+    # The proxy closes the connection after each watch, as some load balancers
+    # do: the next watch must not fail on the pooled connection it closed.
+    assert len(cluster.proxy.watches()) >= 3 * cache.scopes()
+    assert cluster.proxy.lists() == [] and cache.stats.relists == 0
+    assert daemon.plan(manifests) == []
+    assert cluster.proxy.lists() == []
+
+
 def test_a_list_expired_by_compaction_between_pages_recovers(cluster: Cluster,
                                                              daemon: Daemonish) -> None:
     plane = cluster.env.plane
