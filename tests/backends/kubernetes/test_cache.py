@@ -149,6 +149,23 @@ def test_our_own_apply_is_seen_by_the_very_next_plan(cluster: Cluster,
         assert cluster.proxy.lists() == [], "seen through the watch, not by listing again"
 
 
+def test_adopting_an_object_moves_it_between_scopes_at_once(cluster: Cluster,
+                                                            daemon: Daemonish) -> None:
+    ns = cluster.namespace
+    cluster.env.create(f"/api/v1/namespaces/{ns}/configmaps",
+                       {"metadata": {"name": "found", "labels": {"team": "a"}}})
+    manifests = [configmap(ns, "found", "new")]
+    assert [c.action for c in daemon.plan(manifests)] == [Action.UPDATE]
+    # Applying adds our labels: the object leaves the unowned objects' watch (a
+    # DELETED event there) and enters the owned ones' (ADDED).
+    assert [c.action for c in daemon.sync(manifests)] == [Action.UPDATE]
+    cluster.proxy.reset_counts()
+    began = time.monotonic()
+    assert daemon.plan(manifests) == []
+    assert cluster.proxy.lists() == []
+    assert time.monotonic() - began < 2.0, "no wait for a settle timeout"
+
+
 def test_our_own_prune_is_seen_by_the_next_plan(cluster: Cluster, daemon: Daemonish) -> None:
     ns = cluster.namespace
     daemon.sync([configmap(ns, "keep", "1"), configmap(ns, "gone", "1")])
