@@ -449,6 +449,11 @@ class LiveCache:
         with self._changed:
             return len(self._scopes)
 
+    def stale(self) -> int:
+        """Scopes waiting for a re-list (for tests and the benchmark)."""
+        with self._changed:
+            return sum(1 for s in self._scopes.values() if not s.fresh)
+
     def watching(self) -> int:
         """Scopes with a live watch thread (for tests and the benchmark)."""
         with self._changed:

@@ -250,7 +250,7 @@ def all_watched(cluster: Cluster, cache: LiveCache) -> bool:
 
 def cache_relisting(cache: LiveCache) -> bool:
     """Whether any scope is stale (waiting for its re-list)."""
-    return any(not scope.fresh for scope in cache._scopes.values())
+    return cache.stale() > 0
 
 
 def test_a_watch_answered_410_relists(cluster: Cluster, daemon: Daemonish) -> None:
