@@ -24,6 +24,7 @@ from typing import Any
 
 from backends.base import ApplyResult, HealthReport, Inventory
 from backends.kubernetes import live as live_mod
+from backends.kubernetes.cache import LiveCache
 from backends.kubernetes.client import APPLY_PATCH, FIELD_MANAGER, KubeClient, object_path
 from backends.kubernetes.discovery import ApiResource, Discovery
 from backends.kubernetes.health import object_health
@@ -56,6 +57,8 @@ class KubernetesBackend:
         self.client = client
         self.discovery = Discovery(client)
         self.page_size = live_mod.PAGE_SIZE
+        self.cache: LiveCache | None = None
+        """Set in a long-running process: reads come from it, writes are noted in it."""
 
     def close(self) -> None:
         self.client.close()
@@ -72,6 +75,7 @@ class KubernetesBackend:
             force=self.options.force_conflicts,
             page_size=self.page_size,
             namespaces=self.options.namespaces,
+            lister=self.cache.objects if self.cache is not None else None,
         )
         with live_mod.collector_paused():
             return reader.read(resources, [key[1] for key in inventory])
@@ -145,6 +149,8 @@ class KubernetesBackend:
             secret=is_secret(manifest),
         )
         log.info("applied %s", resource.id)
+        if self.cache is not None:
+            self.cache.wrote(response.body)
         return response.body
 
     def _wait_established(self, crds: Sequence[Mapping[str, Any]]) -> None:
@@ -191,6 +197,8 @@ class KubernetesBackend:
         if owner_app(found.body, self.target.name) is None:
             log.warning("not deleting %s: it lacks this target's ownership labels", change.id)
             return False
+        if self.cache is not None:
+            self.cache.deleted(found.body)
         if (found.body.get("metadata") or {}).get("deletionTimestamp"):
             # Deleted before and held by finalizers: a second DELETE changes nothing.
             self._wait_gone(change, path, secret, found.body)

@@ -50,6 +50,8 @@ class Options:
     namespaces: tuple[str, ...] = ()
     """When set, the only namespaces read and written: namespace-scoped credentials
     (a tenant's) cannot list cluster-wide."""
+    watch: bool = True
+    """In the daemon, live state comes from a watch-fed cache (cache.py)."""
 
 
 _Reader = Callable[[Problems, YamlMap, str, str], Any]
@@ -75,7 +77,7 @@ def _names(p: Problems, m: YamlMap, key: str, what: str) -> Any:
 _READERS: dict[str, _Reader] = {
     "kubeconfig": _text, "context": _text, "in_cluster": get_bool, "namespace": _text,
     "force_conflicts": get_bool, "propagation_policy": _policy, "crd_timeout": get_duration,
-    "delete_timeout": get_duration, "namespaces": _names,
+    "delete_timeout": get_duration, "namespaces": _names, "watch": get_bool,
 }
 KEYS = tuple(_READERS)
 

@@ -83,6 +83,7 @@ SAMPLES: dict[BackendKind, dict[str, list[str]]] = {
         "crd_timeout": _DURATION_SAMPLES,
         "delete_timeout": _DURATION_SAMPLES,
         "namespaces": ["[shop]", "[shop, web]", "[]", "shop", '[""]', "[1]"],
+        "watch": ["true", "false", "1"],
     },
     BackendKind.YARN: {
         "url": ['"https://rm:8088/base"', '"rm:8088"', '"ftp://rm"', '""', "1"],
