@@ -21,7 +21,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -231,7 +231,11 @@ class LiveReader:
         force: bool,
         page_size: int = PAGE_SIZE,
         namespaces: Sequence[str] = (),
+        on_immutable: Callable[[Resource, ApiError], bool] | None = None,
     ) -> None:
+        self.on_immutable = on_immutable
+        """Told of a dry-run the server refused as immutable; True: plan the
+        manifest as it is, and not an error of the app."""
         self.namespaces = tuple(namespaces)
         """Empty: owned objects are listed cluster-wide. Otherwise only these are read."""
         self.client = client
@@ -330,6 +334,9 @@ class LiveReader:
         except ApiError as exc:
             if exc.status not in _REFUSALS:
                 raise  # the server or the connection failed: nothing can be planned
+            if self.on_immutable is not None and self.on_immutable(resource, exc):
+                # The caller decides at apply time (replace, or refuse with the reason).
+                return comparable(manifest, ignore=ignore)
             # The server refused this object (an immutable field, a rule, RBAC in
             # one namespace): only its app is unplannable.
             self.errors.setdefault(resource.app, f"{resource.location}: {exc}")

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.load import k8s_options
 from reconciler.load.schema import (
     Problems,
     as_map,
@@ -37,7 +38,8 @@ from reconciler.model import (
 MAX_WAVE = 1_000_000
 """Waves are small numbers; the bound keeps any value storable as SQLite's
 64-bit INTEGER in the history."""
-APP_KEYS = ("target", "wave", "depends_on", "rollout", "health", "prune", "rollback", "timeout")
+APP_KEYS = ("target", "wave", "depends_on", "rollout", "health", "prune", "rollback", "timeout",
+            "kubernetes")
 _CHECK_KEYS = ("http", "tcp", "command", "timeout", "retries", "interval")
 _PERCENT = re.compile(r"(\d+)%")
 
@@ -46,6 +48,7 @@ _PERCENT = re.compile(r"(\d+)%")
 class AppSpec:
     app: App
     target_line: int
+    options_line: int = 0
     dependency_lines: dict[str, int] = field(default_factory=dict)
 
 
@@ -75,9 +78,11 @@ def parse_app(p: Problems, name: str, doc: Any, line: int, *,
         prune=_default(get_bool(p, m, "prune", "app.yaml"), prune),
         rollback=RollbackPolicy(choice) if choice else rollback,
         timeout=_default(get_duration(p, m, "timeout", "app.yaml"), 300.0),
+        options=k8s_options.parse_app_options(p, m),
         location=Location(file=p.file, line=m.line),
     )
-    return AppSpec(app=app, target_line=m.line_of("target"), dependency_lines=dependency_lines)
+    return AppSpec(app=app, target_line=m.line_of("target"), dependency_lines=dependency_lines,
+                   options_line=m.line_of("kubernetes") if "kubernetes" in m else m.line)
 
 
 def _default(value: Any, default: Any) -> Any:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.load.k8s_options import TARGET_OPTIONS as K8S_SYNC_OPTIONS
 from reconciler.load.schema import (
     Problems,
     as_map,
@@ -29,7 +30,14 @@ from reconciler.load.schema import (
     get_str_list,
 )
 from reconciler.load.yamlio import YamlMap, YamlSeq, shown
-from reconciler.model import BackendKind, Location, RollbackPolicy, SyncWindow, Target
+from reconciler.model import (
+    BackendKind,
+    Location,
+    RetryPolicy,
+    RollbackPolicy,
+    SyncWindow,
+    Target,
+)
 
 CONFIG_FILE = "reconciler.yaml"
 API_VERSION = "reconciler/v1"
@@ -49,6 +57,7 @@ class Config:
     prune: bool = True
     rollback: RollbackPolicy = RollbackPolicy.AUTO
     sync_windows: tuple[SyncWindow, ...] = ()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     parsed: bool = False
     """False when reconciler.yaml could not be read: then no app is told that
     its target is unknown, since nothing is known."""
@@ -67,13 +76,14 @@ def parse_config(p: Problems, doc: Any, line: int) -> Config:
     if "apiVersion" in root and version != API_VERSION:
         p.add(root.line_of("apiVersion"),
               f"apiVersion must be {API_VERSION!r}, not {shown(version)}")
-    prune, rollback = True, RollbackPolicy.AUTO
+    prune, rollback, retry = True, RollbackPolicy.AUTO, RetryPolicy()
     defaults = get_map(p, root, "defaults", CONFIG_FILE)
     if defaults is not None:
-        check_keys(p, defaults, ("prune", "rollback"), "defaults")
+        check_keys(p, defaults, ("prune", "rollback", "retry"), "defaults")
         prune = _or(get_bool(p, defaults, "prune", "defaults"), True)
         choice = get_enum(p, defaults, "rollback", "defaults", ("auto", "none"))
         rollback = RollbackPolicy(choice) if choice else RollbackPolicy.AUTO
+        retry = _retry(p, defaults)
     targets: dict[str, Target] = {}
     target_map = get_map(p, root, "targets", CONFIG_FILE)
     for name, spec in (target_map or {}).items():
@@ -82,7 +92,32 @@ def parse_config(p: Problems, doc: Any, line: int) -> Config:
             targets[name] = target
     windows = _parse_windows(p, root, set(target_map or ()))
     return Config(targets=targets, prune=prune, rollback=rollback, sync_windows=windows,
-                  parsed=True, declared=frozenset(target_map or ()))
+                  retry=retry, parsed=True, declared=frozenset(target_map or ()))
+
+
+MAX_RETRIES = 100
+"""A bound on `defaults.retry.limit`: a retry policy never becomes an endless loop."""
+
+
+def _retry(p: Problems, defaults: YamlMap) -> RetryPolicy:
+    """defaults.retry: {limit, backoff: {duration, factor, max_duration}}, as Argo CD's."""
+    r = get_map(p, defaults, "retry", "defaults")
+    if r is None:
+        return RetryPolicy()
+    what = "defaults: retry"
+    check_keys(p, r, ("limit", "backoff"), what, required=("limit",))
+    limit = get_int(p, r, "limit", what, minimum=0, maximum=MAX_RETRIES)
+    policy = RetryPolicy(limit=limit or 0)
+    b = get_map(p, r, "backoff", what)
+    if b is None:
+        return policy
+    check_keys(p, b, ("duration", "factor", "max_duration"), f"{what}: backoff")
+    duration = get_duration(p, b, "duration", f"{what}: backoff")
+    factor = get_int(p, b, "factor", f"{what}: backoff", minimum=1, maximum=10)
+    most = get_duration(p, b, "max_duration", f"{what}: backoff")
+    return RetryPolicy(limit=policy.limit, backoff=_or(duration, policy.backoff),
+                       factor=float(_or(factor, policy.factor)),
+                       max_backoff=_or(most, policy.max_backoff))
 
 
 def _or(value: Any, default: Any) -> Any:
@@ -139,7 +174,7 @@ _OPTION_TYPES: dict[BackendKind, dict[str, _Getter]] = {
     BackendKind.KUBERNETES: {
         "kubeconfig": _str, "context": _str, "in_cluster": get_bool, "namespace": _str,
         "force_conflicts": get_bool, "propagation_policy": _policy, "crd_timeout": get_duration,
-        "delete_timeout": get_duration, "namespaces": get_str_list,
+        "delete_timeout": get_duration, "namespaces": get_str_list, **K8S_SYNC_OPTIONS,
     },
     BackendKind.YARN: {
         "url": _str, "user": _str, "token_file": _str, "token_env": _str,

@@ -299,7 +299,8 @@ class Rollout:
             progress.reason = report.message if report.failed else progress.reason
             if len(progress.failed) > app.rollout.max_failures:
                 self.halt.set()
-                return self._finish(ap, "failure", progress, _too_many(app, progress))
+                reason = self._after_failure(app, ap, batch.hosts, _too_many(app, progress))
+                return self._finish(ap, "failure", progress, reason)
             if report.abandoned:
                 return self._finish(
                     ap, "interrupted", progress,
@@ -307,6 +308,18 @@ class Rollout:
         failed = progress.failed
         note = f"{len(failed)} host(s) failed within max_failures" if failed else ""
         return self._finish(ap, "success", progress, note)
+
+    def _after_failure(self, app: App, ap: AppPlan, hosts: Sequence[str], reason: str) -> str:
+        """Tell a backend that reacts to failures (`sync_failed`: the Kubernetes
+        SyncFail hooks) that the app failed; its notes end the app's message."""
+        notify = getattr(self.backends[ap.target], "sync_failed", None)
+        if notify is None:
+            return reason
+        try:
+            notes = self._locked(ap.target, hosts, lambda: notify(app, reason))
+        except Exception as err:  # the failure stays the app's outcome either way
+            return with_notes(reason, [unexpected(err, f"sync_failed of app {ap.app}")])
+        return with_notes(reason, list(notes))
 
     def _run_batch(self, app: App, ap: AppPlan, batch: Batch) -> gate.GateResult:
         """Apply one batch and gate it; the gate's result says which hosts failed, and why."""

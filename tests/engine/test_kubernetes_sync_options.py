@@ -1,0 +1,58 @@
+"""Kubernetes sync options through the Engine: a real git repo, the real control plane."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.engine import Engine
+from tests.engine import support_targets as st
+from tests.support.kube_env import KubeTest
+
+
+@pytest.fixture
+def repo(tmp_path: Path, kube: KubeTest) -> st.Repo:
+    made = st.create_repo(tmp_path)
+    made.kubernetes("prod", kube)
+    made.app("web", "prod", extra="timeout: 60s\n")
+    return made
+
+
+@pytest.fixture
+def engine(tmp_path: Path, repo: st.Repo) -> Iterator[Engine]:
+    eng = st.engine(repo, tmp_path / "data")
+    yield eng
+    eng.close()
+
+
+def test_a_new_selector_fails_clearly_without_replace_and_deploys_with_it(
+    engine: Engine, repo: st.Repo, kube: KubeTest
+) -> None:
+    repo.write("apps/web/deploy.yaml", st.deployment("web", "nginx:1.27", kube.namespace))
+    repo.commit("web")
+    assert engine.sync().result == "success"
+    first = st.live_object(kube, "deployments", "web", group="apps")
+    assert first is not None
+    text = st.deployment("web", "nginx:1.28", kube.namespace).replace(
+        "matchLabels: {app: web}", "matchLabels: {app: web, tier: front}").replace(
+        "labels: {app: web}", "labels: {app: web, tier: front}")
+    repo.write("apps/web/deploy.yaml", text)
+    repo.commit("web: new selector")
+    kube.proxy.reset_counts()
+    refused = engine.sync()
+    assert refused.result == "failure", refused.message
+    assert "apps/web/deploy.yaml:1: " in refused.message
+    assert "spec.selector" in refused.message and "field is immutable" in refused.message
+    assert "set `replace: true`" in refused.message
+    assert kube.proxy.writes() == []
+
+    repo.app("web", "prod", extra="timeout: 60s\nkubernetes: {replace: true}\n")
+    repo.commit("web: may be replaced")
+    replaced = engine.sync()
+    assert replaced.result == "success", replaced.message
+    after = st.live_object(kube, "deployments", "web", group="apps")
+    assert after is not None and after["metadata"]["uid"] != first["metadata"]["uid"]
+    assert after["spec"]["selector"]["matchLabels"] == {"app": "web", "tier": "front"}
+    assert st.image_of(kube, "web") == "nginx:1.28"
