@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,11 +72,13 @@ def engine(tmp_path: Path, repo: st.Repo) -> Iterator[Engine]:
 
 
 class Controller:
-    """Sets the widget's status.phase through the status subresource: first each
-    phase of `phases`, `pause` seconds apart, once the widget exists."""
+    """Sets the widget's status.phase through the status subresource: each phase
+    of `phases`, `pause` seconds apart, once the widget exists; `before` runs
+    before each write."""
 
-    def __init__(self, kube: KubeTest, group: str, phases: list[str], pause: float) -> None:
-        self.kube, self.phases, self.pause = kube, phases, pause
+    def __init__(self, kube: KubeTest, group: str, phases: list[str], pause: float,
+                 before: Callable[[], None] = lambda: None) -> None:
+        self.kube, self.phases, self.pause, self.before = kube, phases, pause, before
         self.path = f"/apis/{group}/v1/namespaces/{kube.namespace}/widgets/w1"
         self.written: list[tuple[str, float]] = []
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -87,6 +89,7 @@ class Controller:
         while self.kube.env.get(self.path) is None and time.monotonic() < deadline:
             time.sleep(0.05)
         for phase in self.phases:
+            self.before()
             status, body = self.kube.env.call(
                 "PATCH", self.path + "/status", {"status": {"phase": phase}},
                 content_type="application/merge-patch+json")
