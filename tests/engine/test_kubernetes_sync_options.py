@@ -56,3 +56,42 @@ def test_a_new_selector_fails_clearly_without_replace_and_deploys_with_it(
     assert after is not None and after["metadata"]["uid"] != first["metadata"]["uid"]
     assert after["spec"]["selector"]["matchLabels"] == {"app": "web", "tier": "front"}
     assert st.image_of(kube, "web") == "nginx:1.28"
+
+
+def test_a_tenant_target_cannot_touch_another_namespace(
+    engine: Engine, repo: st.Repo, kube: KubeTest
+) -> None:
+    home = kube.namespace
+    other = kube.env.namespace("other")
+    try:
+        kube.env.create(f"/api/v1/namespaces/{home}/serviceaccounts",
+                        {"metadata": {"name": "deployer"}})
+        kube.env.create(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{home}/rolebindings", {
+            "metadata": {"name": "deployer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "edit"},
+            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": home}]})
+        spec = repo.targets["prod"]
+        tenant = f"impersonate: {{service_account: {home}/deployer}}"
+        repo.targets["prod"] = spec.replace(f"namespaces: [{home}]",
+                                            f"namespaces: [{home}], {tenant}")
+        repo.write("apps/web/config.yaml", st.configmap("web", {"k": "v"}, home))
+        repo.commit("web at home")
+        first = engine.sync()
+        assert first.result == "success", first.message
+        assert st.live_object(kube, "configmaps", "web") is not None
+
+        # The target is told of a second namespace, where its account has no rights.
+        repo.targets["prod"] = spec.replace(f"namespaces: [{home}]",
+                                            f"namespaces: [{home}, {other}], {tenant}")
+        repo.write("apps/web/elsewhere.yaml", st.configmap("web", {"k": "v"}, other))
+        repo.commit("web reaches into another namespace")
+        kube.proxy.reset_counts()
+        result = engine.sync()
+        assert result.result == "failure", result.message
+        assert f"impersonating service account {home}/deployer" in result.message
+        assert "403" in result.message and f'in the namespace "{other}"' in result.message
+        assert kube.proxy.writes() == []
+        assert kube.env.get(f"/api/v1/namespaces/{other}/configmaps/web") is None
+    finally:
+        kube.env.drop_namespace(other)
