@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backends.kubernetes.cel_health import Rules
 from reconciler.load import load
-from reconciler.model import BackendKind, CheckKind, ResourceId
+from reconciler.model import BackendKind, CheckKind, HealthStatus, ResourceId
 from reconciler.tree import DirectoryTree
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "desired-state-example"
@@ -40,4 +41,26 @@ def test_example_kubernetes_manifests() -> None:
     shop = load(DirectoryTree(EXAMPLE)).apps["shop"]
     ids = {str(r.id) for r in shop.resources}
     assert ids == {"Namespace/shop", "ConfigMap/shop/frontend-config",
-                   "Deployment.apps/shop/frontend", "Service/shop/frontend"}
+                   "Deployment.apps/shop/frontend", "Service/shop/frontend",
+                   "Job.batch/shop/frontend-smoke-test"}
+    hook = next(r for r in shop.resources if r.id.kind == "Job")
+    assert hook.body["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PostSync"
+
+
+def test_example_health_rule_for_certificates() -> None:
+    (rule,) = load(DirectoryTree(EXAMPLE)).targets["prod"].options["health_exprs"]
+    assert (rule.api_version, rule.kind) == ("cert-manager.io/v1", "Certificate")
+    rules = Rules([rule])
+
+    def cert(*conditions: dict[str, str]) -> dict[str, object]:
+        return {"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+                "status": {"conditions": list(conditions)}}
+
+    ready = rules.health(cert({"type": "Ready", "status": "True"}))
+    issuing = rules.health(cert({"type": "Issuing", "status": "True"},
+                                {"type": "Ready", "status": "False", "reason": "Failed"}))
+    failed = rules.health(cert({"type": "Ready", "status": "False", "reason": "Failed"}))
+    fresh = rules.health({"apiVersion": "cert-manager.io/v1", "kind": "Certificate"})
+    assert [h.status if h else None for h in (ready, issuing, failed, fresh)] == [
+        HealthStatus.HEALTHY, HealthStatus.PROGRESSING, HealthStatus.DEGRADED,
+        HealthStatus.PROGRESSING]
