@@ -20,7 +20,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,9 +30,8 @@ from backends.kubernetes import live as live_mod
 from backends.kubernetes.client import APPLY_PATCH, FIELD_MANAGER, KubeClient, object_path
 from backends.kubernetes.discovery import ApiResource, Discovery
 from backends.kubernetes.health import Health, object_health
+from backends.kubernetes.hook_io import ClusterHookIO
 from backends.kubernetes.normalize import (
-    MANAGED_BY_LABEL,
-    TARGET_ANNOTATION,
     ignore_pointers,
     is_secret,
     keep_ignored,
@@ -75,15 +73,6 @@ def apply_rank(resource_id: Any) -> int:
     return _FIRST_KINDS.get((resource_id.group, resource_id.kind), 2)
 
 
-@dataclass
-class _PostSync:
-    """An app's PostSync hooks, run by its health probes once it is healthy."""
-
-    hooks: list[Resource]
-    index: int = 0
-    current: hooks_mod.Started | None = None
-
-
 class KubernetesBackend:
     def __init__(self, target: Target, client: KubeClient) -> None:
         self.target = target
@@ -94,7 +83,7 @@ class KubernetesBackend:
         self._immutable: dict[ResourceId, str] = {}
         """Objects whose planned update the server refused as immutable: replaced
         at apply time when allowed, else the apply refuses before any write."""
-        self._post: dict[str, _PostSync] = {}
+        self._post: dict[str, hooks_mod.PostSync] = {}
         self._rules: dict[tuple[HealthExpr, ...], cel_health.Rules] = {}
 
     def close(self) -> None:
@@ -178,7 +167,7 @@ class KubernetesBackend:
                 messages.append(f"{change.id}: not owned by this target; left alone")
         post = hooks_mod.of_phase(hooks, "PostSync")
         if post:
-            self._post[app.name] = _PostSync(hooks=post)
+            self._post[app.name] = hooks_mod.PostSync(hooks=post)
         else:
             self._post.pop(app.name, None)
         return ApplyResult(applied=applied, messages=tuple(messages))
@@ -312,44 +301,16 @@ class KubernetesBackend:
     # --- hooks (hooks_mod.HookIO) ----------------------------------------------
 
     def _hooks(self) -> hooks_mod.Hooks:
-        return hooks_mod.Hooks(self)
+        def manifest(app: str, resource: Resource) -> tuple[str, dict[str, Any]]:
+            return self._manifest(app, resource, live_mod.crd_scopes(()))
 
-    def path_of(self, resource: Resource) -> str:
-        return self._manifest(resource.app, resource, live_mod.crd_scopes(()))[0]
+        def gone(path: str, what: str, body: Mapping[str, Any]) -> None:
+            change = Change(id=ResourceId(kind="hook", name=what), app="",
+                            target=self.target.name, action=Action.DELETE)
+            self._wait_gone(change, path, False, body)
 
-    def apply_hook(self, app: str, resource: Resource) -> tuple[str, Mapping[str, Any]]:
-        path, manifest = self._manifest(app, resource, live_mod.crd_scopes(()))
-        labels = dict(manifest["metadata"]["labels"])
-        labels[MANAGED_BY_LABEL] = hooks_mod.HOOK_MANAGED_BY
-        manifest["metadata"] = {**manifest["metadata"], "labels": labels}
-        body = self._patch(resource, path, manifest, force=True)
-        log.info("started hook %s", resource.id)
-        return path, body
-
-    def get(self, path: str, what: str) -> Mapping[str, Any] | None:
-        found = self.client.request("GET", path, what=what, allow=(404,))
-        return None if found.status == 404 else found.body
-
-    def delete(self, path: str, what: str, wait: bool) -> None:
-        """Delete a hook object of this target's (never anything else)."""
-        found = self.get(path, what)
-        if found is None:
-            return
-        metadata = found.get("metadata") or {}
-        ours = ((metadata.get("labels") or {}).get(MANAGED_BY_LABEL) == hooks_mod.HOOK_MANAGED_BY
-                and (metadata.get("annotations") or {}).get(TARGET_ANNOTATION)
-                == self.target.name)
-        if not ours:
-            raise ApiError(f"{what}: exists and is not a hook of target {self.target.name}; "
-                           "not replaced")
-        options = {"apiVersion": "v1", "kind": "DeleteOptions",
-                   "propagationPolicy": "Background",
-                   "preconditions": {"uid": metadata.get("uid")}}
-        self.client.request("DELETE", path, what=what, body=options, allow=(404, 409))
-        if wait:
-            self._wait_gone(Change(id=ResourceId(kind="hook", name=what), app="",
-                                   target=self.target.name, action=Action.DELETE),
-                            path, False, found)
+        return hooks_mod.Hooks(ClusterHookIO(client=self.client, target=self.target.name,
+                                             manifest=manifest, wait_gone=gone))
 
     def sync_failed(self, app: App, reason: str) -> tuple[str, ...]:
         """Run the app's SyncFail hooks after it failed; notes for the app's message."""
@@ -487,27 +448,10 @@ class KubernetesBackend:
         return HealthReport(status=status, message=summary)
 
     def _post_sync(self, app: App) -> HealthReport:
-        """Run the PostSync hooks one by one, a probe at a time: the app is healthy
-        once all succeeded, and Degraded while one has failed."""
-        state = self._post[app.name]
-        hooks = self._hooks()
-        while state.index < len(state.hooks):
-            hook = state.hooks[state.index]
-            if state.current is None:
-                state.current = hooks.start(app.name, hook)
-            result = hooks.check(state.current)
-            detail = f": {result.message}" if result.message else ""
-            if result.status is HealthStatus.DEGRADED:
-                return HealthReport(status=HealthStatus.DEGRADED,
-                                    message=f"{hook.location}: PostSync hook {hook.id} "
-                                            f"failed{detail}")
-            if result.status is not HealthStatus.HEALTHY:
-                return HealthReport(status=HealthStatus.PROGRESSING,
-                                    message=f"PostSync hook {hook.id} running{detail}")
-            state.index, state.current = state.index + 1, None
-        del self._post[app.name]
-        return HealthReport(status=HealthStatus.HEALTHY,
-                            message=f"PostSync hook(s) succeeded: {_names(state.hooks)}")
+        result = self._post[app.name].step(self._hooks(), app.name)
+        if result.status is HealthStatus.HEALTHY:
+            del self._post[app.name]
+        return HealthReport(status=result.status, message=result.message)
 
 
 def _judge(obj: Mapping[str, Any], rules: cel_health.Rules, now: datetime) -> Health:

@@ -150,3 +150,31 @@ class Hooks:
                                    + (f": {result.message}" if result.message else ""))
                 self._sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+
+@dataclass
+class PostSync:
+    """An app's PostSync hooks, stepped through by its health probes once the
+    app is healthy: one hook at a time, each started once."""
+
+    hooks: list[Resource]
+    index: int = 0
+    current: Started | None = None
+
+    def step(self, runner: Hooks, app: str) -> Health:
+        """Healthy once every hook succeeded; Degraded while one has failed."""
+        while self.index < len(self.hooks):
+            hook = self.hooks[self.index]
+            if self.current is None:
+                self.current = runner.start(app, hook)
+            result = runner.check(self.current)
+            detail = f": {result.message}" if result.message else ""
+            if result.status is HealthStatus.DEGRADED:
+                return Health(status=HealthStatus.DEGRADED,
+                              message=f"{hook.location}: PostSync hook {hook.id} failed{detail}")
+            if result.status is not HealthStatus.HEALTHY:
+                return Health(status=HealthStatus.PROGRESSING,
+                              message=f"PostSync hook {hook.id} running{detail}")
+            self.index, self.current = self.index + 1, None
+        names = ", ".join(str(h.id) for h in self.hooks)
+        return Health(status=HealthStatus.HEALTHY, message=f"PostSync hook(s) succeeded: {names}")
