@@ -19,12 +19,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from backends.base import ApplyResult, HealthReport, Inventory
 from backends.kubernetes import cel_health
+from backends.kubernetes import crds as crds_mod
 from backends.kubernetes import hooks as hooks_mod
 from backends.kubernetes import live as live_mod
 from backends.kubernetes.client import APPLY_PATCH, FIELD_MANAGER, KubeClient, object_path
@@ -39,9 +40,9 @@ from backends.kubernetes.normalize import (
     with_ownership,
 )
 from backends.kubernetes.options import (
-    SYNC_OPTIONS_ANNOTATION,
     Options,
     is_immutable,
+    refuse_immutable,
     wants_force,
     wants_replace,
 )
@@ -64,8 +65,6 @@ log = logging.getLogger(__name__)
 
 _FIRST_KINDS = {("", "Namespace"): 0, ("apiextensions.k8s.io", "CustomResourceDefinition"): 1}
 _CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
-CREATED_FOR = "reconciler.io/created-for"
-"""On a namespace made by `create_namespace`: the target/app it was made for."""
 
 
 def apply_rank(resource_id: Any) -> int:
@@ -146,7 +145,7 @@ class KubernetesBackend:
         deletes = sorted(
             (c for c in changes if c.action is Action.DELETE), key=lambda c: -apply_rank(c.id)
         )
-        self._refuse_immutable(upserts, options)
+        refuse_immutable(upserts, self._immutable, options)
         hooks = [r for r in app.resources if hooks_mod.is_hook(r)] if upserts else []
         crd_scopes = live_mod.crd_scopes(app.resources)
         applied, messages = 0, []
@@ -196,19 +195,6 @@ class KubernetesBackend:
             self._wait_established(pending_crds)
         return applied
 
-    def _refuse_immutable(self, upserts: Sequence[Change], options: Options) -> None:
-        """Before any write: an immutable change the app may not replace fails it whole."""
-        for change in upserts:
-            refused = self._immutable.get(change.id)
-            if refused and change.resource is not None and not wants_replace(
-                    options, change.resource.body):
-                raise ApiError(
-                    f"{change.resource.location}: {change.id} cannot be changed in place: "
-                    f"{refused}. Nothing of the app was applied. To delete and re-create it, "
-                    "set `replace: true` (on the target, or in app.yaml under `kubernetes:`) "
-                    f"or annotate it {SYNC_OPTIONS_ANNOTATION}: Replace=true",
-                    status=422, reason="Invalid")
-
     def _create_namespaces(self, app: App, upserts: Sequence[Change],
                            hooks: Sequence[Resource],
                            crd_scopes: Mapping[tuple[str, str], bool]) -> int:
@@ -217,21 +203,8 @@ class KubernetesBackend:
         wanted = [c.resource for c in upserts if c.resource is not None] + list(hooks)
         names = sorted({live_mod.place(r, self.discovery, crd_scopes,
                                        self.options.namespace).namespace for r in wanted})
-        created = 0
-        for name in names:
-            if not name or name in own:
-                continue
-            path = f"/api/v1/namespaces/{name}"
-            if self.client.request("GET", path, what=f"Namespace/{name}",
-                                   allow=(404,)).status != 404:
-                continue
-            body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
-                "name": name, "annotations": {CREATED_FOR: f"{self.target.name}/{app.name}"}}}
-            self.client.request("POST", "/api/v1/namespaces", what=f"Namespace/{name}",
-                                body=body, allow=(409,))
-            log.info("created namespace %s for app %s (create_namespace)", name, app.name)
-            created += 1
-        return created
+        return crds_mod.create_namespaces(self.client, [n for n in names if n and n not in own],
+                                          f"{self.target.name}/{app.name}")
 
     def _manifest(self, app: str, resource: Resource,
                   crd_scopes: Mapping[tuple[str, str], bool]) -> tuple[str, dict[str, Any]]:
@@ -326,35 +299,7 @@ class KubernetesBackend:
         return (f"SyncFail hook(s) ran: {_names(hooks)}",)
 
     def _wait_established(self, crds: Sequence[Mapping[str, Any]]) -> None:
-        deadline = time.monotonic() + self.options.crd_timeout
-        for crd in crds:
-            name = str((crd.get("metadata") or {}).get("name", ""))
-            path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-            what = f"CustomResourceDefinition/{name}"
-
-            def established(path: str = path, what: str = what) -> bool:
-                body = self.client.request("GET", path, what=what).body
-                return object_health(body).status is HealthStatus.HEALTHY
-
-            if not _poll(established, deadline):
-                raise ApiError(f"CustomResourceDefinition/{name}: not Established in time")
-            self._wait_discoverable(crd, deadline)
-
-    def _wait_discoverable(self, crd: Mapping[str, Any], deadline: float) -> None:
-        """Established is not yet served: the group-version's discovery can miss the
-        kind (404, or a list without it) for a moment afterwards."""
-        spec = crd.get("spec") or {}
-        group = str(spec.get("group", ""))
-        kind = str((spec.get("names") or {}).get("kind", ""))
-        versions = [str(v.get("name")) for v in spec.get("versions") or () if v.get("served")]
-
-        def served() -> bool:
-            self.discovery.forget_group(group)
-            return all(self.discovery.lookup(f"{group}/{v}", kind) for v in versions)
-
-        if not _poll(served, deadline):
-            raise ApiError(f"{kind}.{group}: Established, but not served by the API "
-                           f"server within crd_timeout ({self.options.crd_timeout:g}s)")
+        crds_mod.wait_established(self.client, self.discovery, crds, self.options.crd_timeout)
 
     def _delete_one(self, change: Change, options: Options) -> bool:
         """Delete an owned object; False (and no write) when it is not ours."""
@@ -478,18 +423,6 @@ def _with_hooks(view: LiveView, hooks: Sequence[Resource], refused: Mapping[str,
 
 def _names(resources: Sequence[Resource]) -> str:
     return ", ".join(str(r.id) for r in resources)
-
-
-def _poll(done: Callable[[], bool], deadline: float) -> bool:
-    """Ask `done` until it is true (True) or `deadline` has passed (False), backing
-    off from 50 ms to 1 s between asks."""
-    delay = 0.05
-    while not done():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
-    return True
 
 
 def _path(api: ApiResource, namespace: str, name: str) -> str:

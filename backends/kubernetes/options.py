@@ -10,12 +10,12 @@ its health rules come before the target's, so an app may redefine a kind.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from reconciler.errors import ApiError
-from reconciler.model import HealthExpr, ResourceId
+from reconciler.model import Change, HealthExpr, ResourceId
 
 POLICIES = ("Background", "Foreground", "Orphan")
 
@@ -117,3 +117,19 @@ def wants_force(options: Options, body: Mapping[str, Any]) -> bool:
 def is_immutable(exc: ApiError) -> bool:
     """The server refused an update because it would change an immutable field."""
     return exc.status == 422 and "field is immutable" in str(exc)
+
+
+def refuse_immutable(upserts: Sequence[Change], immutable: Mapping[ResourceId, str],
+                     options: Options) -> None:
+    """Before any write: an immutable change the app may not replace fails it whole.
+    `immutable` holds the server's refusal of each such planned update."""
+    for change in upserts:
+        refused = immutable.get(change.id)
+        if refused and change.resource is not None and not wants_replace(
+                options, change.resource.body):
+            raise ApiError(
+                f"{change.resource.location}: {change.id} cannot be changed in place: "
+                f"{refused}. Nothing of the app was applied. To delete and re-create it, "
+                "set `replace: true` (on the target, or in app.yaml under `kubernetes:`) "
+                f"or annotate it {SYNC_OPTIONS_ANNOTATION}: Replace=true",
+                status=422, reason="Invalid")

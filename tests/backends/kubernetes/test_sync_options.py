@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from backends.kubernetes.backend import CREATED_FOR, KubernetesBackend
+from backends.kubernetes.backend import KubernetesBackend
+from backends.kubernetes.crds import CREATED_FOR
 from reconciler.errors import ApiError
 from reconciler.model import Action, App, Resource
 from tests.backends.kubernetes.conftest import Cluster, make_app, plan_changes, resource
