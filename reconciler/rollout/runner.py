@@ -22,6 +22,11 @@ Invariants this module keeps:
 - A host batched only for that re-check which fails it counts as changed by
   the rollout that re-checks it (`AppOutcome.rechecked`): the interrupted
   deploy changed it, and no other rollout will ever roll it back.
+- An app that fails in a batch (its apply or its health gate) is reported once
+  to a backend that has `sync_failed` (Kubernetes runs SyncFail hooks); the
+  notes it returns end the app's message, and an error in it never changes
+  the outcome. An app that could not be planned is not reported: nothing of
+  it was tried.
 - Every step is an Event; nothing here writes history except the inventory.
   The notes a backend returns with an apply (what it deliberately left, such
   as a non-empty Directory) end the message of that batch's or prune's event.

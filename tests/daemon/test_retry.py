@@ -25,7 +25,9 @@ def test_a_failed_deploy_is_retried_with_backoff_until_it_succeeds(
                               app=app_yaml(f"test -f {marker}", "1s"))
     wait_for(lambda: [r for s, r in deploys(daemon) if s == flaky] == ["failure"])
     failed_at = time.monotonic()
-    assert daemon.worker.state.retry is not None and daemon.worker.state.retry.attempt == 1
+    # The history has the deploy a moment before the worker plans its retry.
+    retry = wait_for(lambda: daemon.worker.state.retry)
+    assert retry.sha == flaky and retry.attempt == 1
     marker.write_text("")  # what the deploy waited for is now there
     wait_for(lambda: [r for s, r in deploys(daemon) if s == flaky] == ["failure", "success"],
              timeout=20)
@@ -34,7 +36,7 @@ def test_a_failed_deploy_is_retried_with_backoff_until_it_succeeds(
     assert retried.revision == flaky
     assert time.monotonic() - failed_at >= 0.3
     assert state_repo.web_conf() == "version 2\n"
-    assert daemon.worker.state.retry is None
+    assert wait_for(lambda: wait_idle(daemon, 5) and daemon.worker.state.retry is None)
 
 
 def test_retries_stop_at_the_limit(state_repo: StateRepo, daemon_factory: Factory) -> None:
