@@ -95,3 +95,35 @@ def test_a_tenant_target_cannot_touch_another_namespace(
         assert kube.env.get(f"/api/v1/namespaces/{other}/configmaps/web") is None
     finally:
         kube.env.drop_namespace(other)
+
+
+def test_create_namespace_and_exclude_from_the_state_repo(
+    engine: Engine, repo: st.Repo, kube: KubeTest
+) -> None:
+    home = kube.namespace
+    made = f"{home}-made"
+    try:
+        spec = repo.targets["prod"]
+        repo.targets["prod"] = spec.replace(f"namespaces: [{home}]",
+                                            f"namespaces: [{home}, {made}], exclude: [Secret]")
+        repo.app("web", "prod", extra="kubernetes: {create_namespace: true}\n")
+        repo.write("apps/web/config.yaml", st.configmap("web", {"k": "v"}, made))
+        repo.commit("web in a namespace nobody made")
+        result = engine.sync()
+        assert result.result == "success", result.message
+        namespace = kube.env.get(f"/api/v1/namespaces/{made}")
+        assert namespace is not None
+        assert kube.env.get(f"/api/v1/namespaces/{made}/configmaps/web") is not None
+
+        repo.write("apps/web/secret.yaml", "apiVersion: v1\nkind: Secret\n"
+                   f"metadata: {{name: token, namespace: {made}}}\nstringData: {{k: v}}\n")
+        repo.commit("web with a Secret, a kind the target excludes")
+        kube.proxy.reset_counts()
+        refused = engine.sync()
+        assert refused.result == "failure", refused.message
+        assert "apps/web/secret.yaml:1: Secret/" in refused.message
+        assert "excluded on target prod (exclude: Secret)" in refused.message
+        assert kube.proxy.writes() == []
+        assert not [p for _, p, _ in kube.proxy.requests if "/secrets" in p]
+    finally:
+        kube.env.drop_namespace(made)
