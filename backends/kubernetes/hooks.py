@@ -18,6 +18,15 @@ hook-delete-policy`, comma-separated): `BeforeHookCreation` (the default, as
 in Argo CD) deletes the previous run's object before creating it again,
 `HookSucceeded` deletes it after it succeeded, `HookFailed` after it failed.
 
+Helm's hook annotations (as `helm template` renders them) are read the way
+Argo CD reads them, when no hook annotation of the above is set:
+`helm.sh/hook` `pre-install`/`pre-upgrade` are PreSync, `post-install`/
+`post-upgrade` are PostSync, and every other Helm hook (`test`, `pre-delete`,
+`post-delete`, `pre-rollback`, `post-rollback`, `crd-install`) is a hook that
+never runs (phase "Skip": neither applied nor planned); `helm.sh/
+hook-delete-policy` `before-hook-creation`, `hook-succeeded`, `hook-failed`
+are the policies of the same names.
+
 Invariants: hooks are labelled `app.kubernetes.io/managed-by:
 reconciler-hook`, so the owned-object lists never see them: they are never
 pruned and never drift; the plan never shows them. Hooks run only when the
@@ -38,6 +47,12 @@ from reconciler.model import HealthStatus, Resource
 HOOK_ANNOTATIONS = ("argocd.argoproj.io/hook", "reconciler.io/hook")
 DELETE_POLICY_ANNOTATION = "argocd.argoproj.io/hook-delete-policy"
 HOOK_MANAGED_BY = "reconciler-hook"
+HELM_HOOK = "helm.sh/hook"
+HELM_DELETE_POLICY = "helm.sh/hook-delete-policy"
+HELM_PHASES = {"pre-install": "PreSync", "pre-upgrade": "PreSync",
+               "post-install": "PostSync", "post-upgrade": "PostSync"}
+HELM_POLICIES = {"before-hook-creation": "BeforeHookCreation",
+                 "hook-succeeded": "HookSucceeded", "hook-failed": "HookFailed"}
 
 
 def _annotations(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -54,11 +69,20 @@ def phases(body: Mapping[str, Any]) -> tuple[str, ...]:
     found: list[str] = []
     for key in HOOK_ANNOTATIONS:
         found.extend(p for p in _split(notes.get(key)) if p not in found)
+    if not found:
+        for name in _split(notes.get(HELM_HOOK)):
+            phase = HELM_PHASES.get(name, "Skip")
+            if phase not in found:
+                found.append(phase)
     return tuple(found)
 
 
 def delete_policies(body: Mapping[str, Any]) -> tuple[str, ...]:
-    return _split(_annotations(body).get(DELETE_POLICY_ANNOTATION)) or ("BeforeHookCreation",)
+    notes = _annotations(body)
+    named = _split(notes.get(DELETE_POLICY_ANNOTATION))
+    if not named and not any(notes.get(key) for key in HOOK_ANNOTATIONS):
+        named = tuple(HELM_POLICIES.get(p, p) for p in _split(notes.get(HELM_DELETE_POLICY)))
+    return named or ("BeforeHookCreation",)
 
 
 def is_hook(resource: Resource) -> bool:

@@ -163,6 +163,7 @@ def check_hook(p: Problems, metadata: YamlMap) -> None:
             if name.strip() not in HOOK_PHASES:
                 p.add(notes.line_of(key), f"metadata.annotations: {key}: {shown(name.strip())} "
                                           f"is not one of {', '.join(HOOK_PHASES)}")
+    _check_helm_hook(p, notes)
     if HOOK_DELETE_POLICY not in notes:
         return
     if not phases:
@@ -174,6 +175,24 @@ def check_hook(p: Problems, metadata: YamlMap) -> None:
             p.add(notes.line_of(HOOK_DELETE_POLICY),
                   f"metadata.annotations: {HOOK_DELETE_POLICY}: {shown(name.strip())} is not "
                   f"one of {', '.join(HOOK_POLICIES)}")
+
+
+HELM_HOOKS = ("pre-install", "post-install", "pre-upgrade", "post-upgrade", "pre-delete",
+              "post-delete", "pre-rollback", "post-rollback", "test", "test-success",
+              "test-failure", "crd-install")
+HELM_POLICIES = ("before-hook-creation", "hook-succeeded", "hook-failed")
+
+
+def _check_helm_hook(p: Problems, notes: YamlMap) -> None:
+    """Helm's hook annotations, as a rendered chart carries them."""
+    for key, allowed in (("helm.sh/hook", HELM_HOOKS),
+                         ("helm.sh/hook-delete-policy", HELM_POLICIES)):
+        if key not in notes:
+            continue
+        for name in str(notes[key] or "").split(","):
+            if name.strip() not in allowed:
+                p.add(notes.line_of(key), f"metadata.annotations: {key}: {shown(name.strip())} "
+                                          f"is not one of {', '.join(allowed)}")
 
 
 def _policy(p: Problems, m: YamlMap, key: str, what: str) -> Any:

@@ -56,3 +56,21 @@ def test_hooks_are_neither_planned_nor_pruned(cluster: Cluster) -> None:
     prune = plan_changes(backend.read_live(wanted[:1], inventory), wanted[:1])
     assert prune == []
     assert cluster.env.get(f"/apis/batch/v1/namespaces/{ns}/jobs/seed") is not None
+
+
+def test_helm_hooks_run_as_argo_cd_maps_them(cluster: Cluster) -> None:
+    ns = cluster.namespace
+    backend = cluster.backend()
+    install = job(ns, "chart-setup", "true", annotations={
+        "helm.sh/hook": "pre-install,pre-upgrade", "helm.sh/hook-delete-policy": "hook-failed"})
+    chart_test = job(ns, "chart-test", "true", annotations={"helm.sh/hook": "test"})
+    wanted = [resource("web", configmap(ns, "cfg", {"k": "v"})),
+              resource("web", install), resource("web", chart_test)]
+    changes = plan_changes(backend.read_live(wanted, {}), wanted)
+    assert [c.id.name for c in changes] == ["cfg"]
+    result = backend.apply(make_app("web", wanted), changes)
+    assert "PreSync hook(s) succeeded: Job.batch/" in result.messages[0]
+    setup = cluster.env.get(f"/apis/batch/v1/namespaces/{ns}/jobs/chart-setup")
+    assert setup is not None and setup["metadata"]["labels"][MANAGED_BY_LABEL] == HOOK_MANAGED_BY
+    # A Helm test hook is never run by a sync.
+    assert cluster.env.get(f"/apis/batch/v1/namespaces/{ns}/jobs/chart-test") is None
