@@ -8,7 +8,9 @@ default "default"), `force_conflicts` (take over fields other managers own),
 (to wait for a CRD to be Established), `delete_timeout`, `namespaces`, `watch`
 (default true: in the daemon, live state comes from a watch-fed cache, see
 cache.py; false lists everything on every read, as one-shot commands always
-do); parsed once, by `backends.kubernetes.options`.
+do), and the sync options (`create_namespace`, `replace`, `exclude`,
+`health_exprs`, `impersonate`); parsed once, by `backends.kubernetes.options`;
+docs/kubernetes.md has them all.
 
 Each target gets its own client configuration: several clusters can be open in
 one process, and the kubernetes client's global default is never touched.
@@ -39,6 +41,11 @@ def open(target: Target, context: BackendContext) -> KubernetesBackend:
     path = os.path.expanduser(options.kubeconfig) if options.kubeconfig else None
     name = options.context
     in_cluster = options.in_cluster
+    user = options.impersonated_user
+    # Every call then has the service account's rights only (the API server
+    # checks that the configured credentials may impersonate it); the cache's
+    # watches too, so it never holds what the account may not read.
+    headers = {"Impersonate-User": user} if user else None
 
     def client(watches: bool = False) -> KubeClient:
         configuration = load_configuration(kubeconfig=path, context=name, in_cluster=in_cluster)
@@ -48,13 +55,13 @@ def open(target: Target, context: BackendContext) -> KubernetesBackend:
             # without a word (a dropped NAT entry) breaks in about a minute
             # instead of at its timeout, minutes later.
             configuration.keep_alive = True
-        return KubeClient(configuration)
+        return KubeClient(configuration, headers=headers)
 
     backend = KubernetesBackend(target, client())
     if context.keeper is not None and options.watch:
         # The cache outlives this backend: its own client, made from the same
         # place; a changed kubeconfig (file or its content) makes a new cache.
-        identity = (path, name, in_cluster, _modified(path))
+        identity = (path, name, in_cluster, user, _modified(path))
         backend.cache = context.keeper.get(
             ("kubernetes", target.name), identity,
             lambda: LiveCache(client(watches=True), page_size=backend.page_size))

@@ -169,8 +169,11 @@ class KubeClient:
         retry: RetryPolicy = RetryPolicy(),
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         configuration.retries = False
+        self._headers = dict(headers or {})
+        """Sent with every request (Impersonate-User for a tenant target)."""
         self._api: Any = k8s_client.ApiClient(configuration)
         self._timeout = timeout
         self.retry = retry
@@ -197,7 +200,7 @@ class KubeClient:
 
         `what` names the object or collection for error messages and logs.
         """
-        headers = {"Accept": JSON}
+        headers = {"Accept": JSON, **self._headers}
         payload: str | Mapping[str, Any] | None = body
         if body is not None:
             headers["Content-Type"] = content_type

@@ -250,9 +250,13 @@ class LiveReader:
         page_size: int = PAGE_SIZE,
         namespaces: Sequence[str] = (),
         lister: Lister | None = None,
+        on_immutable: Callable[[Resource, ApiError], bool] | None = None,
     ) -> None:
         self.lister = lister
         """Where the objects come from; None: one LIST per job, now."""
+        self.on_immutable = on_immutable
+        """Told of a dry-run the server refused as immutable; True: plan the
+        manifest as it is, and not an error of the app."""
         self.namespaces = tuple(namespaces)
         """Empty: owned objects are listed cluster-wide. Otherwise only these are read."""
         self.client = client
@@ -353,6 +357,9 @@ class LiveReader:
         except ApiError as exc:
             if exc.status not in _REFUSALS:
                 raise  # the server or the connection failed: nothing can be planned
+            if self.on_immutable is not None and self.on_immutable(resource, exc):
+                # The caller decides at apply time (replace, or refuse with the reason).
+                return comparable(manifest, ignore=ignore)
             # The server refused this object (an immutable field, a rule, RBAC in
             # one namespace): only its app is unplannable.
             self.errors.setdefault(resource.app, f"{resource.location}: {exc}")
