@@ -11,6 +11,7 @@ from reconciler.errors import ApiError
 from reconciler.model import Action
 from tests.backends.kubernetes.conftest import Cluster, make_app, plan_changes, resource
 from tests.backends.kubernetes.test_backend import configmap
+from tests.backends.kubernetes.test_cache import Daemonish
 
 pytestmark = pytest.mark.kubeconfig
 
@@ -76,6 +77,35 @@ def test_the_tenant_has_the_accounts_rights_not_the_kubeconfigs(cluster: Cluster
                                    "metadata": {"name": "deployer", "namespace": home}})
     with pytest.raises(ApiError, match="403"):
         tenant.read_live([], {("", other_kind.id): "team"})
+
+
+def test_the_daemons_cache_has_the_accounts_rights_too(cluster: Cluster) -> None:
+    """In the daemon, reads come from the watch-fed cache: its lists and watches
+    impersonate the account as well, and the admin's warm cache of the same
+    target is not reused for the tenant."""
+    home = cluster.namespace
+    _tenant(cluster, "deployer")
+    secret = {"apiVersion": "v1", "kind": "Secret",
+              "metadata": {"name": "s", "namespace": home}, "stringData": {"k": "v"}}
+    wanted = [resource("team", secret)]
+    daemon = Daemonish(cluster)
+    try:
+        admin = daemon.backend(namespaces=[home])
+        assert admin.cache is not None
+        assert plan_changes(admin.read_live(wanted, {}), wanted, "team")  # the admin may
+        tenant = daemon.backend(impersonate=deployer(home), namespaces=[home])
+        assert tenant.cache is not None and tenant.cache is not admin.cache
+        with pytest.raises(ApiError, match='cannot list resource "secrets"') as refused:
+            tenant.read_live(wanted, {})
+        assert f"impersonating service account {home}/deployer" in str(refused.value)
+        # What the account may read, it reads through its own cache.
+        mine = [resource("team", configmap(home, "cfg", {"k": "v"}))]
+        assert [c.action for c in plan_changes(tenant.read_live(mine, {}), mine, "team")] == [
+            Action.CREATE]
+        admin.close()
+        tenant.close()
+    finally:
+        daemon.keeper.close()
 
 
 def deployer(namespace: str) -> dict[str, str]:
