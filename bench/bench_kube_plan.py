@@ -18,7 +18,12 @@ tests/support/kube_proxy.py, which counts every API call. Steps:
    of its GETs that only reads the bytes: what the server and the transfer
    cost, without the client's decoding and comparing; then one more with the
    client's main parts timed (JSON decoding, the "may differ" check, ...),
-   and one with Python's cyclic garbage collector paused.
+   and one with Python's cyclic garbage collector paused;
+6. daemon mode, as `reconciler run` plans: a backend with the watch-fed live
+   cache (backends/kubernetes/cache.py), its first plan (one LIST per scope,
+   then one WATCH each), then --repeat warm no-op plans through the proxy and
+   one without it; with the LISTs they make (0 expected) and the memory the
+   cache holds (the process's resident set before and after).
 
 The proxy runs in threads of this process: it decrypts and re-sends every
 response and competes for the GIL, so the no-op plan is timed without it too.
@@ -49,7 +54,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backends.base import BackendContext
+from backends.base import BackendContext, Keeper
 from backends.kubernetes import KubernetesBackend
 from backends.kubernetes import open as open_backend
 from bench import kube_bench
@@ -154,12 +159,46 @@ def plan_step(run: Run, label: str) -> tuple[Step, list[Change]]:
     return step, found
 
 
-def open_run(state: DesiredState, kubeconfig: Path, tmp: Path, proxy: KubeProxy | None) -> Run:
+def open_run(state: DesiredState, kubeconfig: Path, tmp: Path, proxy: KubeProxy | None,
+             keeper: Keeper | None = None) -> Run:
+    """A backend as `reconciler plan` opens it, or with `keeper` as the daemon does."""
     base = state.targets[kube_bench.TARGET]
     target = Target(name=base.name, backend=base.backend, location=base.location,
                     options={**base.options, "kubeconfig": str(kubeconfig)})
-    backend = open_backend(target, BackendContext(data_dir=tmp))
+    backend = open_backend(target, BackendContext(data_dir=tmp, keeper=keeper))
     return Run(backend=backend, state=state, proxy=proxy)
+
+
+def daemon_phase(state: DesiredState, kubeconfig: Path, direct: Path, tmp: Path,
+                 proxy: KubeProxy, args: argparse.Namespace) -> tuple[list[Step], Step]:
+    """No-op plans from the watch-fed cache: warm ones through the proxy, one without."""
+    print("\n--- daemon mode: live state from the watch-fed cache ---")
+    keeper, direct_keeper = Keeper(), Keeper()
+    try:
+        run = open_run(state, kubeconfig, tmp, proxy, keeper)
+        before = kube_bench.rss_mib()
+        plan_step(run, "daemon: first plan (LIST, WATCH)")
+        cache = run.backend.cache
+        assert cache is not None
+        scopes = cache.scopes()
+        watching = kube_bench.wait_for(lambda: cache.watching() == scopes, 60.0)
+        held = kube_bench.rss_mib() - before
+        print(f"{'':34s} {scopes} scopes, {cache.watching()} watched "
+              f"({'all' if watching else 'NOT all'}); resident set +{held:.0f} MiB")
+        warm = [plan_step(run, f"daemon: no-op plan {i + 1}, warm")[0]
+                for i in range(args.repeat)]
+        print(f"{'':34s} cache: {cache.stats.lists} LISTs, {cache.stats.watches} WATCHes, "
+              f"{cache.stats.events} events, {cache.stats.relists} re-lists")
+        direct_run = open_run(state, direct, tmp, None, direct_keeper)
+        plan_step(direct_run, "daemon: first plan, no proxy")
+        direct_cache = direct_run.backend.cache
+        assert direct_cache is not None
+        kube_bench.wait_for(lambda: direct_cache.watching() == scopes, 60.0)
+        unproxied, _ = plan_step(direct_run, "daemon: no-op plan, warm, no proxy")
+        return warm, unproxied
+    finally:
+        keeper.close()
+        direct_keeper.close()
 
 
 def profile_noop(run: Run, how: str) -> None:
@@ -191,7 +230,7 @@ def direct_kubeconfig(env: KubeEnv) -> Path:
 
 
 def summary(args: argparse.Namespace, objects: int, noops: Sequence[Step], busy: Step,
-            direct: Step, env: KubeEnv) -> None:
+            direct: Step, env: KubeEnv, warm: Sequence[Step], warm_direct: Step) -> None:
     wall = statistics.median(s.wall for s in noops)
     writes = max(s.writes for s in noops)
     calls = noops[-1].total_calls
@@ -207,6 +246,15 @@ def summary(args: argparse.Namespace, objects: int, noops: Sequence[Step], busy:
           f"{busy.wall:.2f} s wall")
     print(f"no-op calls: {calls} for {KINDS} kinds x {args.namespaces} namespaces = {cells} "
           f"({calls / cells:.2f} per kind-namespace, {calls / objects:.4f} per object)")
+    warm_wall = statistics.median(s.wall for s in warm)
+    warm_lists = max(s.breakdown.get("owned lists", 0) + s.breakdown.get("namespace lists", 0)
+                     + s.breakdown.get("cluster lists", 0) + s.breakdown.get("next pages", 0)
+                     for s in warm)
+    print(f"daemon mode (watch-fed cache), warm no-op plan: {warm_wall:.2f} s median of "
+          f"{len(warm)} through the proxy "
+          f"({'met' if warm_wall < TARGET_WALL else 'MISSED'}), {warm_direct.wall:.2f} s "
+          f"without it; {warm_lists} LISTs, {max(s.writes for s in warm)} writes, "
+          f"{warm[-1].total_calls} calls (discovery)")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process (client + proxy): {rss:.0f} MiB")
     if env.plane is not None:
@@ -269,7 +317,9 @@ def bench(env: KubeEnv, args: argparse.Namespace, tmp: Path) -> None:
         busy = apply_phase(run, env, args, prefix)
         noops = [plan_step(run, f"no-op plan {i + 1}")[0] for i in range(args.repeat)]
         direct = direct_phase(direct_run, env, args, list(proxy.requests))
-        summary(args, objects, noops, busy, direct, env)
+        warm, warm_direct = daemon_phase(state, kubeconfig, direct_kubeconfig(env), tmp,
+                                         proxy, args)
+        summary(args, objects, noops, busy, direct, env, warm, warm_direct)
     finally:
         run.backend.close()
         direct_run.backend.close()

@@ -84,12 +84,14 @@ def desired_state(kubeconfig: Path, namespaces: Sequence[str], per_namespace: in
 
 def call_breakdown(requests: Sequence[tuple[str, str, str]]) -> Counter[str]:
     """GETs by what they are for: discovery, LISTs per namespace, cluster-wide
-    LISTs, owned-object LISTs (by label), and follow-up pages of any LIST."""
+    LISTs, owned-object LISTs (by label), follow-up pages of any LIST, WATCHes."""
     out: Counter[str] = Counter()
     for method, path, query in requests:
         if method != "GET":
             continue
-        if "continue=" in query:
+        if "watch=" in query:
+            out["watches"] += 1
+        elif "continue=" in query:
             out["next pages"] += 1
         elif _is_discovery(path):
             out["discovery"] += 1
@@ -234,6 +236,23 @@ def drop_namespaces(env: KubeEnv, namespaces: Sequence[str]) -> None:
     """Clean up after a run on someone's $KUBECONFIG cluster (not waited for)."""
     for ns in namespaces:
         env.drop_namespace(ns)
+
+
+def rss_mib() -> float:
+    """This process's resident memory now (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_for(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def peak_rss_mib(pid: int) -> float | None:

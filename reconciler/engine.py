@@ -46,7 +46,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from backends.base import Backend, BackendContext, open_backend
+from backends.base import Backend, BackendContext, Keeper, open_backend
 from reconciler import plan as planner
 from reconciler import redact
 from reconciler.errors import (
@@ -120,8 +120,12 @@ class Engine:
         *,
         opener: Opener = open_backend,
         rollout_options: RolloutOptions | None = None,
+        long_running: bool = False,
     ) -> None:
+        """`long_running` (the daemon): backends may keep state between syncs (a
+        Kubernetes target's watch-fed cache), until `close()`."""
         self.settings = settings
+        self._keeper = Keeper() if long_running else None
         self.history = open_history(settings.history, settings.data_dir)
         self.events = EventBus()
         self.events.subscribe(self._record_event)
@@ -167,6 +171,8 @@ class Engine:
 
     def close(self) -> None:
         self.record_pending()
+        if self._keeper is not None:
+            self._keeper.close()
         self.history.close()
 
     # --- source and load ---------------------------------------------------
@@ -207,7 +213,8 @@ class Engine:
     def backends(self, desired: DesiredState, names: Sequence[str]) -> Iterator[dict[str, Backend]]:
         """Open the backends of `names`; every one opened is closed again."""
         opened: dict[str, Backend] = {}
-        context = BackendContext(data_dir=self.settings.data_dir, revision=desired.revision)
+        context = BackendContext(data_dir=self.settings.data_dir, revision=desired.revision,
+                                 keeper=self._keeper)
         try:
             for name in names:
                 opened[name] = self._opener(desired.targets[name], context)

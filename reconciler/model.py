@@ -143,6 +143,36 @@ class HealthCheck:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HealthExpr:
+    """A health rule for one kind as CEL expressions on the live object, in
+    Flux's `healthCheckExprs` shape. Each expression sees the object's top-level
+    fields (`metadata`, `spec`, `status`, ...) as variables; validated when loaded."""
+
+    api_version: str
+    kind: str
+    current: str
+    in_progress: str = ""
+    failed: str = ""
+    location: Location
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How often, and how soon, a failed deploy of the same commit is tried again
+    (Argo CD's `syncPolicy.retry`): at most `limit` more times, waiting
+    `backoff * factor**n` seconds (at most `max_backoff`) before the n-th retry."""
+
+    limit: int = 0
+    backoff: float = 5.0
+    factor: float = 2.0
+    max_backoff: float = 180.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds before retry number `attempt` (1-based)."""
+        return float(min(self.max_backoff, self.backoff * self.factor ** max(0, attempt - 1)))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Target:
     name: str
     backend: BackendKind
@@ -168,6 +198,11 @@ class App:
     rollback: RollbackPolicy = RollbackPolicy.AUTO
     timeout: float = 300.0
     """Seconds the health gate of one batch may take before the app counts as failed."""
+    options: object = None
+    """The backend's typed settings of this app (app.yaml `kubernetes:`, as
+    `backends.kubernetes.options.AppOptions`), parsed by the loader; None: none.
+    An App built in code may give a plain mapping: the backend parses it with
+    the same schema. They override the target's options of the same name."""
     location: Location
 
 
@@ -192,6 +227,8 @@ class DesiredState:
     sync_windows: tuple[SyncWindow, ...] = ()
     prune_default: bool = True
     """defaults.prune: applies to owned objects whose app no longer exists."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """defaults.retry: whether the daemon tries a failed deploy again."""
 
 
 # --- live state, as backends report it -------------------------------------

@@ -14,16 +14,18 @@ Invariants:
 - Request bodies are never logged.
 - Transient faults are retried the way client-go's `rest.Request` retries them
   (see `RetryPolicy`), each retry logged at INFO with method, object and reason,
-  all of it within one deadline per request.
+  all of it within one deadline per request. A WATCH (`watch`) is never
+  retried here: whoever holds it resumes or re-lists, as an informer does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -167,8 +169,11 @@ class KubeClient:
         retry: RetryPolicy = RetryPolicy(),
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         configuration.retries = False
+        self._headers = dict(headers or {})
+        """Sent with every request (Impersonate-User for a tenant target)."""
         self._api: Any = k8s_client.ApiClient(configuration)
         self._timeout = timeout
         self.retry = retry
@@ -195,7 +200,7 @@ class KubeClient:
 
         `what` names the object or collection for error messages and logs.
         """
-        headers = {"Accept": JSON}
+        headers = {"Accept": JSON, **self._headers}
         payload: str | Mapping[str, Any] | None = body
         if body is not None:
             headers["Content-Type"] = content_type
@@ -206,6 +211,39 @@ class KubeClient:
         call = _Call(method=method, path=path, what=what, query=query, headers=headers,
                      payload=payload, secret=secret, allow=allow)
         return self._run(call, repeatable(method, content_type, body))
+
+    def watch(self, path: str, *, what: str, query: Query, timeout: float) -> WatchStream:
+        """Open one WATCH of `path`; its events come from `WatchStream.events()`.
+
+        No retries but one, at once, when nothing answered (a pooled connection
+        closed by the other end): a fault is raised (ApiError; status 0 when
+        nothing answered), and the caller decides between resuming and
+        re-listing.
+        `timeout` bounds the connect and each wait for the next bytes, so it
+        must be longer than the server's `timeoutSeconds` for the watch.
+        """
+        headers = {"Accept": JSON}
+        method, url, headers, _, _ = self._api.param_serialize(
+            "GET", path, query_params=list(query) or None, header_params=headers,
+            auth_settings=["BearerToken"],
+        )
+        for attempt in (1, 2):
+            try:
+                raw = self._api.call_api(method, url, header_params=headers,
+                                         _request_timeout=(min(timeout, 30.0), timeout))
+                break
+            except Exception as exc:  # as in _send: urllib3's and ssl's errors share no base
+                if attempt == 2:
+                    raise ApiError(f"WATCH {what}: cannot reach the API server: "
+                                   f"{_describe(exc)}") from exc
+                # Once more at once: a GET is safe to repeat, and the pooled
+                # connection may be one the server (or a proxy) has just closed.
+                log.debug("WATCH %s: %s; trying again", what, _describe(exc))
+        status = int(raw.status)
+        if status != 200:
+            data = bytes(raw.read() or b"")
+            raise api_error("WATCH", what, status, _parse(data), secret=False, raw=data)
+        return WatchStream(raw.response, what)
 
     def _run(self, call: _Call, may_repeat: bool) -> Response:
         budget = self.retry.deadline_for(self._timeout)
@@ -278,6 +316,54 @@ class KubeClient:
         except Exception as exc:  # ssl and other errors have no common base worth naming
             raise _NoAnswer(_describe(exc), "final") from exc
         return int(raw.status), raw.headers, bytes(data or b"")
+
+
+class WatchStream:
+    """An open WATCH: `events()` yields its events as the server sends them;
+    `close()`, from any thread, ends it (the reader then sees an ApiError)."""
+
+    def __init__(self, response: Any, what: str) -> None:
+        self._response = response
+        self.what = what
+        self._closed = False
+
+    def events(self) -> Iterator[Mapping[str, Any]]:
+        """Each event ({"type", "object"}) as it arrives; returns when the server
+        ends the watch cleanly, raises ApiError (status 0) when the connection
+        breaks or falls silent for longer than the watch's timeout."""
+        pending = b""
+        try:
+            for chunk in self._chunks():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    event = _parse(line)
+                    if event:
+                        yield event
+        except (urllib3_errors.HTTPError, OSError, ValueError) as exc:
+            why = "closed" if self._closed else _describe(exc)
+            raise ApiError(f"WATCH {self.what}: the stream broke: {why}") from exc
+        if pending.strip():
+            event = _parse(pending)
+            if event:
+                yield event
+
+    def _chunks(self) -> Iterator[bytes]:
+        if self._response.chunked and self._response.supports_chunked_reads():
+            yield from self._response.read_chunked()
+            return
+        while True:  # not chunked (a proxy may do that): whatever has arrived
+            data = self._response.read1(65536)
+            if not data:
+                return
+            yield data
+
+    def close(self) -> None:
+        self._closed = True
+        # Shut down first: it wakes a reader blocked on the socket in another thread.
+        for step in (self._response.shutdown, self._response.close, self._response.release_conn):
+            with contextlib.suppress(Exception):  # already closed, or never connected
+                step()
 
 
 def _describe(exc: BaseException) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -111,10 +111,19 @@ def list_objects(
 ) -> list[dict[str, Any]]:
     """One LIST, page by page (`limit` + `continue`); items get apiVersion/kind,
     which real API servers leave out of list items."""
+    return list_collection(client, api, namespace, selector, page_size=page_size)[0]
+
+
+def list_collection(
+    client: KubeClient, api: ApiResource, namespace: str, selector: str = "", *,
+    page_size: int = PAGE_SIZE,
+) -> tuple[list[dict[str, Any]], str]:
+    """`list_objects`, and the resourceVersion of the snapshot the items are from
+    (a WATCH from it misses nothing after them)."""
     path = object_path(group=api.group, version=api.version, plural=api.plural, namespace=namespace)
     what = f"{api.kind} list in {namespace or 'all namespaces'}"
     items: list[dict[str, Any]] = []
-    token = ""
+    token, version = "", ""
     while True:
         query = [("limit", str(page_size))] if page_size > 0 else []
         if selector:
@@ -132,12 +141,17 @@ def list_objects(
             raise ApiError(f"GET {what}: 410 Expired", status=410)
         for item in response.body.get("items") or ():
             items.append({"apiVersion": api.api_version, "kind": api.kind, **item})
-        token = str((response.body.get("metadata") or {}).get("continue") or "")
+        metadata = response.body.get("metadata") or {}
         if not token:
-            return items
+            # Every page of one LIST is of the first page's snapshot.
+            version = str(metadata.get("resourceVersion") or "")
+        token = str(metadata.get("continue") or "")
+        if not token:
+            return items, version
 
 
-def _obj_key(obj: Mapping[str, Any]) -> ObjKey:
+def obj_key(obj: Mapping[str, Any]) -> ObjKey:
+    """(group, kind, namespace, name) of a live object or of an API server's answer."""
     metadata = obj.get("metadata") or {}
     return (
         split_api_version(str(obj.get("apiVersion", "")))[0],
@@ -149,6 +163,10 @@ def _obj_key(obj: Mapping[str, Any]) -> ObjKey:
 
 ListJob = tuple[ApiResource, str, str]
 """One LIST: the kind's resource, the namespace ("" = all), the label selector."""
+
+Lister = Callable[[Sequence[ListJob]], Mapping[ObjKey, Mapping[str, Any]]]
+"""What a read gets its live objects from: the objects of every job, keyed
+(`list_many`, or a watch-fed cache's `objects`)."""
 
 LIST_WORKERS = 4
 """LISTs in flight at once: the server answers one while the client decodes
@@ -177,7 +195,7 @@ def list_many(
             results = list(pool.map(run, jobs))
     else:
         results = [run(job) for job in jobs]
-    return {_obj_key(obj): obj for items in results for obj in items}
+    return {obj_key(obj): obj for items in results for obj in items}
 
 
 def list_places(
@@ -231,7 +249,14 @@ class LiveReader:
         force: bool,
         page_size: int = PAGE_SIZE,
         namespaces: Sequence[str] = (),
+        lister: Lister | None = None,
+        on_immutable: Callable[[Resource, ApiError], bool] | None = None,
     ) -> None:
+        self.lister = lister
+        """Where the objects come from; None: one LIST per job, now."""
+        self.on_immutable = on_immutable
+        """Told of a dry-run the server refused as immutable; True: plan the
+        manifest as it is, and not an error of the app."""
         self.namespaces = tuple(namespaces)
         """Empty: owned objects are listed cluster-wide. Otherwise only these are read."""
         self.client = client
@@ -252,7 +277,9 @@ class LiveReader:
         # the places' lists: each is read and decoded once (half the bytes of a
         # no-op plan otherwise). The owned lists are the long ones: first.
         jobs = self._owned_jobs(places, inventory) + place_jobs(places, UNOWNED_SELECTOR)
-        found = list_many(self.client, jobs, page_size=self.page_size)
+        found: Mapping[ObjKey, Mapping[str, Any]] = (
+            self.lister(jobs) if self.lister is not None
+            else list_many(self.client, jobs, page_size=self.page_size))
         by_place = {p.key: r.id for r, p in zip(resources, places, strict=True)}
         live: dict[HostKey, LiveResource] = {}
         for key, obj in found.items():
@@ -330,6 +357,9 @@ class LiveReader:
         except ApiError as exc:
             if exc.status not in _REFUSALS:
                 raise  # the server or the connection failed: nothing can be planned
+            if self.on_immutable is not None and self.on_immutable(resource, exc):
+                # The caller decides at apply time (replace, or refuse with the reason).
+                return comparable(manifest, ignore=ignore)
             # The server refused this object (an immutable field, a rule, RBAC in
             # one namespace): only its app is unplannable.
             self.errors.setdefault(resource.app, f"{resource.location}: {exc}")

@@ -148,7 +148,7 @@ class Daemon:
     def __init__(self, config: DaemonConfig, data_dir: Path) -> None:
         self.config = config
         self.data_dir = data_dir
-        self.engine = Engine(engine_settings(config, data_dir))
+        self.engine = Engine(engine_settings(config, data_dir), long_running=True)
         self.history = self.engine.history
         self.events = self.engine.events
         reporters = [make_reporter(rc, self.engine) for rc in config.reporters]

@@ -15,6 +15,10 @@ Invariants:
   is never applied (the engine records it as an "error" deploy).
 - The engine never runs two jobs at once for this daemon: the worker thread
   is the only caller.
+- A failed deploy is deployed again only under reconciler.yaml's
+  `defaults.retry` (Argo CD's `syncPolicy.retry`): at most `limit` more times,
+  after exponential backoff, and only while that commit is still the head; then
+  it waits for a new commit or an explicit sync, as any failed commit does.
 - A deploy a shutdown interrupted is neither deployed nor failed in the
   memory: its commit stays `pending` ("interrupted by shutdown; resumes on
   restart"), and the next start deploys the head again from live state. The
@@ -81,6 +85,17 @@ class WorkerState:
     fetched: bool = False
     fetch_error: str | None = None
     """Why the last fetch failed; None after a fetch that succeeded."""
+    retry: Retry | None = None
+    """The failed commit that `defaults.retry` will deploy again, and when."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Retry:
+    sha: str
+    attempt: int
+    """1-based: the retry this is (at most the policy's limit)."""
+    due: float
+    """time.monotonic() from which it may run."""
 
 
 class Worker:
@@ -123,6 +138,7 @@ class Worker:
             return self._refuse(sha, err)
         verdict = scheduler.decide(self.state.memory, sha, explicit=request.explicit,
                                    blocked=bool(blocked))
+        verdict = self._retry_verdict(sha, verdict, request)
         if verdict is Verdict.DEPLOY:
             self._deploy(sha, desired, request.reason)
         elif verdict is Verdict.WAIT_WINDOW and desired is not None:
@@ -132,6 +148,36 @@ class Worker:
             level = logging.DEBUG if request.reason in ("poll", "file-watch") else logging.INFO
             log.log(level, "nothing to deploy",
                     extra=fields(sha=sha, verdict=verdict.value, reason=request.reason))
+
+    def _retry_verdict(self, sha: str, verdict: Verdict, request: Request) -> Verdict:
+        """A failed head is deployed again once its retry is due (`defaults.retry`)."""
+        retry = self.state.retry
+        if retry is None or verdict is not Verdict.KNOWN_FAILED or retry.sha != sha:
+            return verdict
+        if time.monotonic() >= retry.due:
+            return Verdict.DEPLOY
+        # Woken early (another trigger shares the one timed slot): ask again at the due time.
+        self.queue.put_at(retry.due, replace(request, reason="retry"))
+        return verdict
+
+    def _plan_retry(self, result: SyncResult, desired: DesiredState | None) -> None:
+        """After a deploy: schedule the next retry of a failure, within the policy's limit."""
+        previous = self.state.retry
+        self.state.retry = None
+        if result.result != "failure" or desired is None or not desired.retry.limit:
+            return
+        done = previous.attempt if previous is not None and previous.sha == result.revision else 0
+        policy = desired.retry
+        if done >= policy.limit:
+            log.warning("deploy failed; no retry left", extra=fields(
+                sha=result.revision, retries=done, limit=policy.limit))
+            return
+        delay = policy.delay(done + 1)
+        self.state.retry = Retry(sha=result.revision, attempt=done + 1,
+                                 due=time.monotonic() + delay)
+        log.info("deploy failed; retrying", extra=fields(
+            sha=result.revision, retry=done + 1, limit=policy.limit, delay=round(delay, 3)))
+        self.queue.put_at(self.state.retry.due, Request(reason="retry"))
 
     def _blocked(self, desired: DesiredState) -> tuple[str, ...]:
         names = self.engine.selected_targets(desired)
@@ -194,6 +240,7 @@ class Worker:
             self.state.running = None
             self.progress.forget(sha)
         self._finished(result)
+        self._plan_retry(result, desired)
 
     def _finished(self, result: SyncResult) -> None:
         ok = result.result == "success"

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from backends.kubernetes import options as k8s_options
 from reconciler.load.rendered import parse_helm
 from reconciler.load.schema import (
     Problems,
@@ -21,6 +22,7 @@ from reconciler.load.schema import (
     get_duration,
     get_enum,
     get_int,
+    get_map,
     get_str,
     get_str_list,
 )
@@ -39,7 +41,7 @@ MAX_WAVE = 1_000_000
 """Waves are small numbers; the bound keeps any value storable as SQLite's
 64-bit INTEGER in the history."""
 APP_KEYS = ("target", "wave", "depends_on", "rollout", "health", "prune", "prune_first",
-            "rollback", "timeout", "helm")
+            "rollback", "timeout", "helm", "kubernetes")
 _CHECK_KEYS = ("http", "tcp", "command", "timeout", "retries", "interval")
 _PERCENT = re.compile(r"(\d+)%")
 
@@ -48,6 +50,7 @@ _PERCENT = re.compile(r"(\d+)%")
 class AppSpec:
     app: App
     target_line: int
+    options_line: int = 0
     dependency_lines: dict[str, int] = field(default_factory=dict)
 
 
@@ -82,9 +85,17 @@ def parse_app(p: Problems, name: str, doc: Any, line: int, *,
         prune_first=_prune_first(p, m, pruned),
         rollback=RollbackPolicy(choice) if choice else rollback,
         timeout=_default(get_duration(p, m, "timeout", "app.yaml"), 300.0),
+        options=_kubernetes(p, m),
         location=Location(file=p.file, line=m.line),
     )
-    return AppSpec(app=app, target_line=m.line_of("target"), dependency_lines=dependency_lines)
+    return AppSpec(app=app, target_line=m.line_of("target"), dependency_lines=dependency_lines,
+                   options_line=m.line_of("kubernetes") if "kubernetes" in m else m.line)
+
+
+def _kubernetes(p: Problems, m: YamlMap) -> k8s_options.AppOptions | None:
+    """The `kubernetes:` block, parsed by the Kubernetes backend's schema."""
+    block = get_map(p, m, "kubernetes", "app.yaml")
+    return k8s_options.parse_app_options(p, block, "app.yaml: kubernetes") if block else None
 
 
 def _prune_first(p: Problems, m: YamlMap, prune: bool) -> bool:

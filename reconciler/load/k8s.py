@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from reconciler.load.k8s_hooks import check_hook
 from reconciler.load.resources import ParsedResource
 from reconciler.load.schema import Problems, as_map, check_keys, describe, get_map, get_str
 from reconciler.load.yamlio import Document, YamlMap, YamlSeq, shown
@@ -75,6 +76,7 @@ def parse(p: Problems, app: str, doc: Document, *,
         return None
     if metadata is None:
         return None
+    check_hook(p, metadata)
     name = get_str(p, metadata, "name", "metadata", required=True)
     namespace = get_str(p, metadata, "namespace", "metadata") or ""
     if api_version is None or kind is None or name is None:

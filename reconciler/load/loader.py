@@ -22,7 +22,7 @@ from reconciler.load.schema import Problems, suggest
 from reconciler.load.targets import Config, parse_config
 from reconciler.load.tenants import AppUse, check_tenants
 from reconciler.load.yamlio import MAX_YAML_BYTES, Document, shown
-from reconciler.model import App, DesiredState, Location, Resource, Target
+from reconciler.model import App, BackendKind, DesiredState, Location, Resource, Target
 from reconciler.tree import EntryKind, StateTree, TreeEntry
 
 
@@ -88,7 +88,8 @@ class _Loader:
             raise ValidationError(self.problems)
         apps = {name: unit.app for name, unit in units.items() if unit.app is not None}
         return DesiredState(revision=self.tree.revision, targets=config.targets, apps=apps,
-                            sync_windows=config.sync_windows, prune_default=config.prune)
+                            sync_windows=config.sync_windows, prune_default=config.prune,
+                            retry=config.retry)
 
     def _app_unit(self, name: str, config: Config) -> _AppUnit:
         """Everything one app folder yields, cached by the folder's content and the
@@ -116,6 +117,10 @@ class _Loader:
         target = self._target_of(spec, config) if spec is not None else None
         if spec is None or target is None:
             return _AppUnit(spec=spec, problems=tuple(self.problems))
+        if spec.app.options and target.backend is not BackendKind.KUBERNETES:
+            self._add(spec.app.location.file, spec.options_line,
+                      f"'kubernetes' options need a kubernetes target; {target.name!r} is "
+                      f"{target.backend.value}")
         keys: list[tuple[str, ...]] = []
         items = self._resources(name, target, keys)
         self._check_restart_on(name, items)

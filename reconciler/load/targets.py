@@ -25,13 +25,21 @@ from reconciler.load.schema import (
     get_bool,
     get_duration,
     get_enum,
+    get_int,
     get_map,
     get_str,
     get_str_list,
 )
 from reconciler.load.tenants import Tenant, parse_tenants
 from reconciler.load.yamlio import YamlMap, YamlSeq, shown
-from reconciler.model import BackendKind, Location, RollbackPolicy, SyncWindow, Target
+from reconciler.model import (
+    BackendKind,
+    Location,
+    RetryPolicy,
+    RollbackPolicy,
+    SyncWindow,
+    Target,
+)
 from reconciler.options import cron_problem
 
 CONFIG_FILE = "reconciler.yaml"
@@ -46,6 +54,7 @@ class Config:
     rollback: RollbackPolicy = RollbackPolicy.AUTO
     sync_windows: tuple[SyncWindow, ...] = ()
     tenants: tuple[Tenant, ...] = ()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     parsed: bool = False
     """False when reconciler.yaml could not be read: then no app is told that
     its target is unknown, since nothing is known."""
@@ -65,13 +74,14 @@ def parse_config(p: Problems, doc: Any, line: int) -> Config:
     if "apiVersion" in root and version != API_VERSION:
         p.add(root.line_of("apiVersion"),
               f"apiVersion must be {API_VERSION!r}, not {shown(version)}")
-    prune, rollback = True, RollbackPolicy.AUTO
+    prune, rollback, retry = True, RollbackPolicy.AUTO, RetryPolicy()
     defaults = get_map(p, root, "defaults", CONFIG_FILE)
     if defaults is not None:
-        check_keys(p, defaults, ("prune", "rollback"), "defaults")
+        check_keys(p, defaults, ("prune", "rollback", "retry"), "defaults")
         prune = _or(get_bool(p, defaults, "prune", "defaults"), True)
         choice = get_enum(p, defaults, "rollback", "defaults", ("auto", "none"))
         rollback = RollbackPolicy(choice) if choice else RollbackPolicy.AUTO
+        retry = _retry(p, defaults)
     targets: dict[str, Target] = {}
     target_map = get_map(p, root, "targets", CONFIG_FILE)
     for name, spec in (target_map or {}).items():
@@ -81,7 +91,32 @@ def parse_config(p: Problems, doc: Any, line: int) -> Config:
     windows = _parse_windows(p, root, set(target_map or ()))
     tenants = parse_tenants(p, root, target_map or ())
     return Config(targets=targets, prune=prune, rollback=rollback, sync_windows=windows,
-                  tenants=tenants, parsed=True, declared=frozenset(target_map or ()))
+                  tenants=tenants, retry=retry, parsed=True, declared=frozenset(target_map or ()))
+
+
+MAX_RETRIES = 100
+"""A bound on `defaults.retry.limit`: a retry policy never becomes an endless loop."""
+
+
+def _retry(p: Problems, defaults: YamlMap) -> RetryPolicy:
+    """defaults.retry: {limit, backoff: {duration, factor, max_duration}}, as Argo CD's."""
+    r = get_map(p, defaults, "retry", "defaults")
+    if r is None:
+        return RetryPolicy()
+    what = "defaults: retry"
+    check_keys(p, r, ("limit", "backoff"), what, required=("limit",))
+    limit = get_int(p, r, "limit", what, minimum=0, maximum=MAX_RETRIES)
+    policy = RetryPolicy(limit=limit or 0)
+    b = get_map(p, r, "backoff", what)
+    if b is None:
+        return policy
+    check_keys(p, b, ("duration", "factor", "max_duration"), f"{what}: backoff")
+    duration = get_duration(p, b, "duration", f"{what}: backoff")
+    factor = get_int(p, b, "factor", f"{what}: backoff", minimum=1, maximum=10)
+    most = get_duration(p, b, "max_duration", f"{what}: backoff")
+    return RetryPolicy(limit=policy.limit, backoff=_or(duration, policy.backoff),
+                       factor=float(_or(factor, policy.factor)),
+                       max_backoff=_or(most, policy.max_backoff))
 
 
 def _or(value: Any, default: Any) -> Any:

@@ -26,6 +26,11 @@ Invariants this module keeps:
   batch (on every host at once, as the prune phase would), so a revert can
   free space before it writes; the prune phase then skips it. A failed early
   prune fails the app before any write, and its hosts count as changed.
+- An app that fails in a batch (its apply or its health gate) is reported once
+  to a backend that has `sync_failed` (Kubernetes runs SyncFail hooks); the
+  notes it returns end the app's message, and an error in it never changes
+  the outcome. An app that could not be planned is not reported: nothing of
+  it was tried.
 - Every step is an Event; nothing here writes history except the inventory.
   The notes a backend returns with an apply (what it deliberately left, such
   as a non-empty Directory) end the message of that batch's or prune's event.
@@ -319,7 +324,8 @@ class Rollout:
             progress.reason = report.message if report.failed else progress.reason
             if len(progress.failed) > app.rollout.max_failures:
                 self.halt.set()
-                return self._finish(ap, "failure", progress, _too_many(app, progress))
+                reason = self._after_failure(app, ap, batch.hosts, _too_many(app, progress))
+                return self._finish(ap, "failure", progress, reason)
             if report.abandoned:
                 return self._finish(
                     ap, "interrupted", progress,
@@ -343,6 +349,18 @@ class Rollout:
         if len(done.outcomes) < len(prunes):
             return self._finish(ap, "interrupted", progress, "stopped before its prune")
         return None
+
+    def _after_failure(self, app: App, ap: AppPlan, hosts: Sequence[str], reason: str) -> str:
+        """Tell a backend that reacts to failures (`sync_failed`: the Kubernetes
+        SyncFail hooks) that the app failed; its notes end the app's message."""
+        notify = getattr(self.backends[ap.target], "sync_failed", None)
+        if notify is None:
+            return reason
+        try:
+            notes = self._locked(ap.target, hosts, lambda: notify(app, reason))
+        except Exception as err:  # the failure stays the app's outcome either way
+            return with_notes(reason, [unexpected(err, f"sync_failed of app {ap.app}")])
+        return with_notes(reason, list(notes))
 
     def _run_batch(self, app: App, ap: AppPlan, batch: Batch) -> gate.GateResult:
         """Apply one batch and gate it; the gate's result says which hosts failed, and why."""

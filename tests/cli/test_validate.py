@@ -100,9 +100,10 @@ def test_an_app_whose_tenant_may_not_use_its_target_is_refused(tmp_path: Path) -
     config = copy / "reconciler.yaml"
     config.write_text(config.read_text() + "\ntenants:\n  team:\n    apps: [shop, web]\n"
                                            "    targets: [laptop]\n")
+    team_line = config.read_text().splitlines().index("  team:") + 1
     done = _validate(str(copy))
     assert done.returncode == 2
     assert done.stderr.splitlines()[0].startswith(
         "apps/shop/app.yaml:2: app 'shop' may not use target 'prod': tenant 'team' "
-        "(reconciler.yaml:39) allows laptop")
+        f"(reconciler.yaml:{team_line}) allows laptop")
     assert done.stderr.splitlines()[-1] == "1 problem(s); nothing was applied"

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from backends.kubernetes.cel_health import Rules
+from backends.kubernetes.options import Options as KubernetesOptions
 from backends.vm.options import VmOptions
-from reconciler.model import BackendKind, CheckKind, DesiredState, ResourceId
+from reconciler.model import BackendKind, CheckKind, DesiredState, HealthStatus, ResourceId
 from reconciler.render import load_rendered
 from reconciler.tree import DirectoryTree
 
@@ -52,7 +54,31 @@ def test_example_kubernetes_manifests() -> None:
     shop = load(DirectoryTree(EXAMPLE)).apps["shop"]
     ids = {str(r.id) for r in shop.resources}
     assert ids == {"Namespace/shop", "ConfigMap/shop/frontend-config",
-                   "Deployment.apps/shop/frontend", "Service/shop/frontend"}
+                   "Deployment.apps/shop/frontend", "Service/shop/frontend",
+                   "Job.batch/shop/frontend-smoke-test"}
+    hook = next(r for r in shop.resources if r.id.kind == "Job")
+    assert hook.body["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PostSync"
+
+
+def test_example_health_rule_for_certificates() -> None:
+    options = load(DirectoryTree(EXAMPLE)).targets["prod"].options
+    assert isinstance(options, KubernetesOptions)
+    (rule,) = options.health_exprs
+    assert (rule.api_version, rule.kind) == ("cert-manager.io/v1", "Certificate")
+    rules = Rules([rule])
+
+    def cert(*conditions: dict[str, str]) -> dict[str, object]:
+        return {"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+                "status": {"conditions": list(conditions)}}
+
+    ready = rules.health(cert({"type": "Ready", "status": "True"}))
+    issuing = rules.health(cert({"type": "Issuing", "status": "True"},
+                                {"type": "Ready", "status": "False", "reason": "Failed"}))
+    failed = rules.health(cert({"type": "Ready", "status": "False", "reason": "Failed"}))
+    fresh = rules.health({"apiVersion": "cert-manager.io/v1", "kind": "Certificate"})
+    assert [h.status if h else None for h in (ready, issuing, failed, fresh)] == [
+        HealthStatus.HEALTHY, HealthStatus.PROGRESSING, HealthStatus.DEGRADED,
+        HealthStatus.PROGRESSING]
 
 
 def test_example_kustomize_overlays_patch_one_base_per_namespace() -> None:

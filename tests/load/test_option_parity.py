@@ -24,12 +24,21 @@ import pytest
 import yaml
 
 from backends.base import BackendContext, open_backend
+from backends.kubernetes import options as k8s_options
 from reconciler.daemon import windows
 from reconciler.daemon.config import parse_config, with_overrides
 from reconciler.engine import Engine, EngineSettings
 from reconciler.errors import ReconcilerError, ValidationError
 from reconciler.load.apps import APP_KEYS
-from reconciler.model import BackendKind, DesiredState, Location, SyncWindow, Target
+from reconciler.model import (
+    App,
+    BackendKind,
+    DesiredState,
+    HealthExpr,
+    Location,
+    SyncWindow,
+    Target,
+)
 from reconciler.render import load_rendered
 from reconciler.tree import DirectoryTree
 from tests.load.conftest import write_tree
@@ -58,6 +67,22 @@ BASES: dict[BackendKind, str] = {
     BackendKind.YARN: '{backend: yarn, url: "http://127.0.0.1:1"}',
 }
 _DURATION_SAMPLES = list(DURATIONS)
+# CEL health rules, compiled by both sides: valid ones, a syntax error, a missing
+# `current`, a bad apiVersion, an unknown key, a duplicate kind, not a list.
+_HEALTH_RULES = [
+    """[{apiVersion: example.com/v1, kind: Widget, current: "status.phase == 'Ready'"}]""",
+    """[{apiVersion: v1, kind: ConfigMap, current: "has(data)", inProgress: "false",
+        failed: "!has(data)"}]""",
+    "[]",
+    '[{apiVersion: example.com/v1, kind: Widget, current: "status.phase =="}]',
+    '[{apiVersion: example.com/v1, kind: Widget, current: "true", failed: "1 +"}]',
+    "[{apiVersion: v1, kind: ConfigMap}]",
+    '[{apiVersion: example.com, kind: Widget, current: "true"}]',
+    '[{apiVersion: v1, kind: ConfigMap, current: "true", ready: "true"}]',
+    '[{apiVersion: v1, kind: ConfigMap, current: "true"}, '
+    '{apiVersion: v1, kind: ConfigMap, current: "false"}]',
+    '{apiVersion: v1, kind: ConfigMap, current: "true"}',
+]
 SAMPLES: dict[BackendKind, dict[str, list[str]]] = {
     BackendKind.VM: {
         "transport": ["ssh", "local", "scp", "1"],
@@ -83,6 +108,15 @@ SAMPLES: dict[BackendKind, dict[str, list[str]]] = {
         "crd_timeout": _DURATION_SAMPLES,
         "delete_timeout": _DURATION_SAMPLES,
         "namespaces": ["[shop]", "[shop, web]", "[]", "shop", '[""]', "[1]"],
+        "watch": ["true", "false", "1"],
+        "create_namespace": ["true", "false", "1", '"yes"'],
+        "replace": ["true", "false", "1", '"true"'],
+        "exclude": ["[Event]", '["*.cilium.io", Lease.coordination.k8s.io]', "[]", "Event",
+                    '["bad kind!"]', "[1]"],
+        "health_exprs": _HEALTH_RULES,
+        "impersonate": ["{service_account: team-a/deployer}", "{service_account: deployer}",
+                        '"team-a/deployer"', "{service_account: Team-A/deployer}",
+                        "{service_account: team-a/deployer, group: admins}", "{}", "1"],
     },
     BackendKind.YARN: {
         "url": ['"https://rm:8088/base"', '"rm:8088"', '"ftp://rm"', '""', "1"],
@@ -98,10 +132,23 @@ SAMPLES: dict[BackendKind, dict[str, list[str]]] = {
 # Options whose meaning is checked beyond the verdict: YAML text -> the value used.
 MEANINGS: dict[tuple[BackendKind, str], Callable[[str], Any]] = {
     (BackendKind.KUBERNETES, "propagation_policy"): lambda text: text,
+    (BackendKind.KUBERNETES, "create_namespace"): yaml.safe_load,
+    (BackendKind.KUBERNETES, "replace"): yaml.safe_load,
+    (BackendKind.KUBERNETES, "exclude"): lambda text: tuple(yaml.safe_load(text)),
+    (BackendKind.KUBERNETES, "impersonate"): lambda text: yaml.safe_load(text)["service_account"],
+    (BackendKind.KUBERNETES, "health_exprs"): lambda text: _rules(yaml.safe_load(text), 3),
     **{(kind, key): lambda text: DURATIONS[text]
        for kind, keys in SAMPLES.items() for key, values in keys.items()
        if values is _DURATION_SAMPLES},
 }
+
+
+def _rules(raw: list[dict[str, str]], line: int, file: str = "reconciler.yaml"
+           ) -> tuple[HealthExpr, ...]:
+    """The health rules `raw` means, as written at `file`:`line` (one flow line)."""
+    return tuple(HealthExpr(api_version=r["apiVersion"], kind=r["kind"], current=r["current"],
+                            in_progress=r.get("inProgress", ""), failed=r.get("failed", ""),
+                            location=Location(file=file, line=line)) for r in raw)
 
 
 def schema_keys(kind: BackendKind) -> set[str]:
@@ -325,6 +372,9 @@ APP_SAMPLES: dict[str, list[str]] = {
     "helm": ["{chart: charts/web}", "{chart: 1}", "{}", "{chart: charts/web, bogus: 1}"],
     "rollback": ["auto", "none", "always"],
     "timeout": ["5m", "90", "soon", "0"],
+    # On this VM target every non-empty block is refused, by both sides alike;
+    # KUBERNETES_APP_SAMPLES below judge the block on a Kubernetes target.
+    "kubernetes": ["{replace: true}", "{}", "{replace: 1}", "[replace]"],
 }
 
 
@@ -368,3 +418,57 @@ def test_app_options_mean_the_same_to_validate_and_sync(key: str, value: str,
         assert [str(p) for p in result.problems] == []
     else:
         assert sorted(str(p) for p in result.problems) == sorted(problems)
+
+
+# app.yaml's `kubernetes:` block on a Kubernetes target: key -> sample values.
+# `validate` loads the app; at sync the backend takes the block as the App
+# carries it (`app_options_of`: typed by the loader, or a mapping built in code).
+KUBERNETES_APP_SAMPLES: dict[str, list[str]] = {
+    "create_namespace": ["true", "false", "1"],
+    "replace": ["true", "false", '"true"'],
+    "force_conflicts": ["true", "false", "0"],
+    "propagation_policy": ["Orphan", "Foreground", "orphan", "1"],
+    "health_exprs": _HEALTH_RULES,
+}
+_APP_RULE_LINE = 2
+
+
+def test_every_kubernetes_app_option_has_samples() -> None:
+    assert set(KUBERNETES_APP_SAMPLES) == set(k8s_options.APP_KEYS)
+
+
+def _kubernetes_app_cases() -> list[tuple[str, str]]:
+    return [(k, v) for k, values in KUBERNETES_APP_SAMPLES.items() for v in values]
+
+
+@pytest.mark.parametrize(("key", "value"), _kubernetes_app_cases())
+def test_app_kubernetes_options_mean_the_same_to_validate_and_sync(
+    key: str, value: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    block = f"{{{key}: {value}}}"
+    files = {
+        "reconciler.yaml": "apiVersion: reconciler/v1\ntargets:\n"
+                           f"  prod: {{backend: kubernetes, kubeconfig: {env['KUBECONFIG']}}}\n",
+        "apps/web/app.yaml": f"target: prod\nkubernetes: {block}\n",
+    }
+    desired, problems = _validate(tmp_path / "state", files)
+    raw = App(name="web", target="prod", options=yaml.safe_load(block),
+              location=Location(file="apps/web/app.yaml", line=_APP_RULE_LINE))
+    try:
+        from_raw, why = k8s_options.app_options_of(raw), ""
+    except ReconcilerError as exc:
+        from_raw, why = None, str(exc)
+    assert (from_raw is not None) == (desired is not None), (
+        f"validate says {problems or 'valid'}; sync says {why or 'valid'}")
+    if desired is None or from_raw is None:
+        return
+    loaded = desired.apps["web"].options
+    assert isinstance(loaded, k8s_options.AppOptions)
+    assert loaded == from_raw
+    # Laid over the target's options, the block means what it says.
+    target = k8s_options.options_of(desired.targets["prod"]).for_app(loaded)
+    meant = yaml.safe_load(value)
+    if key == "health_exprs":
+        assert target.health_exprs == _rules(meant, _APP_RULE_LINE, "apps/web/app.yaml")
+    else:
+        assert getattr(target, key) == meant

@@ -7,20 +7,23 @@ real server cannot:
   no-op sync wrote nothing and count the calls a read costs;
 - it answers chosen requests with a fault (429 with Retry-After, a 5xx, a
   dropped connection, a delay) before they reach the server, for a bounded
-  number of times.
+  number of times;
+- it passes WATCH responses on as they stream, and can cut every open one
+  (`cut_watches`), as a load balancer or a restarting server would.
 
 Anything else comes from the real server, byte for byte.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -128,8 +131,39 @@ class _Handler(BaseHTTPRequestHandler):
             # Someone else's credentials (a service account's, a bad token): the
             # real server judges them.
             headers["Authorization"] = auth
+        if query.get("watch") in ("1", "true"):
+            self._stream(self.path, headers)
+            return
         status, reply_headers, data = self._forward(self.command, self.path, body, headers)
         self._answer(status, reply_headers, data)
+
+    def _stream(self, path: str, headers: dict[str, str]) -> None:
+        """A WATCH: its bytes go on as they come, on a connection of its own."""
+        proxy = self.server.owner
+        upstream = proxy.upstream.connect()
+        upstream.timeout = None  # the watch's own timeoutSeconds ends it
+        self.close_connection = True
+        try:
+            upstream.request("GET", path, headers=headers)
+            reply = upstream.getresponse()
+            self.send_response(reply.status)
+            for key, value in reply.getheaders():
+                if key.lower() not in _HOP_HEADERS and key.lower() != "content-length":
+                    self.send_header(key, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            with proxy.streaming(self.connection, upstream):
+                while True:
+                    data = reply.read1(65536)
+                    if not data:
+                        break
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except (OSError, http.client.HTTPException):
+            pass  # cut, or the client went away: the connection closes either way
+        finally:
+            upstream.close()
 
     def _forward(self, method: str, path: str, body: bytes, headers: dict[str, str]
                  ) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -169,6 +203,16 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
 
+def _is_collection(path: str) -> bool:
+    """/api/v1/configmaps, /api/v1/namespaces/x/configmaps, /apis/g/v/plural, ...:
+    an even number of segments after the group-version names a collection."""
+    parts = [p for p in path.split("/") if p]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:] if parts[:1] == ["apis"] else []
+    if rest[:1] == ["namespaces"] and len(rest) >= 3:
+        rest = rest[2:]
+    return len(rest) == 1
+
+
 def _status_body(code: int) -> bytes:
     reason = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
               401: "Unauthorized", 504: "Timeout"}.get(code, "Unknown")
@@ -196,6 +240,7 @@ class KubeProxy:
         """Called with (method, path, query) before a request is forwarded: tests use it
         to change the cluster at a precise moment (between two pages of a LIST)."""
         self._faults: list[Fault] = []
+        self._streams: set[tuple[socket.socket, http.client.HTTPConnection]] = set()
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
@@ -245,6 +290,45 @@ class KubeProxy:
     def reset_counts(self) -> None:
         with self._lock:
             self.requests.clear()
+
+    def lists(self) -> list[tuple[str, str, str]]:
+        """The LISTs among the requests: GETs of a collection, not WATCHes (a
+        read of one object names it, discovery names no resource)."""
+        with self._lock:
+            return [r for r in self.requests if r[0] == "GET" and "watch=" not in r[2]
+                    and _is_collection(r[1])]
+
+    def watches(self) -> list[tuple[str, str, str]]:
+        with self._lock:
+            return [r for r in self.requests if r[0] == "GET" and "watch=" in r[2]]
+
+    # --- streams ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def streaming(self, client: socket.socket, upstream: http.client.HTTPConnection
+                  ) -> Iterator[None]:
+        entry = (client, upstream)
+        with self._lock:
+            self._streams.add(entry)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._streams.discard(entry)
+
+    def open_watches(self) -> int:
+        with self._lock:
+            return len(self._streams)
+
+    def cut_watches(self) -> int:
+        """Drop every WATCH in flight, both ways, without a clean end; how many."""
+        with self._lock:
+            streams = list(self._streams)
+        for client, upstream in streams:
+            for sock in (client, upstream.sock):
+                with contextlib.suppress(OSError, AttributeError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        return len(streams)
 
     # --- faults -------------------------------------------------------------------
 

@@ -205,22 +205,41 @@ def test_an_object_the_server_refuses_fails_its_app_only(cluster: Cluster) -> No
     created = plan.plan(_state(cluster, first), {cluster.target: backend.read_live(first, {})})
     for app_plan in created.waves[0].apps:
         backend.apply(make_app(app_plan.app, []), app_plan.changes)
-    # A Deployment's selector is immutable: the server refuses the change (422).
-    moved = deployment(ns, "web")
-    moved["spec"]["selector"] = {"matchLabels": {"app": "web", "tier": "front"}}
-    moved["spec"]["template"]["metadata"]["labels"]["tier"] = "front"
+    # A negative replica count: the server refuses the dry-run (422).
+    broken = deployment(ns, "web")
+    broken["spec"]["replicas"] = -1
     newer = deployment(ns, "api", image="nginx:1.28")
-    resources = [resource("web", moved, line=3), resource("api", newer, line=9)]
+    resources = [resource("web", broken, line=3), resource("api", newer, line=9)]
     view = backend.read_live(resources, {})
     assert list(view.errors) == ["web"]
     assert view.errors["web"].startswith("apps/web/x.yaml:3: ")
-    assert "422" in view.errors["web"] and "field is immutable" in view.errors["web"]
+    assert "422" in view.errors["web"] and "spec.replicas" in view.errors["web"]
     planned = plan.plan(_state(cluster, resources), {cluster.target: view})
     # The other app on the target still plans its change.
     by_app = {a.app: a for w in planned.waves for a in w.apps}
     assert by_app["web"].error == view.errors["web"] and by_app["web"].changes == ()
     assert [c.id.name for c in by_app["api"].changes] == ["api"]
     assert planned.errors() == [("web", view.errors["web"])]
+
+
+def test_an_immutable_field_change_is_planned_and_refused_at_apply(cluster: Cluster) -> None:
+    """Whether an immutable change may be made (replace) is the app's to say, which
+    only the apply knows; so it plans as an update, and the apply refuses it before
+    any write of the app unless the app may replace it (test_sync_options.py)."""
+    ns = cluster.namespace
+    backend = cluster.backend()
+    first = [resource("web", deployment(ns, "web"))]
+    backend.apply(make_app("web", first), plan_changes(backend.read_live(first, {}), first))
+    moved = deployment(ns, "web")
+    moved["spec"]["selector"] = {"matchLabels": {"app": "web", "tier": "front"}}
+    moved["spec"]["template"]["metadata"]["labels"]["tier"] = "front"
+    resources = [resource("web", moved, line=3)]
+    view = backend.read_live(resources, {})
+    assert view.errors == {}
+    changes = plan_changes(view, resources)
+    assert [c.action for c in changes] == [Action.UPDATE]
+    with pytest.raises(ApiError, match=r"^apps/web/x\.yaml:3: .*field is immutable"):
+        backend.apply(make_app("web", resources), changes)
 
 
 def _state(cluster: Cluster, resources: list[Any]) -> DesiredState:
