@@ -46,6 +46,13 @@ def render_tools() -> Iterator[Path]:
         yield folder
 
 
+# Every `python -m reconciler` a test starts imports this checkout, not another
+# copy the interpreter may have installed.
+_ROOT = str(Path(__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p)
+
+
 def _worker_network() -> str:
     """127.0.<n> for pytest-xdist worker gw<n> (127.0.0 without workers): fleets
     of parallel workers never probe the same addresses for a free port."""
