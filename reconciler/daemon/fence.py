@@ -1,10 +1,12 @@
 """The fence a replica holds over the targets of a shard (`history.fence`).
 
 A `ShardFence` lives as long as the replica; each time it takes the shard's
-Lease a new tenure starts (`new_tenure`), and the first deploy of a target in
-a tenure takes that target's fence (a new token) — only while the Lease is
-still held, asked under the fence rows' lock. Later deploys of the tenure
-reuse the token. `claim` returns a `DeployFence`: the guard that the deploy's
+Lease a new tenure starts (`new_tenure`): it takes at once the fence of every
+target of the shard the history knows (a new token each), so a replica that
+held them before is refused from that moment on, and the first deploy of a
+target new to the fences takes its fence then. Taking happens only while the
+Lease is still held, asked under the fence rows' lock. Later deploys of the
+tenure reuse the tokens. `claim` returns a `DeployFence`: the guard that the deploy's
 every history write runs in its own transaction, and that refuses (and
 interrupts the rollout) once any of its targets shows a newer token.
 
@@ -19,6 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from reconciler.daemon.logging import fields
+from reconciler.daemon.shards import shard_of
 from reconciler.history import History
 from reconciler.history.database import Cursor
 from reconciler.history.fence import FencedError, FenceRow
@@ -59,18 +62,26 @@ class DeployFence:
 
 class ShardFence:
     def __init__(self, history: History, shard: int, identity: str,
-                 holds: Callable[[], bool]) -> None:
+                 holds: Callable[[], bool], *, shards: int) -> None:
         self.history = history
         self.shard = shard
+        self.shards = shards
         self.identity = identity
         self._holds = holds
         self._lock = threading.Lock()
         self._tokens: dict[str, int] = {}
 
     def new_tenure(self) -> None:
-        """The shard's Lease was just taken: tokens of an earlier tenure are void."""
+        """The shard's Lease was just taken: tokens of an earlier tenure are void,
+        and the shard's known targets are taken now (raises HistoryError: they
+        are taken at their first deploy then)."""
         with self._lock:
             self._tokens = {}
+            known = [t for t in self.history.fences() if shard_of(t, self.shards) == self.shard]
+            if known:
+                self._tokens.update(self.history.take_fences(known, self.identity,
+                                                             self._holds))
+                log.info("fence taken", extra=fields(shard=self.shard, tokens=self._tokens))
 
     def claim(self, targets: Sequence[str], on_refused: Callable[[str], object]
               ) -> DeployFence:

@@ -204,7 +204,7 @@ class LeaderElector:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if not self._wanted():
+            if not self._wanted() and not self._orphaned():
                 self._stop.wait(self.retry_period * (1 + random.random() * JITTER))
                 continue
             sent = self._clock()
@@ -240,6 +240,22 @@ class LeaderElector:
             except Exception:
                 log.exception("leader election: release failed")
         return wanted
+
+    def _orphaned(self) -> bool:
+        """A Lease whose holder stopped renewing (not one released): taken even
+        when not wanted, so a dead replica's shard never waits for the balance
+        to notice it is gone; the balance hands it on later if need be."""
+        if self._leading:
+            return False
+        try:
+            current = self.store.get()
+        except Exception:
+            return False  # the next try says what failed
+        if current is None:
+            return False
+        self._observe(current)
+        holder = str(_spec(current).get("holderIdentity") or "")
+        return bool(holder) and holder != self.identity and self._expired(current)
 
     def _watch_deadline(self) -> None:
         """Ends leadership at the renew deadline while a try is still running: the

@@ -175,7 +175,8 @@ class Daemon:
                             if config.leader_election.enabled else 0)
         """0: no shards (one leader, or none); N: targets spread over N shards."""
         self.fences = [ShardFence(self.history, i, self.identity,
-                                  lambda i=i: self._holds(i))  # type: ignore[misc]
+                                  lambda i=i: self._holds(i),  # type: ignore[misc]
+                                  shards=self.shard_count)
                        for i in range(self.shard_count)]
         self.workers = [self._shard_worker(i) for i in range(self.shard_count)]
         self.worker = self.workers[0] if self.workers else Worker(
@@ -221,7 +222,11 @@ class Daemon:
         return self.shards is not None and self.shards.holds(index)
 
     def _took_shard(self, index: int) -> None:
-        self.fences[index].new_tenure()
+        try:
+            self.fences[index].new_tenure()
+        except HistoryError as err:
+            log.error("took a shard but cannot take its fences now: they are taken at "
+                      "its first deploy", extra=fields(shard=index, error=str(err)))
         try:
             deploys = self._of_shard(self.history.deploys(limit=200), index)
         except HistoryError as err:

@@ -63,6 +63,7 @@ DRIFT_KEEP = 1000
 DRIFT_LISTED = 100
 """Drifted resources listed per check; `drifted` still counts them all."""
 INTERRUPTED = "interrupted: the process running it stopped before it ended"
+TAKEN_OVER = "interrupted: another replica took its targets (their fence) before it ended"
 
 Guard = Callable[[Cursor], None]
 """Runs first in every write transaction of a deploy (`History.fenced`); raises to
@@ -308,8 +309,18 @@ class History:
             rows = fence.read(db, targets, lock=self.database.row_lock)
             if not still_holds():
                 raise FencedError(f"{holder} does not hold the shard any more")
-            return {t: fence.take(db, t, holder, lock=self.database.row_lock)
-                    for t in sorted(set(targets) | set(rows))}
+            tokens = {t: fence.take(db, t, holder, lock=self.database.row_lock)
+                      for t in sorted(set(targets))}
+            # A deploy of these targets another process left running can never
+            # end now (its fence is void): it ended when its holder lost them.
+            here = (os.getpid(), socket.gethostname())
+            for row in db.execute("SELECT id, pid, host, targets FROM deploys "
+                                  "WHERE result='running'"):
+                if (int(row["pid"]), row["host"]) != here and \
+                        set(json.loads(row["targets"])) & set(tokens):
+                    db.execute("UPDATE deploys SET result='interrupted', finished=?, "
+                               "message=? WHERE id=?", (time.time(), TAKEN_OVER, row["id"]))
+            return tokens
 
     def check_fences(self, db: Cursor, tokens: Mapping[str, int]) -> fence.FenceRow | None:
         """Inside a write transaction: lock the fences of `tokens`' targets and
