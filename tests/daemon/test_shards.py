@@ -219,14 +219,20 @@ def balanced(kube: KubeTest, replicas: list[Replica]) -> bool:
 
 
 def steady(kube: KubeTest, fleet: Fleet, shared: History,
-           start: Callable[[str], Replica]) -> tuple[list[Replica], str]:
-    """Three replicas, one shard each, the first commit deployed on every target."""
-    sha = fleet.commit("first", "version 1\n")
+           start: Callable[[str], Replica]) -> tuple[list[Replica], str, str]:
+    """Three replicas, one shard each, the first commit deployed on every target;
+    then a second one (same content) deployed by the balanced holders, so each
+    target's last good revision is its holder's record. Returns both shas."""
+    first = fleet.commit("first", "version 1\n")
     replicas = [start(n) for n in ("replica-a", "replica-b", "replica-c")]
     wait_for(lambda: balanced(kube, replicas), timeout=90, step=0.2)
-    wait_for(lambda: all(of(deploys(shared), t, sha, "success") for t in TARGETS),
+    wait_for(lambda: all(of(deploys(shared), t, first, "success") for t in TARGETS),
              timeout=90, step=0.2)
-    return replicas, sha
+    second = fleet.commit("second", "version 1\n")
+    wait_for(lambda: all(of(deploys(shared), t, second, "success") for t in TARGETS),
+             timeout=90, step=0.2)
+    assert balanced(kube, replicas)
+    return replicas, first, second
 
 
 def by_name(replicas: list[Replica], name: str) -> Replica:
@@ -236,7 +242,7 @@ def by_name(replicas: list[Replica], name: str) -> Replica:
 def test_three_replicas_hold_one_shard_each_and_deploy_every_target_once(
         kube: KubeTest, fleet: Fleet, shared: History,
         start: Callable[[str], Replica]) -> None:
-    replicas, sha = steady(kube, fleet, shared, start)
+    replicas, first, second = steady(kube, fleet, shared, start)
     for target in TARGETS:
         assert fleet.web(target) == "version 1\n" and fleet.api(target) == "version 1\n"
     # Stays balanced, and nothing is deployed again, over several polls.
@@ -244,12 +250,17 @@ def test_three_replicas_hold_one_shard_each_and_deploy_every_target_once(
     assert balanced(kube, replicas)
     rows = deploys(shared)
     for target in TARGETS:
-        assert len(of(rows, target, sha, "success")) == 1, rows
+        for sha in (first, second):
+            assert len(of(rows, target, sha, "success")) == 1, rows
+    # The second commit was deployed by the holder of each target's shard.
+    held = holders(kube, replicas)
+    for shard, target in enumerate(TARGETS):
+        pid = of(rows, target, second, "success")[0].pid
+        assert pid == by_name(replicas, held[shard]).proc.pid
     # Each deploy covers the targets of one shard: here, exactly one target.
     assert all(len(r.targets) == 1 for r in rows), rows
     # Every target's fence names the replica holding its shard now.
     fences = shared.fences()
-    held = holders(kube, replicas)
     for shard, target in enumerate(TARGETS):
         assert fences[target].holder.startswith(f"{held[shard]}_"), (fences, held)
 
@@ -257,7 +268,7 @@ def test_three_replicas_hold_one_shard_each_and_deploy_every_target_once(
 def test_a_holder_killed_mid_wave_is_replaced_in_time_and_the_deploy_ends_once(
         kube: KubeTest, fleet: Fleet, shared: History,
         start: Callable[[str], Replica]) -> None:
-    replicas, first = steady(kube, fleet, shared, start)
+    replicas, _, first = steady(kube, fleet, shared, start)
     target = TARGETS[1]
     victim = by_name(replicas, holders(kube, replicas)[1])
     # The last good revision of the target is the victim's record.
@@ -303,7 +314,7 @@ def test_a_holder_killed_mid_wave_is_replaced_in_time_and_the_deploy_ends_once(
 def test_a_commit_that_failed_on_one_replica_is_not_retried_by_the_next_holder(
         kube: KubeTest, fleet: Fleet, shared: History,
         start: Callable[[str], Replica]) -> None:
-    replicas, first = steady(kube, fleet, shared, start)
+    replicas, _, first = steady(kube, fleet, shared, start)
     target = TARGETS[2]
     first_holder = by_name(replicas, holders(kube, replicas)[2])
     bad = fleet.commit("bad", "version 2\n",
@@ -312,15 +323,18 @@ def test_a_commit_that_failed_on_one_replica_is_not_retried_by_the_next_holder(
     wait_for(lambda: fleet.web(target) == "version 1\n", timeout=30)
     assert of(deploys(shared), target, bad)[0].pid == first_holder.proc.pid
 
+    def takes(replica: Replica) -> list[dict[str, Any]]:
+        return [line for line in replica.lines()
+                if line.get("message") == "took shard" and line.get("shard") == 2]
+
+    others = [r for r in replicas if r is not first_holder]
+    earlier = {r.name: len(takes(r)) for r in others}  # while the replicas balanced
     first_holder.proc.send_signal(signal.SIGKILL)
     first_holder.proc.wait(timeout=10)
-    others = [r for r in replicas if r is not first_holder]
     wait_for(lambda: holders(kube, others)[2] != "", timeout=30, step=0.05)
     new = by_name(others, holders(kube, others)[2])
-    wait_for(lambda: any(line.get("message") == "took shard" and line.get("shard") == 2
-                         for line in new.lines()), timeout=30)
-    took = [line for line in new.lines()
-            if line.get("message") == "took shard" and line.get("shard") == 2][-1]
+    wait_for(lambda: len(takes(new)) > earlier[new.name], timeout=30)
+    took = takes(new)[-1]
     assert bad in took["failed"], took
     # Several polls later: the new holder left the failed commit alone.
     time.sleep(4.0)
@@ -338,7 +352,7 @@ def test_a_commit_that_failed_on_one_replica_is_not_retried_by_the_next_holder(
 def test_a_paused_holder_is_fenced_and_writes_nothing_after_the_new_holder_started(
         kube: KubeTest, fleet: Fleet, shared: History,
         start: Callable[[str], Replica]) -> None:
-    replicas, _ = steady(kube, fleet, shared, start)
+    replicas, _, _ = steady(kube, fleet, shared, start)
     target = TARGETS[0]
     stale = by_name(replicas, holders(kube, replicas)[0])
     slow = fleet.commit("slow", "version 2\n",
