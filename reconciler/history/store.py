@@ -306,7 +306,7 @@ class History:
         transaction; `still_holds` is asked under the rows' lock (the shard's
         Lease), and when False nothing is taken: FencedError."""
         with self.database.transaction(write=True) as db:
-            rows = fence.read(db, targets, lock=self.database.row_lock)
+            fence.read(db, targets, lock=self.database.row_lock)  # locked until the end
             if not still_holds():
                 raise FencedError(f"{holder} does not hold the shard any more")
             tokens = {t: fence.take(db, t, holder, lock=self.database.row_lock)

@@ -314,7 +314,7 @@ def test_a_holder_killed_mid_wave_is_replaced_in_time_and_the_deploy_ends_once(
 def test_a_commit_that_failed_on_one_replica_is_not_retried_by_the_next_holder(
         kube: KubeTest, fleet: Fleet, shared: History,
         start: Callable[[str], Replica]) -> None:
-    replicas, _, first = steady(kube, fleet, shared, start)
+    replicas, _, _ = steady(kube, fleet, shared, start)
     target = TARGETS[2]
     first_holder = by_name(replicas, holders(kube, replicas)[2])
     bad = fleet.commit("bad", "version 2\n",
