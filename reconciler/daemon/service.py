@@ -84,6 +84,7 @@ from reconciler.engine import Engine, EngineSettings
 from reconciler.errors import ConfigError, HistoryError, ReconcilerError
 from reconciler.events import Event, EventKind
 from reconciler.history import DeployRecord, DriftCheck
+from reconciler.history.records import RelayedRequest
 from reconciler.redact import LogFilter
 from reconciler.reporters import Reporter
 from reconciler.reporters.gitnotes import GitNotesReporter
@@ -247,6 +248,33 @@ class Daemon:
             log.warning("shard lost during a rollout: it stops after its batch in flight",
                         extra=fields(shard=index, sha=self.workers[index].state.running))
 
+    def _relay(self, trigger: Trigger) -> None:
+        """Shards: hand a webhook to the replicas holding the other shards."""
+        if trigger.kind is TriggerKind.PUSH and trigger.ref == self._tracked_ref:
+            kind = "sync"
+        elif trigger.kind is TriggerKind.PULL_REQUEST or self._covers(trigger.ref):
+            kind = "plan"
+        else:
+            return
+        try:
+            self.history.relay(kind, trigger.ref, trigger.reason, self.identity)
+        except HistoryError as err:
+            log.error("webhook not relayed to the other replicas: they act on their "
+                      "next poll", extra=fields(ref=trigger.ref, error=str(err)))
+            return
+        log.info("webhook relayed to the replicas holding the shards",
+                 extra=fields(ref=trigger.ref, reason=trigger.reason, kind=kind))
+
+    def _relayed(self, requests: list[RelayedRequest]) -> None:
+        """Requests other replicas relayed (on the heartbeat thread; never blocks)."""
+        for request in requests:
+            log.info("relayed webhook", extra=fields(
+                kind=request.kind, ref=request.ref, sender=request.sender))
+            if request.kind == "sync" and self.is_leader():
+                self.trigger(f"relayed-{request.reason}")
+            elif request.kind == "plan":
+                self.plan_pull_requests(f"relayed-{request.reason}", request.ref)
+
     def _address(self) -> str:
         return self.config.public_url or self.web_url or ""
 
@@ -284,7 +312,13 @@ class Daemon:
           covers (e.g. refs/heads/pr/*): fetch and plan that head at once;
         - any other push: nothing.
         Never deploys the ref a webhook names; thread-safe, never blocks.
-        On a follower (leader election): nothing; the leader's poll finds the commit."""
+        On a follower (leader election): nothing; the leader's poll finds the commit.
+        With shards: also relayed to the other replicas through the history
+        (`daemon.shards`), since the commit may concern shards held elsewhere."""
+        if self.shard_count:
+            self._relay(trigger)
+            if not self.is_leader():
+                return  # relayed: the holders act on it
         if not self.is_leader():
             log.info("webhook on a follower: the leader acts on its next poll",
                      extra=fields(ref=trigger.ref, reason=trigger.reason))
@@ -410,7 +444,7 @@ class Daemon:
             self.shards = ShardSet(self.config, self.history, identity=self.identity,
                                    on_started=self._took_shard, on_stopped=self._lost_shard,
                                    busy=lambda i: self._running_shard == i,
-                                   address=self._address)
+                                   address=self._address, on_requests=self._relayed)
             self.shards.start()
         elif self.config.leader_election.enabled:
             # Before the worker: its first job must already see a follower as one.

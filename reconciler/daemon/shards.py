@@ -22,6 +22,12 @@ Liveness is the writer's wall clock read by the reader's: clocks more than
 `lease_duration` apart make a replica count one too many or too few, which
 only changes how shards are balanced, never who may sync a target (that is
 the Lease, then the fence, `daemon.fence`).
+
+Webhooks: a delivery reaches whichever replica the Service picked, which may
+hold none of the shards the commit concerns. It stores a request in the
+history (`History.relay`); every replica reads new requests at each
+heartbeat (`on_requests`), so the holders fetch within about `retry_period`
+instead of at their next poll.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from reconciler.daemon.leader import LeaderElector, LeaderState, open_elector
 from reconciler.daemon.logging import fields
 from reconciler.errors import HistoryError
 from reconciler.history import History
+from reconciler.history.records import RelayedRequest
 
 log = logging.getLogger("reconciler.daemon")
 
@@ -73,6 +80,7 @@ class ShardSet:
     def __init__(self, config: DaemonConfig, history: History, *, identity: str,
                  on_started: Callable[[int], None], on_stopped: Callable[[int], None],
                  busy: Callable[[int], bool], address: Callable[[], str] = lambda: "",
+                 on_requests: Callable[[list[RelayedRequest]], None] = lambda _r: None,
                  ) -> None:
         le = config.leader_election
         self.count = le.shards or 1
@@ -83,6 +91,9 @@ class ShardSet:
         self._period = le.retry_period
         self._alive_within = float(lease_seconds(le)) + le.retry_period
         self._live = 1
+        self._on_requests = on_requests
+        self._seen: int | None = None
+        """The newest relayed request read; None until the first read."""
         self._stop = threading.Event()
         self._heart = threading.Thread(target=self._beat, name="shard-heartbeat", daemon=True)
         self.electors: list[LeaderElector] = [
@@ -134,6 +145,19 @@ class ShardSet:
         idle = [i for i in held if not self._busy(i)]
         return not idle or index != max(idle)
 
+    def _read_requests(self) -> None:
+        try:
+            self._seen, found = self.history.requests_after(self._seen)
+        except HistoryError as err:
+            log.warning("shards: cannot read relayed requests", extra=fields(error=str(err)))
+            return
+        mine = [r for r in found if r.sender != self.identity]
+        if mine:
+            try:
+                self._on_requests(mine)
+            except Exception:
+                log.exception("shards: a relayed request failed")
+
     def _beat(self) -> None:
         while not self._stop.wait(self._period):
             self._heartbeat()
@@ -147,6 +171,7 @@ class ShardSet:
             log.warning("shards: cannot reach the history to count replicas",
                         extra=fields(error=str(err)))
             return
+        self._read_requests()
         count = max(1, len(live))
         if count != self._live:
             log.info("shards: live replicas changed", extra=fields(

@@ -74,6 +74,19 @@ class DriftCheck:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RelayedRequest:
+    """A webhook one replica received, for the replicas holding the shards."""
+
+    id: int
+    kind: str
+    """"sync" (the tracked branch moved) or "plan" (a pull-request head, `ref`)."""
+    ref: str
+    reason: str
+    sender: str
+    """The identity of the replica that received it."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Replica:
     """A daemon replica that said it is alive (`History.heartbeat`)."""
 

@@ -52,6 +52,7 @@ from reconciler.history.records import (
     DeployRecord,
     DriftCheck,
     InventoryEntry,
+    RelayedRequest,
     Replica,
 )
 from reconciler.history.sqlite import SqliteDatabase
@@ -63,6 +64,8 @@ DRIFT_KEEP = 1000
 DRIFT_LISTED = 100
 """Drifted resources listed per check; `drifted` still counts them all."""
 INTERRUPTED = "interrupted: the process running it stopped before it ended"
+REQUESTS_KEEP = 1000
+"""Relayed webhook requests kept: replicas read them within a second or two."""
 TAKEN_OVER = "interrupted: another replica took its targets (their fence) before it ended"
 
 Guard = Callable[[Cursor], None]
@@ -355,6 +358,30 @@ class History:
                         address=str(r["address"]),
                         shards=tuple(int(i) for i in json.loads(r["shards"])))
                 for r in found]
+
+    def relay(self, kind: str, ref: str, reason: str, sender: str) -> int:
+        """Store a request for the other replicas (`requests_after`); the oldest
+        beyond REQUESTS_KEEP are forgotten."""
+        with self.database.transaction(write=True) as db:
+            found = db.execute("INSERT INTO requests (kind, ref, reason, sender, made) "
+                               "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                               (kind, ref, reason, sender, time.time()))
+            new = int(found[0]["id"])
+            db.execute("DELETE FROM requests WHERE id <= ?", (new - REQUESTS_KEEP,))
+        return new
+
+    def requests_after(self, last: int | None) -> tuple[int, list[RelayedRequest]]:
+        """The requests stored after id `last`, oldest first, and the newest id;
+        `last` None: none, only the newest id (where a replica starts reading)."""
+        with self.database.transaction(write=False) as db:
+            newest = db.execute("SELECT MAX(id) AS id FROM requests")[0]["id"]
+            if last is None:
+                return int(newest or 0), []
+            found = db.execute("SELECT * FROM requests WHERE id > ? ORDER BY id", (last,))
+        listed = [RelayedRequest(id=int(r["id"]), kind=str(r["kind"]), ref=str(r["ref"]),
+                                 reason=str(r["reason"]), sender=str(r["sender"]))
+                  for r in found]
+        return (listed[-1].id if listed else last), listed
 
     def forget_replica(self, identity: str) -> None:
         with self.database.transaction(write=True) as db:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ import pytest
 
 from reconciler.daemon.shards import fair_share, shard_of
 from reconciler.history import History, HistorySettings, open_history
+from reconciler.webhooks import sign
 from tests.daemon.conftest import git, wait_for
 from tests.support.kube_env import KubeTest
 from tests.support.postgres import PASSWORD as PG_PASSWORD
@@ -40,6 +43,7 @@ MARGIN = 2.0
 """Beyond lease_duration + retry_period: followers' jittered waits (client-go's
 factor 1.2) and requests on a loaded machine."""
 PASSWORD_ENV = "RECONCILER_TEST_SHARDS_PASSWORD"
+SECRET_ENV, SECRET = "RECONCILER_TEST_SHARDS_HOOK", "shards-webhook-secret"
 
 
 def pick_targets() -> list[str]:
@@ -108,16 +112,32 @@ class Fleet:
 class Replica:
     """`reconciler run` with shards, as one pod of the Deployment runs it."""
 
-    def __init__(self, name: str, config: Path, tmp: Path) -> None:
+    def __init__(self, name: str, config: Path, tmp: Path, *, port: int | None = None,
+                 poll: str = "0.5s") -> None:
         self.name, self.log = name, tmp / f"{name}.log"
+        self.url = f"http://127.0.0.1:{port}" if port else ""
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "POD_NAME": name,
-               PASSWORD_ENV: PG_PASSWORD}
+               PASSWORD_ENV: PG_PASSWORD, SECRET_ENV: SECRET}
         with self.log.open("w") as stderr:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "reconciler", "run", "--config", str(config),
-                 "--data-dir", str(tmp / f"{name}-data"), "--listen", "off",
-                 "--poll-interval", "0.5s", "--drift-interval", "0", "--log-format", "json"],
+                 "--data-dir", str(tmp / f"{name}-data"),
+                 "--listen", f"127.0.0.1:{port}" if port else "off",
+                 "--poll-interval", poll, "--drift-interval", "0", "--log-format", "json"],
                 stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=REPO_ROOT)
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            return json.loads(response.read())
+
+    def push(self, sha: str) -> int:
+        body = json.dumps({"ref": "refs/heads/main", "after": sha}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/hooks/github", data=body, method="POST",
+            headers={"Content-Type": "application/json", "X-GitHub-Event": "push",
+                     "X-Hub-Signature-256": "sha256=" + sign(body, SECRET)})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
 
     def lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log.read_text().splitlines()
@@ -201,11 +221,12 @@ def start(kube: KubeTest, fleet: Fleet, postgres_url: str, shared: History,
         f"leader_election:\n  enabled: true\n  shards: {SHARDS}\n"
         f"  kubeconfig: {kube.kubeconfig()}\n  namespace: {kube.namespace}\n  name: {NAME}\n"
         f"  lease_duration: {LEASE_S}s\n  renew_deadline: {RENEW_S}s\n"
-        f"  retry_period: {RETRY_S}s\n")
+        f"  retry_period: {RETRY_S}s\n"
+        f"webhooks:\n  github_secret_env: {SECRET_ENV}\nwatch: false\n")
     started: list[Replica] = []
 
-    def make(name: str) -> Replica:
-        started.append(Replica(name, config, tmp_path))
+    def make(name: str, **options: Any) -> Replica:
+        started.append(Replica(name, config, tmp_path, **options))
         return started[-1]
 
     yield make
@@ -216,6 +237,12 @@ def start(kube: KubeTest, fleet: Fleet, postgres_url: str, shared: History,
 def balanced(kube: KubeTest, replicas: list[Replica]) -> bool:
     held = holders(kube, replicas)
     return sorted(held.values()) == sorted(r.name for r in replicas)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def steady(kube: KubeTest, fleet: Fleet, shared: History,
@@ -383,3 +410,37 @@ def test_a_paused_holder_is_fenced_and_writes_nothing_after_the_new_holder_start
     assert [r for r in deploys(shared) if r.pid == stale.proc.pid] == before
     assert shared.fences()[target] == fence
     assert stale.proc.poll() is None  # and it runs on, as a replica without that shard
+
+
+def test_a_webhook_on_one_replica_reaches_every_holder_and_every_page_is_the_same(
+        kube: KubeTest, fleet: Fleet, shared: History,
+        start: Callable[..., Replica]) -> None:
+    # Polls once an hour, no file watch: only the webhook explains a later deploy.
+    first = fleet.commit("first", "version 1\n")
+    replicas = [start(n, port=free_port(), poll="1h")
+                for n in ("replica-a", "replica-b", "replica-c")]
+    wait_for(lambda: balanced(kube, replicas), timeout=90, step=0.2)
+    wait_for(lambda: all(of(deploys(shared), t, first, "success") for t in TARGETS),
+             timeout=90, step=0.2)
+    receiver = by_name(replicas, holders(kube, replicas)[0])
+    sha = fleet.commit("second", "version 2\n")
+    time.sleep(2.0)
+    assert not of(deploys(shared), TARGETS[1], sha)  # nobody polls
+    sent = time.monotonic()
+    assert receiver.push(sha) == 202
+    # The receiver holds shard 0 only; the holders of shards 1 and 2 hear of it
+    # through the history, within a heartbeat or two.
+    wait_for(lambda: all(of(deploys(shared), t, sha, "success") for t in TARGETS),
+             timeout=30, step=0.1)
+    assert time.monotonic() - sent < 15
+    assert all(fleet.web(t) == "version 2\n" for t in TARGETS)
+    for other in replicas:
+        if other is not receiver:
+            assert "relayed webhook" in other.messages()
+
+    # Every replica serves the same deploys, read from the shared history.
+    pages = [[(d["id"], d["revision"], d["result"]) for d in r.get("/api/v1/deploys")["deploys"]]
+             for r in replicas]
+    assert pages[0] == pages[1] == pages[2]
+    assert {(row.id, row.revision, row.result) for row in deploys(shared)} == set(pages[0])
+    assert len(pages[0]) == 6
