@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from reconciler.daemon.config import missing_secrets, parse_config
 from reconciler.daemon.shards import fair_share, shard_of
 from reconciler.history import History, HistorySettings, open_history
 from reconciler.webhooks import sign
@@ -68,6 +71,33 @@ def test_the_hash_spreads_targets_stably_and_the_share_is_ceil() -> None:
     assert shard_of("a", 2**31) == 0xE40C292C % 2**31
     assert [fair_share(3, n) for n in (0, 1, 2, 3, 4)] == [3, 3, 2, 1, 1]
     assert fair_share(4, 3) == 2
+
+
+def test_the_ha_component_runs_three_sharded_replicas_on_postgresql(
+        render_tools: Path, tmp_path: Path) -> None:
+    """deploy/kubernetes with the ha component, built by the real kustomize."""
+    shutil.copytree(REPO_ROOT / "deploy" / "kubernetes", tmp_path / "base")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "kustomization.yaml").write_text(
+        "resources: [../base]\ncomponents: [../base/ha]\n")
+    built = subprocess.run([str(render_tools / "kustomize"), "build", str(tmp_path / "site")],
+                           capture_output=True, text=True, check=True).stdout
+    docs = {f"{d['kind']}/{d['metadata']['name']}": d for d in yaml.safe_load_all(built)}
+    deployment = docs["Deployment/reconciler"]["spec"]
+    assert deployment["replicas"] == 3
+    assert deployment["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {
+        "maxUnavailable": 1, "maxSurge": 0}}
+    pod = deployment["template"]["spec"]
+    assert {"name": "data", "emptyDir": {}} in pod["volumes"]
+    assert "PersistentVolumeClaim/reconciler-data" not in docs
+    assert docs["PodDisruptionBudget/reconciler"]["spec"]["maxUnavailable"] == 1
+    config = parse_config(docs["ConfigMap/reconciler-config"]["data"]["config.yaml"])
+    le = config.leader_election
+    assert (le.enabled, le.in_cluster, le.shards) == (True, True, 3)
+    assert config.history.url is not None and config.history.url.startswith("postgresql://")
+    env = {e["name"]: "set" for e in pod["containers"][0]["env"]}
+    assert missing_secrets(config, env) == []
+    assert "POD_NAME" in env  # the holder identity of every shard's Lease
 
 
 @dataclass(kw_only=True)
