@@ -380,7 +380,7 @@ class Daemon:
         Deployment's rolling update waits for every replica)."""
         if not self.is_leader():
             return None
-        state = self.worker.state
+        state = self._acting_worker().state
         if not state.fetched:
             return ("starting: no fetch has succeeded yet"
                     + (f" ({state.fetch_error})" if state.fetch_error else ""))
@@ -397,7 +397,22 @@ class Daemon:
                         ready=unready is None, unready=unready,
                         stopping=self._stopping.is_set(), worker=self.worker.state,
                         plans=self.plans.state if self.plans is not None else None,
-                        leader=self.elector.state() if self.elector is not None else None)
+                        leader=self._leader_state())
+
+    def _acting_worker(self) -> Worker:
+        """The worker whose fetches say whether this replica is ready: with shards,
+        the first shard held (each shard's worker fetches for itself)."""
+        held = self.shards.held() if self.shards is not None else []
+        return self.workers[held[0]] if held else self.worker
+
+    def _leader_state(self) -> LeaderState | None:
+        """With shards: the Lease of the first shard held, else of shard 0."""
+        if self.elector is not None:
+            return self.elector.state()
+        if self.shards is None:
+            return None
+        held = self.shards.held()
+        return self.shards.states()[held[0] if held else 0]
 
     def is_leader(self) -> bool:
         """True when this replica may deploy: it holds the Lease (with shards: one of

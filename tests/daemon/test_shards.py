@@ -452,6 +452,10 @@ def test_a_webhook_on_one_replica_reaches_every_holder_and_every_page_is_the_sam
     wait_for(lambda: balanced(kube, replicas), timeout=90, step=0.2)
     wait_for(lambda: all(of(deploys(shared), t, first, "success") for t in TARGETS),
              timeout=90, step=0.2)
+    # Every replica is ready, holding shard 0 or not (each shard's worker fetched).
+    for replica in replicas:
+        with urllib.request.urlopen(replica.url + "/readyz", timeout=10) as answer:
+            assert answer.status == 200, replica.name
     receiver = by_name(replicas, holders(kube, replicas)[0])
     sha = fleet.commit("second", "version 2\n")
     time.sleep(2.0)
