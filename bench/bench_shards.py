@@ -10,7 +10,9 @@ printed. After a first sync applies everything, two no-op syncs are timed
 - one replica: one `reconciler sync` process over every target;
 - shards: one `reconciler sync --target ...` process per shard, all at once,
   each over its shard's targets and with a data directory of its own, as one
-  replica per shard would run them; the wall time is until the last ends.
+  replica per shard would run them; the wall time is until the last ends;
+- the largest shard alone: what one replica takes for its shard when each
+  replica has a node (cores) of its own.
 
 Both include the process start (imports, the mirror's fetch), the same for
 each process. The machine's cores bound what shards can gain: on 2 cores, 4
@@ -129,12 +131,17 @@ def main() -> None:
             print(f"first sync (applies everything), one replica: {first:.2f}s")
             single = [timed(one, repo) for _ in range(args.repeat)]
             parallel = [timed(sharded, repo) for _ in range(args.repeat)]
+            largest = max(sharded, key=lambda item: len(item[1]))
+            alone = [timed([largest], repo) for _ in range(args.repeat)]
             print(f"no-op sync, one replica:      median {statistics.median(single):.2f}s "
                   f"(runs: {', '.join(f'{t:.2f}' for t in single)})")
             print(f"no-op sync, {len(sharded)} shards at once: "
                   f"median {statistics.median(parallel):.2f}s "
                   f"(runs: {', '.join(f'{t:.2f}' for t in parallel)})")
-            print(f"cores: {os.cpu_count()}")
+            print(f"no-op sync, largest shard alone ({len(largest[1])} targets): "
+                  f"median {statistics.median(alone):.2f}s "
+                  f"(runs: {', '.join(f'{t:.2f}' for t in alone)})")
+            print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
         finally:
             fleet.stop()
 
