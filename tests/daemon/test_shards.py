@@ -32,7 +32,11 @@ import yaml
 
 from reconciler.daemon.config import missing_secrets, parse_config
 from reconciler.daemon.shards import fair_share, shard_of
+from reconciler.engine import Engine, EngineSettings
+from reconciler.events import Event, EventKind
 from reconciler.history import History, HistorySettings, open_history
+from reconciler.history.database import Cursor
+from reconciler.history.fence import FencedError
 from reconciler.webhooks import sign
 from tests.daemon.conftest import git, wait_for
 from tests.support.kube_env import KubeTest
@@ -137,6 +141,46 @@ class Fleet:
     def api(self, target: str) -> str | None:
         conf = self.roots[target] / "etc/api.conf"
         return conf.read_text() if conf.exists() else None
+
+
+def test_a_fence_that_refuses_stops_the_rollout_before_its_next_apply(
+        fleet: Fleet, tmp_path: Path) -> None:
+    """The engine alone, no Lease: the guard starts refusing once wave 1's health
+    gate passed on one target; wave 2 is never applied, nothing more recorded."""
+    target = TARGETS[0]
+    sha = fleet.commit("first", "version 1\n")
+    engine = Engine(EngineSettings(repo=f"file://{fleet.path}", data_dir=tmp_path / "data"))
+    refusing = False
+    refused: list[str] = []
+
+    def guard(_db: Cursor) -> None:
+        if refusing:
+            refused.append("refused")
+            engine.interrupt("fenced: shard 0 is held by another since token 2")
+            raise FencedError("fenced: shard 0 is held by another since token 2")
+
+    def watch(event: Event) -> None:
+        nonlocal refusing
+        if event.kind is EventKind.HEALTH_CHECKED and event.app == f"web-{target}":
+            refusing = True
+
+    engine.subscribe(watch)  # after the history's own listener: the gate's event is kept
+    try:
+        result = engine.sync(sha, targets=[target], guard=guard)
+        assert result.result == "interrupted" and "fenced" in result.message
+        assert fleet.web(target) == "version 1\n"
+        assert fleet.api(target) is None  # wave 2's apply never ran
+        assert all(fleet.web(t) is None for t in TARGETS[1:])  # other shards' targets
+        assert refused
+        [record] = engine.history.deploys()
+        assert record.targets == (target,) and record.result == "running"  # end refused
+        full = engine.history.deploy(record.id)
+        assert full is not None
+        assert full.events[-1].kind is EventKind.HEALTH_CHECKED
+        assert engine.history.last_good(f"web-{target}", target) is None
+        assert engine.record_pending() == 0  # and nothing is kept to be recorded later
+    finally:
+        engine.close()
 
 
 class Replica:
