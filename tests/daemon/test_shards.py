@@ -33,6 +33,7 @@ import yaml
 from reconciler.daemon.config import missing_secrets, parse_config
 from reconciler.daemon.shards import fair_share, shard_of
 from reconciler.engine import Engine, EngineSettings
+from reconciler.errors import ConfigError
 from reconciler.events import Event, EventKind
 from reconciler.history import History, HistorySettings, open_history
 from reconciler.history.database import Cursor
@@ -75,6 +76,17 @@ def test_the_hash_spreads_targets_stably_and_the_share_is_ceil() -> None:
     assert shard_of("a", 2**31) == 0xE40C292C % 2**31
     assert [fair_share(3, n) for n in (0, 1, 2, 3, 4)] == [3, 3, 2, 1, 1]
     assert fair_share(4, 3) == 2
+
+
+def test_shards_in_the_config_name_file_and_line_when_wrong() -> None:
+    head = "repo: /r\nleader_election:\n  enabled: true\n"
+    assert parse_config(head + "  shards: 3\n").leader_election.shards == 3
+    assert parse_config(head).leader_election.shards is None  # one Lease, as before
+    for bad in ("0", "true", "2.5", "1001", "three"):
+        with pytest.raises(ConfigError, match=r"^d.yaml:4: shards must be a whole number"):
+            parse_config(head + f"  shards: {bad}\n", source="d.yaml")
+    with pytest.raises(ConfigError, match="did you mean 'shards'"):
+        parse_config(head + "  shard: 3\n", source="d.yaml")
 
 
 def test_the_ha_component_runs_three_sharded_replicas_on_postgresql(
