@@ -33,6 +33,12 @@ triggers. Invariants:
   this replica loses leadership, so it stops its rollout at a batch boundary
   and can still lead (and sync) again later; `request_stop()` stays final,
   because a shutting-down process must not start another sync.
+- `sync(targets=..., guard=...)` (a replica's shards): only those targets, and
+  every history write of the deploy runs `guard` first in its transaction
+  (`History.fenced`). A guard that refuses (FencedError) ends the deploy
+  "interrupted" and nothing more of it is recorded, not even later; since the
+  inventory row of each apply is written before the backend call, a refusal
+  also comes before the next apply.
 """
 
 from __future__ import annotations
