@@ -33,6 +33,12 @@ triggers. Invariants:
   this replica loses leadership, so it stops its rollout at a batch boundary
   and can still lead (and sync) again later; `request_stop()` stays final,
   because a shutting-down process must not start another sync.
+- `sync(targets=..., guard=...)` (a replica's shards): only those targets, and
+  every history write of the deploy runs `guard` first in its transaction
+  (`History.fenced`). A guard that refuses (FencedError) ends the deploy
+  "interrupted" and nothing more of it is recorded, not even later; since the
+  inventory row of each apply is written before the backend call, a refusal
+  also comes before the next apply.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
@@ -57,7 +63,9 @@ from reconciler.errors import (
     ValidationError,
 )
 from reconciler.events import Event, EventBus, EventKind, Listener
-from reconciler.history import HistorySettings, open_history
+from reconciler.history import History, HistorySettings, open_history
+from reconciler.history.fence import FencedError
+from reconciler.history.store import Guard
 from reconciler.load import LoadCache
 from reconciler.model import DesiredState, LiveView, Plan, Target
 from reconciler.render import Renderer, load_rendered
@@ -143,6 +151,8 @@ class Engine:
         """One per sync in flight: the stop event its rollouts poll (see interrupt())."""
         self._unrecorded: dict[int, SyncResult] = {}
         """Deploys that ended but whose end the history could not store (yet)."""
+        self._recorders: dict[int, History] = {}
+        """Deploy id -> the (fenced) history its events are recorded in, while it runs."""
 
     def request_stop(self) -> None:
         """Stop the running sync after its batch in flight, and any later one before
@@ -249,31 +259,40 @@ class Engine:
         with self.backends(desired, names) as opened:
             return planner.plan(desired, self.read_live(desired, opened))
 
-    def drift(self) -> Plan:
-        """The last successfully deployed revision planned against live state now."""
-        revision = self.history.last_successful_revision()
+    def drift(self, targets: Collection[str] | None = None) -> Plan:
+        """The last successfully deployed revision planned against live state now;
+        `targets`: of these targets only (the shards a replica holds)."""
+        revision = self.history.last_successful_revision(targets)
         if revision is None:
             return Plan(revision="", waves=())
         self.mirror.fetch(self.settings.refspecs)
         desired = self.load_revision(revision)
-        names = self.selected_targets(desired)
+        names = _only(self.selected_targets(desired), targets)
         with self._locked(names), self.backends(desired, names) as opened:
             return planner.plan(desired, self.read_live(desired, opened))
 
     # --- sync --------------------------------------------------------------
 
     def sync(
-        self, rev: str | None = None, trigger: str = "cli", *, fetch: bool = True
+        self, rev: str | None = None, trigger: str = "cli", *, fetch: bool = True,
+        targets: Collection[str] | None = None, guard: Guard | None = None,
     ) -> SyncResult:
-        """Deploy `rev`; `fetch=False` when the caller has just fetched and resolved it."""
+        """Deploy `rev`; `fetch=False` when the caller has just fetched and resolved it.
+
+        `targets`: only these of the selected targets (a replica's shards).
+        `guard`: run first in every history write of the deploy (`History.fenced`);
+        when it refuses (FencedError), the deploy stops at once and records
+        nothing more: the result is "interrupted" and nothing is stored later."""
         with self._cut() as cut:
-            return self._sync_revision(rev, trigger, fetch, cut)
+            if guard is not None:
+                cut.history = self.history.fenced(guard)
+            return self._sync_revision(rev, trigger, fetch, cut, targets)
 
     @contextmanager
     def _cut(self) -> Iterator[_Cut]:
         """This sync's stop: interrupt() sets it while the sync runs, and it is dropped
         at the end, so an interrupt never reaches a later sync."""
-        cut = _Cut()
+        cut = _Cut(self.history)
         with self._cuts_lock:
             if self._stop.is_set():
                 cut.set("a stop request")
@@ -284,42 +303,58 @@ class Engine:
             with self._cuts_lock:
                 self._cuts.discard(cut)
 
-    def _sync_revision(self, rev: str | None, trigger: str, fetch: bool, cut: _Cut
-                       ) -> SyncResult:
+    def _sync_revision(self, rev: str | None, trigger: str, fetch: bool, cut: _Cut,
+                       targets: Collection[str] | None = None) -> SyncResult:
         sha = self.resolve(rev, fetch=fetch)
         self.record_pending()
         try:
             desired = self.load_revision(sha)
         except ValidationError as err:
-            return self._invalid(sha, trigger, err)
-        names = self.selected_targets(desired)
+            return self._invalid(sha, trigger, err, cut)
+        names = _only(self.selected_targets(desired), targets)
         with self._locked(names):
-            deploy_id = self.history.start_deploy(sha, trigger)
-            self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status="running")
+            deploy_id = cut.history.start_deploy(sha, trigger, targets=names)
+            with self._cuts_lock:
+                self._recorders[deploy_id] = cut.history
             try:
-                result = self._sync(deploy_id, desired, names, cut)
-            except Exception as err:
-                # Even a bug ends as a recorded failure the caller can remember:
-                # an exception instead would leave the daemon retrying this commit.
-                why = (str(err) if isinstance(err, ReconcilerError)
-                       else unexpected(err, f"the sync of {sha[:12]}"))
-                result = SyncResult(result="failure", deploy_id=deploy_id, revision=sha,
-                                    message=why)
-            except BaseException as err:
-                # Ctrl-C or exit: the rollout stopped part way, as if killed; the
-                # next sync re-plans from live state, so this is not a failure.
-                self._finish(SyncResult(result="interrupted", deploy_id=deploy_id,
-                                        revision=sha,
-                                        message=f"interrupted: {type(err).__name__}"))
-                raise
-            return self._finish(result)
+                return self._run_deploy(deploy_id, desired, names, cut)
+            finally:
+                with self._cuts_lock:
+                    self._recorders.pop(deploy_id, None)
+
+    def _run_deploy(self, deploy_id: int, desired: DesiredState, names: Sequence[str],
+                    cut: _Cut) -> SyncResult:
+        sha = desired.revision
+        self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status="running")
+        try:
+            result = self._sync(deploy_id, desired, names, cut)
+        except FencedError as err:
+            # Not a failure of the commit: another replica holds its targets now.
+            result = SyncResult(result="interrupted", deploy_id=deploy_id, revision=sha,
+                                message=str(err))
+        except Exception as err:
+            # Even a bug ends as a recorded failure the caller can remember:
+            # an exception instead would leave the daemon retrying this commit.
+            why = (str(err) if isinstance(err, ReconcilerError)
+                   else unexpected(err, f"the sync of {sha[:12]}"))
+            result = SyncResult(result="failure", deploy_id=deploy_id, revision=sha,
+                                message=why)
+        except BaseException as err:
+            # Ctrl-C or exit: the rollout stopped part way, as if killed; the
+            # next sync re-plans from live state, so this is not a failure.
+            self._finish(SyncResult(result="interrupted", deploy_id=deploy_id,
+                                    revision=sha,
+                                    message=f"interrupted: {type(err).__name__}"),
+                         cut.history)
+            raise
+        return self._finish(result, cut.history)
 
     def _sync(self, deploy_id: int, desired: DesiredState, names: Sequence[str], cut: _Cut
               ) -> SyncResult:
         sha = desired.revision
         with self.backends(desired, names) as opened:
             views = self.read_live(desired, opened)
-            self._forget_stale(views)
+            self._forget_stale(views, cut.history)
             steps = planner.plan(desired, views)
             verify = self._unverified(desired, views)
             full = with_verification(steps, desired, verify)
@@ -332,7 +367,7 @@ class Engine:
                                   rollback_failed=back is not None and back.failed)
 
             if not full.waves and not full.prune:
-                self._mark_good(desired, names, deploy_id)
+                self._mark_good(desired, names, deploy_id, cut.history)
                 return result("success", "in sync: nothing to do")
             runner = self._rollout(deploy_id, desired, opened, views, verify, cut)
             waves = runner.run_waves(full)
@@ -361,7 +396,7 @@ class Engine:
                 return result("interrupted", cut.message("before pruning"))
             if not pruned.ok:
                 return result("failure", pruned.message)
-        self._mark_good(desired, names, deploy_id)
+        self._mark_good(desired, names, deploy_id, cut.history)
         return result("success", planner.summary_line(steps))
 
     def _rollout(
@@ -377,7 +412,7 @@ class Engine:
             fleet={name: view.hosts for name, view in views.items()},
         )
         return Rollout(deploy_id=deploy_id, desired=desired, backends=opened,
-                       recorder=self.history, emit=self.events.emit, options=options,
+                       recorder=cut.history, emit=self.events.emit, options=options,
                        stop=cut.event)
 
     def _unverified(
@@ -393,33 +428,38 @@ class Engine:
                     out.setdefault(entry.app, set()).add(entry.host)
         return {app: tuple(sorted(hosts)) for app, hosts in out.items()}
 
-    def _forget_stale(self, views: Mapping[str, LiveView]) -> None:
+    def _forget_stale(self, views: Mapping[str, LiveView], history: History) -> None:
         """Drop inventory rows of things that neither exist nor are wanted any more."""
         for name, view in views.items():
-            stale = [key for key in self.history.inventory(name)
+            stale = [key for key in history.inventory(name)
                      if key not in view.live and key not in view.desired]
             if stale:
-                self.history.remove_inventory(name, stale)
+                history.remove_inventory(name, stale)
 
-    def _mark_good(self, desired: DesiredState, names: Sequence[str], deploy_id: int) -> None:
+    def _mark_good(self, desired: DesiredState, names: Sequence[str], deploy_id: int,
+                   history: History) -> None:
         apps = [(a.name, a.target) for a in desired.apps.values() if a.target in names]
-        self.history.mark_good(apps, desired.revision, deploy_id)
+        history.mark_good(apps, desired.revision, deploy_id)
 
-    def _invalid(self, sha: str, trigger: str, err: ValidationError) -> SyncResult:
-        deploy_id = self.history.start_deploy(sha, trigger)
+    def _invalid(self, sha: str, trigger: str, err: ValidationError, cut: _Cut) -> SyncResult:
+        deploy_id = cut.history.start_deploy(sha, trigger)
         self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status="running")
         result = SyncResult(result="error", deploy_id=deploy_id, revision=sha,
                             message=f"invalid: {err}", problems=err.problems)
-        return self._finish(result)
+        return self._finish(result, cut.history)
 
-    def _finish(self, result: SyncResult) -> SyncResult:
+    def _finish(self, result: SyncResult, history: History | None = None) -> SyncResult:
         """Record the end of a deploy, its message masked (`reconciler.redact`); it
         ends even when the history cannot say so. Then the result says why, and the
-        row is closed by `record_pending`."""
+        row is closed by `record_pending` (unless the fence refused it: another
+        replica owns the deploy's targets, and this one writes nothing more)."""
         result = replace(result, message=self.events.secrets.redact(result.message))
         try:
-            self.history.finish_deploy(result.deploy_id, result.result, result.message,
-                                       rolled_back=result.rolled_back, summary=result.summary)
+            (history or self.history).finish_deploy(
+                result.deploy_id, result.result, result.message,
+                rolled_back=result.rolled_back, summary=result.summary)
+        except FencedError as err:
+            result = replace(result, result="interrupted", unrecorded=str(err))
         except HistoryError as err:
             log.error("deploy #%d ended (%s: %s) but its end is not recorded: %s",
                       result.deploy_id, result.result, result.message, err)
@@ -431,8 +471,12 @@ class Engine:
         return result
 
     def _record_event(self, event: Event) -> None:
+        with self._cuts_lock:
+            history = self._recorders.get(event.deploy_id, self.history)
         try:
-            self.history.record_event(event)
+            history.record_event(event)
+        except FencedError:
+            return  # said once by the fence; this replica records nothing more
         except HistoryError as err:
             # One line, not the bus's traceback: the store is full or away, and
             # the deploy goes on (its inventory writes fail it if they must).
@@ -478,11 +522,13 @@ class Engine:
 
 
 class _Cut:
-    """The stop of one sync: the event its rollouts poll, and why it was set."""
+    """The stop of one sync: the event its rollouts poll, and why it was set; and
+    the history its writes go to (fenced for a replica's shard)."""
 
-    def __init__(self) -> None:
+    def __init__(self, history: History) -> None:
         self.event = threading.Event()
         self.why = ""
+        self.history = history
 
     def set(self, why: str) -> None:
         # The first reason stays: a shutdown after a lost leadership changes
@@ -503,6 +549,10 @@ def _rollback_note(back: RollbackResult) -> str:
     if not back.apps:
         return ""
     return f"; {'rollback failed' if back.failed else 'rollback'}: {back.message}"
+
+
+def _only(names: Sequence[str], targets: Collection[str] | None) -> list[str]:
+    return [n for n in names if targets is None or n in targets]
 
 
 def _safe(name: str) -> str:

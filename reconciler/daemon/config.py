@@ -108,6 +108,10 @@ class LeaderElectionConfig:
     """How long the leader keeps trying to renew before it stops acting as leader."""
     retry_period: float = 2.0
     """Between two tries: renewals by the leader, acquisitions by followers."""
+    shards: int | None = None
+    """None: one Lease, one leader syncs every target. N: targets are spread over N
+    shards by a stable hash of their name, one Lease per shard (`<name>-<i>`), and
+    each replica syncs the targets of the shards it holds (`daemon.shards`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,7 +164,7 @@ _WEBHOOK_KEYS = ("github_secret_env", "gitlab_secret_env", "gitea_secret_env")
 _PR_KEYS = ("enabled", "refspecs", "keep")
 _GITNOTES_KEYS = ("type", "push")
 _LEADER_KEYS = ("enabled", "kubeconfig", "context", "in_cluster", "namespace", "name",
-                "lease_duration", "renew_deadline", "retry_period")
+                "lease_duration", "renew_deadline", "retry_period", "shards")
 # Kubernetes object names: a DNS-1123 subdomain (Lease names), a label (namespaces).
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -438,6 +442,7 @@ def _leader_election(r: _Reader, node: Any, where: str, base: Path) -> LeaderEle
         in_cluster=r.boolean(m, "in_cluster", False),
         namespace=r.string(m, "namespace", None),
         name=r.string(m, "name", None),
+        shards=_shards(r, m),
         **durations,
     )
     if le.in_cluster and (le.kubeconfig is not None or le.context is not None):
@@ -460,6 +465,16 @@ def _leader_election(r: _Reader, node: Any, where: str, base: Path) -> LeaderEle
         raise ConfigError(f"{r.where(m, 'retry_period')}: retry_period must be shorter than "
                           "renew_deadline / 1.2")
     return le
+
+
+def _shards(r: _Reader, m: Mapping[str, Any]) -> int | None:
+    count = m.get("shards")
+    if count is None:
+        return None
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1000:
+        raise ConfigError(f"{r.where(m, 'shards')}: shards must be a whole number "
+                          "from 1 to 1000")
+    return count
 
 
 _HISTORY_KEYS = ("url", "password_file", "password_env", "pool_size", "timeout")

@@ -22,6 +22,9 @@ client-go's algorithm:
 - `stop(release=True)` writes an empty `holderIdentity` (and a 1 s lease), so
   another replica takes over at its next try instead of after
   `lease_duration`.
+- `wants` (shards, `daemon.shards`): while it answers False a candidate does
+  not try to take the Lease, and a leader stops leading and releases it, so
+  replicas can hand shards to one another to balance them.
 
 Expiry is measured as client-go measures it: from when this replica last saw
 the record change, on its own monotonic clock, not by comparing the record's
@@ -137,6 +140,7 @@ class LeaderElector:
         on_started: Callable[[], None] = lambda: None,
         on_stopped: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        wants: Callable[[], bool] = lambda: True,
     ) -> None:
         self.store = store
         self.identity = identity
@@ -146,6 +150,7 @@ class LeaderElector:
         self.retry_period = retry_period
         self._on_started, self._on_stopped = on_started, on_stopped
         self._clock = clock
+        self._wants = wants
         self._lock = threading.Lock()
         self._state = LeaderState(identity=identity, lease=f"{namespace}/{name}")
         self._leading = False
@@ -199,6 +204,9 @@ class LeaderElector:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self._wanted() and not self._orphaned():
+                self._stop.wait(self.retry_period * (1 + random.random() * JITTER))
+                continue
             sent = self._clock()
             try:
                 won = self._try_acquire_or_renew()
@@ -216,6 +224,38 @@ class LeaderElector:
             if not self._leading:
                 wait *= 1 + random.random() * JITTER
             self._stop.wait(wait)
+
+    def _wanted(self) -> bool:
+        """False when this replica should not hold the Lease now; a leader then
+        stops acting as one first and releases the Lease after."""
+        try:
+            wanted = self._wants()
+        except Exception:
+            log.exception("leader election: wants() failed")
+            wanted = True
+        if not wanted and self._leading:
+            self._lose("handed over to balance shards")
+            try:
+                self._release()
+            except Exception:
+                log.exception("leader election: release failed")
+        return wanted
+
+    def _orphaned(self) -> bool:
+        """A Lease whose holder stopped renewing (not one released): taken even
+        when not wanted, so a dead replica's shard never waits for the balance
+        to notice it is gone; the balance hands it on later if need be."""
+        if self._leading:
+            return False
+        try:
+            current = self.store.get()
+        except Exception:
+            return False  # the next try says what failed
+        if current is None:
+            return False
+        self._observe(current)
+        holder = str(_spec(current).get("holderIdentity") or "")
+        return bool(holder) and holder != self.identity and self._expired(current)
 
     def _watch_deadline(self) -> None:
         """Ends leadership at the renew deadline while a try is still running: the
@@ -388,7 +428,8 @@ class KubeLeaseStore:
 
 def open_elector(
     config: DaemonConfig, *, on_started: Callable[[], None], on_stopped: Callable[[], None],
-    identity: str | None = None,
+    identity: str | None = None, name: str | None = None,
+    wants: Callable[[], bool] = lambda: True,
 ) -> LeaderElector:
     """An elector for `config.leader_election` (enabled), not started yet. Loads the
     Kubernetes client; raises BackendError when the kubeconfig cannot be loaded."""
@@ -399,14 +440,14 @@ def open_elector(
     configuration = load_configuration(kubeconfig=kubeconfig, context=le.context,
                                        in_cluster=le.in_cluster)
     namespace = le.namespace or _default_namespace(kubeconfig, le.context, le.in_cluster)
-    name = lease_name(config)
+    name = name or lease_name(config)
     # A try must end well inside the renew deadline, or a hung request would use it up.
     client = KubeClient(configuration, timeout=max(0.5, le.renew_deadline / 2))
     return LeaderElector(
         KubeLeaseStore(client, namespace, name), identity=identity or default_identity(),
         namespace=namespace, name=name, lease_duration=float(lease_seconds(le)),
         renew_deadline=le.renew_deadline, retry_period=le.retry_period,
-        on_started=on_started, on_stopped=on_stopped)
+        on_started=on_started, on_stopped=on_stopped, wants=wants)
 
 
 def _default_namespace(kubeconfig: str | None, context: str | None, in_cluster: bool) -> str:

@@ -42,6 +42,15 @@ Lifecycle invariants:
   the engine still syncs in full once this replica leads again. On stop, the
   Lease is released only after the running job ended, so no other replica
   starts a rollout beside it.
+- Shards (`leader_election.shards: N`, `daemon.shards`): one Lease per shard;
+  one `Worker` per shard, each with its own failed-commit memory, syncing only
+  its shard's targets, run one after another on the worker thread for the
+  shards this replica holds. Taking a shard starts a new fence tenure
+  (`daemon.fence`) and seeds that shard's memory from the shared history
+  (deploys of its targets), so a commit that failed on the replica that held
+  it before is not retried. Every deploy of a shard writes through its fence:
+  once another replica took a target, this one records and applies nothing
+  more. Pull-request plans run on the holder of shard 0 only.
 """
 
 from __future__ import annotations
@@ -64,15 +73,18 @@ from reconciler import pulls
 from reconciler.daemon import logging as daemon_logging
 from reconciler.daemon import scheduler, signals, statuses
 from reconciler.daemon.config import DaemonConfig, ReporterConfig, missing_secrets
-from reconciler.daemon.leader import LeaderElector, LeaderState, open_elector
+from reconciler.daemon.fence import ShardFence
+from reconciler.daemon.leader import LeaderElector, LeaderState, default_identity, open_elector
 from reconciler.daemon.logging import fields
 from reconciler.daemon.plans import PlanState, PlanWorker
+from reconciler.daemon.shards import ShardSet, in_shard, shard_of
 from reconciler.daemon.triggers import PatternWatcher, RefWatcher, Timers, local_git_dir
 from reconciler.daemon.worker import Worker, WorkerState
 from reconciler.engine import Engine, EngineSettings
 from reconciler.errors import ConfigError, HistoryError, ReconcilerError
 from reconciler.events import Event, EventKind
-from reconciler.history import DriftCheck
+from reconciler.history import DeployRecord, DriftCheck
+from reconciler.history.records import RelayedRequest
 from reconciler.redact import LogFilter
 from reconciler.reporters import Reporter
 from reconciler.reporters.gitnotes import GitNotesReporter
@@ -157,11 +169,28 @@ class Daemon:
         self.progress = statuses.Progress(self.publisher)
         self.engine.subscribe(self.progress)
         self.queue = scheduler.WorkQueue()
-        self.worker = Worker(self.engine, self.publisher, self.progress, self.queue,
-                             self_heal=config.self_heal, may_deploy=self.is_leader)
+        self.identity = default_identity()
+        self.shards: ShardSet | None = None
+        self._running_shard: int | None = None
+        self.shard_count = (config.leader_election.shards or 0
+                            if config.leader_election.enabled else 0)
+        """0: no shards (one leader, or none); N: targets spread over N shards."""
+        self.fences = [ShardFence(self.history, i, self.identity,
+                                  lambda i=i: self._holds(i),  # type: ignore[misc]
+                                  shards=self.shard_count)
+                       for i in range(self.shard_count)]
+        self.workers = [self._shard_worker(i) for i in range(self.shard_count)]
+        self.worker = self.workers[0] if self.workers else Worker(
+            self.engine, self.publisher, self.progress, self.queue,
+            self_heal=config.self_heal, may_deploy=self.is_leader)
         if config.leader_election.enabled:
             self.engine.subscribe(self._deploy_started)
-        self.worker.state.memory = scheduler.seed(self.history.deploys(limit=200))
+        if self.shard_count:
+            deploys = self.history.deploys(limit=200)
+            for index, worker in enumerate(self.workers):
+                worker.state.memory = scheduler.seed(self._of_shard(deploys, index))
+        else:
+            self.worker.state.memory = scheduler.seed(self.history.deploys(limit=200))
         # The page and the API must not forget a drifted target across a restart.
         self.worker.restore_drift(self._latest_drift())
         self.plans = self._plan_worker()
@@ -173,6 +202,81 @@ class Daemon:
         self._thread = threading.Thread(target=self._loop, name="reconciler-worker",
                                         daemon=True)
         self._stopping = threading.Event()
+
+    # --- shards -----------------------------------------------------------------
+
+    def _shard_worker(self, index: int) -> Worker:
+        count = self.shard_count
+        return Worker(
+            self.engine, self.publisher, self.progress, self.queue,
+            self_heal=self.config.self_heal, may_deploy=lambda: self._holds(index),
+            scope=lambda names: in_shard(names, index, count),
+            claim=lambda names: self.fences[index].claim(names, self.engine.interrupt))
+
+    def _of_shard(self, deploys: list[DeployRecord], index: int) -> list[DeployRecord]:
+        """The deploys that count for shard `index`: of its targets, or of none
+        named (an invalid commit, or recorded before deploys named targets)."""
+        return [d for d in deploys if not d.targets
+                or any(shard_of(t, self.shard_count) == index for t in d.targets)]
+
+    def _holds(self, index: int) -> bool:
+        return self.shards is not None and self.shards.holds(index)
+
+    def _took_shard(self, index: int) -> None:
+        try:
+            self.fences[index].new_tenure()
+        except HistoryError as err:
+            log.error("took a shard but cannot take its fences now: they are taken at "
+                      "its first deploy", extra=fields(shard=index, error=str(err)))
+        try:
+            deploys = self._of_shard(self.history.deploys(limit=200), index)
+        except HistoryError as err:
+            log.error("took a shard but cannot read its history: its memory is this "
+                      "replica's own", extra=fields(shard=index, error=str(err)))
+        else:
+            memory = scheduler.seed(deploys)
+            self.workers[index].state.memory = memory
+            log.info("took shard", extra=fields(
+                shard=index, deployed=memory.deployed, failed=sorted(memory.failed)))
+        self.trigger("leader")
+        if index == 0:
+            self.plan_pull_requests("leader")
+
+    def _lost_shard(self, index: int) -> None:
+        log.warning("lost shard", extra=fields(shard=index))
+        if self._running_shard == index and self.engine.interrupt(LEADERSHIP_LOST):
+            log.warning("shard lost during a rollout: it stops after its batch in flight",
+                        extra=fields(shard=index, sha=self.workers[index].state.running))
+
+    def _relay(self, trigger: Trigger) -> None:
+        """Shards: hand a webhook to the replicas holding the other shards."""
+        if trigger.kind is TriggerKind.PUSH and trigger.ref == self._tracked_ref:
+            kind = "sync"
+        elif trigger.kind is TriggerKind.PULL_REQUEST or self._covers(trigger.ref):
+            kind = "plan"
+        else:
+            return
+        try:
+            self.history.relay(kind, trigger.ref, trigger.reason, self.identity)
+        except HistoryError as err:
+            log.error("webhook not relayed to the other replicas: they act on their "
+                      "next poll", extra=fields(ref=trigger.ref, error=str(err)))
+            return
+        log.info("webhook relayed to the replicas holding the shards",
+                 extra=fields(ref=trigger.ref, reason=trigger.reason, kind=kind))
+
+    def _relayed(self, requests: list[RelayedRequest]) -> None:
+        """Requests other replicas relayed (on the heartbeat thread; never blocks)."""
+        for request in requests:
+            log.info("relayed webhook", extra=fields(
+                kind=request.kind, ref=request.ref, sender=request.sender))
+            if request.kind == "sync" and self.is_leader():
+                self.trigger(f"relayed-{request.reason}")
+            elif request.kind == "plan":
+                self.plan_pull_requests(f"relayed-{request.reason}", request.ref)
+
+    def _address(self) -> str:
+        return self.config.public_url or self.web_url or ""
 
     # --- the public surface (web server, tests) -----------------------------
 
@@ -192,6 +296,8 @@ class Daemon:
         its own fetch, never a commit a payload names."""
         if self.plans is None or self._stopping.is_set() or not self.is_leader():
             return
+        if self.shard_count and not self._holds(0):
+            return  # one replica plans: the holder of shard 0
         TRIGGERS.labels(reason=reason).inc()
         if ref is None:
             self.plans.scan(reason)
@@ -206,7 +312,13 @@ class Daemon:
           covers (e.g. refs/heads/pr/*): fetch and plan that head at once;
         - any other push: nothing.
         Never deploys the ref a webhook names; thread-safe, never blocks.
-        On a follower (leader election): nothing; the leader's poll finds the commit."""
+        On a follower (leader election): nothing; the leader's poll finds the commit.
+        With shards: also relayed to the other replicas through the history
+        (`daemon.shards`), since the commit may concern shards held elsewhere."""
+        if self.shard_count:
+            self._relay(trigger)
+            if not self.is_leader():
+                return  # relayed: the holders act on it
         if not self.is_leader():
             log.info("webhook on a follower: the leader acts on its next poll",
                      extra=fields(ref=trigger.ref, reason=trigger.reason))
@@ -268,7 +380,7 @@ class Daemon:
         Deployment's rolling update waits for every replica)."""
         if not self.is_leader():
             return None
-        state = self.worker.state
+        state = self._acting_worker().state
         if not state.fetched:
             return ("starting: no fetch has succeeded yet"
                     + (f" ({state.fetch_error})" if state.fetch_error else ""))
@@ -285,12 +397,30 @@ class Daemon:
                         ready=unready is None, unready=unready,
                         stopping=self._stopping.is_set(), worker=self.worker.state,
                         plans=self.plans.state if self.plans is not None else None,
-                        leader=self.elector.state() if self.elector is not None else None)
+                        leader=self._leader_state())
+
+    def _acting_worker(self) -> Worker:
+        """The worker whose fetches say whether this replica is ready: with shards,
+        the first shard held (each shard's worker fetches for itself)."""
+        held = self.shards.held() if self.shards is not None else []
+        return self.workers[held[0]] if held else self.worker
+
+    def _leader_state(self) -> LeaderState | None:
+        """With shards: the Lease of the first shard held, else of shard 0."""
+        if self.elector is not None:
+            return self.elector.state()
+        if self.shards is None:
+            return None
+        held = self.shards.held()
+        return self.shards.states()[held[0] if held else 0]
 
     def is_leader(self) -> bool:
-        """True when this replica may deploy: it holds the Lease, or election is off."""
+        """True when this replica may deploy: it holds the Lease (with shards: one of
+        them at least), or election is off."""
         if not self.config.leader_election.enabled:
             return True
+        if self.shard_count:
+            return self.shards is not None and bool(self.shards.held())
         return self.elector is not None and self.elector.is_leader()
 
     def _started_leading(self) -> None:
@@ -311,7 +441,10 @@ class Daemon:
         # Leadership lost between the worker's last check and the sync's start
         # would find no sync to interrupt, and the sync would then run in full.
         # The sync exists by now (it emits this event), so interrupt it here.
-        if event.kind is EventKind.DEPLOY_STARTED and not self.is_leader():
+        if event.kind is not EventKind.DEPLOY_STARTED:
+            return
+        shard = self._running_shard
+        if not self.is_leader() or (shard is not None and not self._holds(shard)):
             self.engine.interrupt(LEADERSHIP_LOST)
 
     # --- lifecycle -----------------------------------------------------------
@@ -322,7 +455,13 @@ class Daemon:
         # The listener first: a port in use must stop the daemon before a
         # rollout starts, not kill the process in the middle of one.
         self._start_web()
-        if self.config.leader_election.enabled:
+        if self.shard_count:
+            self.shards = ShardSet(self.config, self.history, identity=self.identity,
+                                   on_started=self._took_shard, on_stopped=self._lost_shard,
+                                   busy=lambda i: self._running_shard == i,
+                                   address=self._address, on_requests=self._relayed)
+            self.shards.start()
+        elif self.config.leader_election.enabled:
             # Before the worker: its first job must already see a follower as one.
             self.elector = open_elector(self.config, on_started=self._started_leading,
                                         on_stopped=self._stopped_leading)
@@ -388,6 +527,8 @@ class Daemon:
             # Hand the Lease over only once no rollout of ours runs. While one still
             # runs, keep renewing: the Lease expires lease_duration after the process.
             self.elector.stop(release=True, timeout=_left(deadline))
+        if self.shards is not None and not self._thread.is_alive():
+            self.shards.stop(release=True, timeout=_left(deadline))
         done = not self._thread.is_alive() and plans_done
         if done:
             self.engine.close()
@@ -404,6 +545,8 @@ class Daemon:
                     # A follower drops the job: the leader does the work, and
                     # becoming leader queues a fresh request.
                     log.debug("not the leader: job dropped")
+                elif self.shards is not None:
+                    self._shard_jobs(job)
                 elif job.request is not None:
                     self.worker.sync_job(job.request)
                 else:
@@ -413,6 +556,24 @@ class Daemon:
                 log.exception("job failed")
             finally:
                 self.queue.done()
+
+
+    def _shard_jobs(self, job: scheduler.Job) -> None:
+        """The job for each shard held, one after another (each its own deploy)."""
+        assert self.shards is not None
+        for index in self.shards.held():
+            if self._stopping.is_set():
+                return
+            self._running_shard = index
+            try:
+                if job.request is not None:
+                    self.workers[index].sync_job(job.request)
+                else:
+                    self.workers[index].drift_job()
+            except Exception:
+                log.exception("job failed", extra=fields(shard=index))
+            finally:
+                self._running_shard = None
 
 
 def _left(deadline: float | None) -> float | None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -41,11 +41,13 @@ from prometheus_client import Counter, Gauge
 from reconciler import plan as planner
 from reconciler import pulls
 from reconciler.daemon import scheduler, statuses, windows
+from reconciler.daemon.fence import DeployFence
 from reconciler.daemon.logging import fields
 from reconciler.daemon.scheduler import Memory, Request, Verdict
 from reconciler.engine import Engine, SyncResult
 from reconciler.errors import HistoryError, ReconcilerError, ValidationError
 from reconciler.history import DriftCheck, DriftedResource
+from reconciler.history.fence import FencedError
 from reconciler.model import Action, DesiredState, Plan
 from reconciler.reporters import State
 
@@ -102,7 +104,9 @@ class Worker:
     def __init__(self, engine: Engine, publisher: statuses.Publisher,
                  progress: statuses.Progress, queue: scheduler.WorkQueue,
                  *, self_heal: bool, clock: Callable[[], datetime] | None = None,
-                 may_deploy: Callable[[], bool] = lambda: True) -> None:
+                 may_deploy: Callable[[], bool] = lambda: True,
+                 scope: Callable[[Sequence[str]], list[str]] | None = None,
+                 claim: Callable[[Sequence[str]], DeployFence] | None = None) -> None:
         self.engine = engine
         self.publisher = publisher
         self.progress = progress
@@ -110,6 +114,10 @@ class Worker:
         self.self_heal = self_heal
         self.may_deploy = may_deploy
         """False on a follower (leader election): the job may have started as leader."""
+        self.scope = scope
+        """Shards: which of the selected targets this worker syncs (its shard's)."""
+        self.claim = claim
+        """Shards: the fence of a deploy of these targets (raises FencedError)."""
         self.state = WorkerState()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._waiting_posted: str | None = None
@@ -133,6 +141,9 @@ class Worker:
         except ValidationError:
             desired = None  # the engine records it and we post `error` below
         try:
+            if desired is not None and self.scope is not None and not self._targets(desired):
+                log.debug("no target of this shard", extra=fields(sha=sha))
+                return
             blocked = self._blocked(desired) if desired is not None else ()
         except ReconcilerError as err:
             return self._refuse(sha, err)
@@ -179,8 +190,12 @@ class Worker:
             sha=result.revision, retry=done + 1, limit=policy.limit, delay=round(delay, 3)))
         self.queue.put_at(self.state.retry.due, Request(reason="retry"))
 
-    def _blocked(self, desired: DesiredState) -> tuple[str, ...]:
+    def _targets(self, desired: DesiredState) -> list[str]:
         names = self.engine.selected_targets(desired)
+        return names if self.scope is None else self.scope(names)
+
+    def _blocked(self, desired: DesiredState) -> tuple[str, ...]:
+        names = self._targets(desired)
         now = self._clock()
         blocked = windows.blocked_targets(desired.sync_windows, names, now)
         self.state.waiting = {t: windows.describe(desired.sync_windows, t, now) for t in blocked}
@@ -218,14 +233,29 @@ class Worker:
             log.info("not the leader any more: deploy not started",
                      extra=fields(sha=sha, trigger=reason))
             return
-        if desired is not None:
-            names = set(self.engine.selected_targets(desired))
-            waves = sorted({a.wave for a in desired.apps.values() if a.target in names})
+        targets = self._targets(desired) if desired is not None else None
+        fence = None
+        if self.claim is not None and targets:
+            try:
+                fence = self.claim(targets)
+            except FencedError:
+                return  # the fence said why
+            except HistoryError as err:
+                log.error("history unavailable: deploy not started", extra=fields(
+                    sha=sha, trigger=reason, error=str(err)))
+                return
+        if desired is not None and targets is not None:
+            waves = sorted({a.wave for a in desired.apps.values() if a.target in targets})
             self.progress.expect(sha, waves)
         self.state.running, self.state.waiting = sha, {}
-        log.info("rollout started", extra=fields(sha=sha, trigger=reason))
+        log.info("rollout started", extra=fields(sha=sha, trigger=reason, targets=targets))
         try:
-            result = self.engine.sync(sha, trigger=reason, fetch=False)
+            result = self.engine.sync(
+                sha, trigger=reason, fetch=False,
+                targets=targets if self.scope is not None else None,
+                guard=fence.guard if fence is not None else None)
+        except FencedError:
+            return  # refused at its start: the fence said why, nothing was written
         except HistoryError as err:
             # Nothing started: without its history no rollout may begin (it could
             # not record what it applies). Not a failure of the commit: the next
@@ -239,6 +269,11 @@ class Worker:
         finally:
             self.state.running = None
             self.progress.forget(sha)
+        if fence is not None and fence.refused is not None:
+            # Another replica holds these targets now and posts the commit's end.
+            log.warning("rollout stopped: " + fence.refused, extra=fields(
+                sha=sha, deploy=result.deploy_id))
+            return
         self._finished(result)
         self._plan_retry(result, desired)
 
@@ -268,7 +303,7 @@ class Worker:
 
     def drift_job(self) -> None:
         try:
-            found = self.engine.drift()
+            found = self.engine.drift(self._drift_targets())
         except ReconcilerError as err:
             DRIFT_CHECKS.labels(result="error").inc()
             log.error("drift check failed", extra=fields(error=str(err)))
@@ -303,13 +338,20 @@ class Worker:
             except HistoryError as err:
                 log.error("cannot record the self-heal", extra=fields(error=str(err)))
 
+    def _drift_targets(self) -> list[str] | None:
+        """Shards: the targets of this worker's shard in its last deployed commit."""
+        if self.scope is None:
+            return None
+        deployed = self.state.memory.deployed
+        return self._targets(self.engine.load_revision(deployed)) if deployed else []
+
     def _checked_targets(self, found: Plan) -> set[str]:
         """Every target the check compared, clean ones included: a clean check must
         replace a target's earlier drift, yet the plan names only changed apps."""
         targets = {c.target for c in found.changes()}
         try:
             desired = self.engine.load_revision(found.revision)
-            targets.update(self.engine.selected_targets(desired))
+            targets.update(self._targets(desired))
         except ReconcilerError as err:
             log.warning("drift check: cannot list the checked targets",
                         extra=fields(sha=found.revision, error=str(err)))

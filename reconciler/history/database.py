@@ -37,6 +37,9 @@ class Database(Protocol):
     """How messages name this store: a path, or a URL without its password."""
     types: dict[str, str]
     """The column types `schema.statements` substitutes."""
+    row_lock: str
+    """What ends a SELECT that locks the rows it reads until the transaction ends
+    (" FOR UPDATE"); "" where a write transaction locks the whole store already."""
 
     def transaction(self, *, write: bool) -> AbstractContextManager[Cursor]:
         """A transaction, committed when the block ends, rolled back when it raises."""

@@ -51,6 +51,7 @@ class _Cursor:
 
 class PostgresDatabase:
     types = schema.POSTGRES_TYPES
+    row_lock = " FOR UPDATE"
 
     def __init__(self, url: str, *, password: str | None, pool_size: int = 4,
                  timeout: float = 10.0) -> None:

@@ -47,6 +47,8 @@ class DeployRecord:
     summary: dict[str, int]
     apps: tuple[AppResult, ...] = ()
     events: tuple[Event, ...] = ()
+    targets: tuple[str, ...] = ()
+    """The targets the deploy covered (empty for deploys recorded before schema 5)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,3 +71,28 @@ class DriftCheck:
     """How many resources differ (all of them, even when `resources` is cut)."""
     resources: tuple[DriftedResource, ...] = ()
     healed: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelayedRequest:
+    """A webhook one replica received, for the replicas holding the shards."""
+
+    id: int
+    kind: str
+    """"sync" (the tracked branch moved) or "plan" (a pull-request head, `ref`)."""
+    ref: str
+    reason: str
+    sender: str
+    """The identity of the replica that received it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Replica:
+    """A daemon replica that said it is alive (`History.heartbeat`)."""
+
+    identity: str
+    seen: float
+    address: str
+    """Where it answers HTTP ("" when it does not)."""
+    shards: tuple[int, ...] = ()
+    """The shards it held when it last said so."""

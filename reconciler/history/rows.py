@@ -22,6 +22,7 @@ def deploy(row: Row, apps: tuple[AppResult, ...], events: tuple[Event, ...]) -> 
         started=row["started"], finished=row["finished"], result=row["result"],
         message=row["message"], rolled_back=bool(row["rolled_back"]),
         summary=json.loads(row["summary"]), apps=apps, events=events,
+        targets=tuple(json.loads(row["targets"])),
     )
 
 

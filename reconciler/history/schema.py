@@ -94,6 +94,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX plans_planned ON plans(planned_at)",
     ),
+    # version 5: replicas sharing one history over shards. Each deploy names the
+    # targets it covered (a new holder of a shard seeds its failed-commit memory
+    # from that shard's deploys only); a fence per target names its holder and a
+    # token that grows whenever a replica takes the target, so a replica that
+    # lost it cannot record or apply any more; replicas say they are alive (the
+    # fair share of shards) and where they answer HTTP; a webhook that reached
+    # a replica is relayed to the others as a request they poll.
+    (
+        "ALTER TABLE deploys ADD COLUMN targets TEXT NOT NULL DEFAULT '[]'",
+        """CREATE TABLE fences (
+            target TEXT PRIMARY KEY, holder TEXT NOT NULL, token $int NOT NULL,
+            since $real NOT NULL
+        )""",
+        """CREATE TABLE replicas (
+            identity TEXT PRIMARY KEY, seen $real NOT NULL,
+            address TEXT NOT NULL DEFAULT '', shards TEXT NOT NULL DEFAULT '[]'
+        )""",
+        """CREATE TABLE requests (
+            id $serial,
+            kind TEXT NOT NULL, ref TEXT NOT NULL, reason TEXT NOT NULL,
+            sender TEXT NOT NULL, made $real NOT NULL
+        )""",
+    ),
 )
 
 VERSION = len(MIGRATIONS)

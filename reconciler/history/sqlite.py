@@ -38,6 +38,7 @@ class _Cursor:
 
 class SqliteDatabase:
     types = schema.SQLITE_TYPES
+    row_lock = ""  # BEGIN IMMEDIATE holds the file's write lock already
 
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / FILENAME

@@ -32,23 +32,28 @@ Invariants:
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from backends.base import Inventory
 from reconciler.events import Event, EventKind
-from reconciler.history import rows, schema
+from reconciler.history import fence, rows, schema
 from reconciler.history.database import Cursor, Database
+from reconciler.history.fence import FencedError
 from reconciler.history.records import (
     AppResult,
     DeployRecord,
     DriftCheck,
     InventoryEntry,
+    RelayedRequest,
+    Replica,
 )
 from reconciler.history.sqlite import SqliteDatabase
 from reconciler.history.text import safe_json
@@ -59,6 +64,13 @@ DRIFT_KEEP = 1000
 DRIFT_LISTED = 100
 """Drifted resources listed per check; `drifted` still counts them all."""
 INTERRUPTED = "interrupted: the process running it stopped before it ended"
+REQUESTS_KEEP = 1000
+"""Relayed webhook requests kept: replicas read them within a second or two."""
+TAKEN_OVER = "interrupted: another replica took its targets (their fence) before it ended"
+
+Guard = Callable[[Cursor], None]
+"""Runs first in every write transaction of a deploy (`History.fenced`); raises to
+refuse the write, which then happens not at all."""
 
 
 class History:
@@ -70,6 +82,7 @@ class History:
                 raise ValueError("History needs a data_dir or a database")
             database = SqliteDatabase(data_dir)
         self.database: Database = database
+        self._guard: Guard | None = None
         try:
             self._migrate()
             self._recover_interrupted()
@@ -84,6 +97,22 @@ class History:
 
     def close(self) -> None:
         self.database.close()
+
+    def fenced(self, guard: Guard) -> History:
+        """This history, over the same store, with `guard` run first in each
+        write of a deploy (its start and end, events, inventory, last good
+        revisions), in the same transaction: a guard that raises refuses the
+        write whole. Closing the view closes the store, so only the owner does."""
+        view = copy.copy(self)
+        view._guard = guard
+        return view
+
+    @contextmanager
+    def _deploy_write(self) -> Iterator[Cursor]:
+        with self.database.transaction(write=True) as db:
+            if self._guard is not None:
+                self._guard(db)
+            yield db
 
     def _migrate(self) -> None:
         with self.database.migration() as (cursor, found):
@@ -104,15 +133,17 @@ class History:
 
     # --- deploys -----------------------------------------------------------
 
-    def start_deploy(self, revision: str, trigger: str, message: str = "") -> int:
+    def start_deploy(self, revision: str, trigger: str, message: str = "",
+                     targets: Sequence[str] = ()) -> int:
         # A long-lived process (the daemon) opens the history once: a CLI sync
         # killed meanwhile would otherwise show as running until the next start.
         self._recover_interrupted()
-        with self.database.transaction(write=True) as db:
+        with self._deploy_write() as db:
             found = db.execute(
-                "INSERT INTO deploys (revision, trigger, started, message, pid, host) "
-                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                (revision, trigger, time.time(), message, os.getpid(), socket.gethostname()),
+                "INSERT INTO deploys (revision, trigger, started, message, pid, host, targets) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (revision, trigger, time.time(), message, os.getpid(), socket.gethostname(),
+                 safe_json(sorted(targets))),
             )
             return int(found[0]["id"])
 
@@ -125,7 +156,7 @@ class History:
         rolled_back: bool = False,
         summary: dict[str, int] | None = None,
     ) -> None:
-        with self.database.transaction(write=True) as db:
+        with self._deploy_write() as db:
             db.execute(
                 "UPDATE deploys SET result=?, message=?, rolled_back=?, finished=?, "
                 "summary=? WHERE id=?",
@@ -154,17 +185,24 @@ class History:
             found = db.execute("SELECT * FROM deploys WHERE result='running' ORDER BY id")
             return [rows.deploy(row, (), ()) for row in found]
 
-    def last_successful_revision(self) -> str | None:
+    def last_successful_revision(self, targets: Collection[str] | None = None
+                                 ) -> str | None:
+        """The newest successful deploy's revision; with `targets`, of the newest
+        that covered one of them (deploys before schema 5 name none, and count)."""
         with self.database.transaction(write=False) as db:
-            found = db.execute(
-                "SELECT revision FROM deploys WHERE result='success' ORDER BY id DESC LIMIT 1")
-        return str(found[0]["revision"]) if found else None
+            found = db.execute("SELECT revision, targets FROM deploys WHERE result='success' "
+                               "ORDER BY id DESC LIMIT 200")
+        for row in found:
+            covered = json.loads(row["targets"])
+            if targets is None or not covered or set(covered) & set(targets):
+                return str(row["revision"])
+        return None
 
     # --- events ------------------------------------------------------------
 
     def record_event(self, event: Event) -> None:
         """An EventBus listener: store the event, and fold app results from it."""
-        with self.database.transaction(write=True) as db:
+        with self._deploy_write() as db:
             db.execute(
                 "INSERT INTO events (deploy_id, kind, revision, wave, app, target, hosts, "
                 "status, message, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -200,7 +238,7 @@ class History:
 
     def set_inventory(self, entries: Iterable[InventoryEntry]) -> None:
         now = time.time()
-        with self.database.transaction(write=True) as db:
+        with self._deploy_write() as db:
             db.executemany(
                 "INSERT INTO inventory (target, host, resource, rgroup, kind, namespace, "
                 "name, app, wave, revision, state, updated) "
@@ -213,7 +251,7 @@ class History:
             )
 
     def mark_inventory(self, target: str, keys: Iterable[HostKey], state: str) -> None:
-        with self.database.transaction(write=True) as db:
+        with self._deploy_write() as db:
             db.executemany(
                 "UPDATE inventory SET state=?, updated=? WHERE target=? AND host=? AND "
                 "rgroup=? AND kind=? AND namespace=? AND name=?",
@@ -222,7 +260,7 @@ class History:
             )
 
     def remove_inventory(self, target: str, keys: Iterable[HostKey]) -> None:
-        with self.database.transaction(write=True) as db:
+        with self._deploy_write() as db:
             db.executemany(
                 "DELETE FROM inventory WHERE target=? AND host=? AND rgroup=? AND kind=? "
                 "AND namespace=? AND name=?",
@@ -251,7 +289,7 @@ class History:
         named alone counts for every target."""
         now = time.time()
         pairs = [(a, "") if isinstance(a, str) else a for a in apps]
-        with self.database.transaction(write=True) as db:
+        with self._deploy_write() as db:
             db.executemany(
                 "INSERT INTO last_good (app, target, revision, deployed, deploy_id) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (app, target) DO UPDATE SET "
@@ -262,6 +300,92 @@ class History:
             # A migrated row of unknown target is superseded by a known one.
             db.executemany("DELETE FROM last_good WHERE app=? AND target=''",
                            [(app,) for app, target in pairs if target])
+
+    # --- fences and replicas (several replicas over shards) -----------------
+
+    def take_fences(self, targets: Iterable[str], holder: str,
+                    still_holds: Callable[[], bool]) -> dict[str, int]:
+        """Make `holder` the holder of each target, with a new token each, in one
+        transaction; `still_holds` is asked under the rows' lock (the shard's
+        Lease), and when False nothing is taken: FencedError."""
+        with self.database.transaction(write=True) as db:
+            fence.read(db, targets, lock=self.database.row_lock)  # locked until the end
+            if not still_holds():
+                raise FencedError(f"{holder} does not hold the shard any more")
+            tokens = {t: fence.take(db, t, holder, lock=self.database.row_lock)
+                      for t in sorted(set(targets))}
+            # A deploy of these targets another process left running can never
+            # end now (its fence is void): it ended when its holder lost them.
+            here = (os.getpid(), socket.gethostname())
+            for row in db.execute("SELECT id, pid, host, targets FROM deploys "
+                                  "WHERE result='running'"):
+                if (int(row["pid"]), row["host"]) != here and \
+                        set(json.loads(row["targets"])) & set(tokens):
+                    db.execute("UPDATE deploys SET result='interrupted', finished=?, "
+                               "message=? WHERE id=?", (time.time(), TAKEN_OVER, row["id"]))
+            return tokens
+
+    def check_fences(self, db: Cursor, tokens: Mapping[str, int]) -> fence.FenceRow | None:
+        """Inside a write transaction: lock the fences of `tokens`' targets and
+        return the first one taken by someone since, None when all are current."""
+        rows = fence.read(db, tokens, lock=self.database.row_lock)
+        return fence.stale(rows, tokens)
+
+    def fences(self) -> dict[str, fence.FenceRow]:
+        with self.database.transaction(write=False) as db:
+            found = db.execute("SELECT target FROM fences")
+            return fence.read(db, [str(r["target"]) for r in found])
+
+    def heartbeat(self, identity: str, address: str = "",
+                  shards: Sequence[int] = ()) -> None:
+        """`identity` is alive now, answers HTTP at `address`, holds `shards`."""
+        with self.database.transaction(write=True) as db:
+            db.execute(
+                "INSERT INTO replicas (identity, seen, address, shards) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (identity) DO UPDATE SET seen=excluded.seen, "
+                "address=excluded.address, shards=excluded.shards",
+                (identity, time.time(), address, safe_json(sorted(shards))))
+
+    def replicas(self, seen_within: float) -> list[Replica]:
+        """Replicas that said they are alive within `seen_within` seconds; older
+        rows (replicas gone for ten times that) are forgotten."""
+        now = time.time()
+        with self.database.transaction(write=True) as db:
+            db.execute("DELETE FROM replicas WHERE seen < ?", (now - 10 * seen_within,))
+            found = db.execute("SELECT * FROM replicas WHERE seen >= ? ORDER BY identity",
+                               (now - seen_within,))
+        return [Replica(identity=str(r["identity"]), seen=float(r["seen"]),
+                        address=str(r["address"]),
+                        shards=tuple(int(i) for i in json.loads(r["shards"])))
+                for r in found]
+
+    def relay(self, kind: str, ref: str, reason: str, sender: str) -> int:
+        """Store a request for the other replicas (`requests_after`); the oldest
+        beyond REQUESTS_KEEP are forgotten."""
+        with self.database.transaction(write=True) as db:
+            found = db.execute("INSERT INTO requests (kind, ref, reason, sender, made) "
+                               "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                               (kind, ref, reason, sender, time.time()))
+            new = int(found[0]["id"])
+            db.execute("DELETE FROM requests WHERE id <= ?", (new - REQUESTS_KEEP,))
+        return new
+
+    def requests_after(self, last: int | None) -> tuple[int, list[RelayedRequest]]:
+        """The requests stored after id `last`, oldest first, and the newest id;
+        `last` None: none, only the newest id (where a replica starts reading)."""
+        with self.database.transaction(write=False) as db:
+            newest = db.execute("SELECT MAX(id) AS id FROM requests")[0]["id"]
+            if last is None:
+                return int(newest or 0), []
+            found = db.execute("SELECT * FROM requests WHERE id > ? ORDER BY id", (last,))
+        listed = [RelayedRequest(id=int(r["id"]), kind=str(r["kind"]), ref=str(r["ref"]),
+                                 reason=str(r["reason"]), sender=str(r["sender"]))
+                  for r in found]
+        return (listed[-1].id if listed else last), listed
+
+    def forget_replica(self, identity: str) -> None:
+        with self.database.transaction(write=True) as db:
+            db.execute("DELETE FROM replicas WHERE identity=?", (identity,))
 
     # --- drift checks --------------------------------------------------------
 
