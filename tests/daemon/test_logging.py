@@ -99,7 +99,7 @@ def test_on_a_terminal_run_prints_readable_lines(state_repo: StateRepo, tmp_path
     assert lines and not any(line.lstrip().startswith("{") for line in lines), lines
     assert all(TEXT_LINE.match(line) for line in lines), lines
     started = next(line for line in lines if "rollout started" in line)
-    assert started.endswith(f"rollout started  sha={sha[:12]} trigger=start")
+    assert started.endswith(f"rollout started  sha={sha[:12]} trigger=start targets=laptop")
     finished = next(line for line in lines if "rollout finished" in line)
     assert "result=success" in finished
     assert 'message="1 to create, 0 to change, 0 to delete"' in finished
