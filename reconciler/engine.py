@@ -60,6 +60,7 @@ from reconciler.events import Event, EventBus, EventKind, Listener
 from reconciler.history import HistorySettings, open_history
 from reconciler.load import LoadCache
 from reconciler.model import DesiredState, LiveView, Plan, Target
+from reconciler.outcomes import UNVERIFIED, DeployResult
 from reconciler.render import Renderer, load_rendered
 from reconciler.rollout import rollback
 from reconciler.rollout.batches import with_verification
@@ -93,7 +94,7 @@ class EngineSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class SyncResult:
-    result: str
+    result: DeployResult
     """success, failure (applied and unhealthy, or a backend failed), error (invalid)
     or interrupted (returned after `Engine.request_stop()` or `Engine.interrupt()` cut
     the rollout short;
@@ -288,7 +289,7 @@ class Engine:
         names = self.selected_targets(desired)
         with self._locked(names):
             deploy_id = self.history.start_deploy(sha, trigger)
-            self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status="running")
+            self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status=DeployResult.RUNNING)
             try:
                 result = self._sync(deploy_id, desired, names, cut)
             except Exception as err:
@@ -296,12 +297,12 @@ class Engine:
                 # an exception instead would leave the daemon retrying this commit.
                 why = (str(err) if isinstance(err, ReconcilerError)
                        else unexpected(err, f"the sync of {sha[:12]}"))
-                result = SyncResult(result="failure", deploy_id=deploy_id, revision=sha,
+                result = SyncResult(result=DeployResult.FAILURE, deploy_id=deploy_id, revision=sha,
                                     message=why)
             except BaseException as err:
                 # Ctrl-C or exit: the rollout stopped part way, as if killed; the
                 # next sync re-plans from live state, so this is not a failure.
-                self._finish(SyncResult(result="interrupted", deploy_id=deploy_id,
+                self._finish(SyncResult(result=DeployResult.INTERRUPTED, deploy_id=deploy_id,
                                         revision=sha,
                                         message=f"interrupted: {type(err).__name__}"))
                 raise
@@ -317,7 +318,7 @@ class Engine:
             verify = self._unverified(desired, views)
             full = with_verification(steps, desired, verify)
 
-            def result(outcome: str, message: str, back: RollbackResult | None = None
+            def result(outcome: DeployResult, message: str, back: RollbackResult | None = None
                        ) -> SyncResult:
                 return SyncResult(result=outcome, deploy_id=deploy_id, revision=sha,
                                   summary=steps.summary(), plan=steps, message=message,
@@ -326,14 +327,14 @@ class Engine:
 
             if not full.waves and not full.prune:
                 self._mark_good(desired, names, deploy_id)
-                return result("success", "in sync: nothing to do")
+                return result(DeployResult.SUCCESS, "in sync: nothing to do")
             runner = self._rollout(deploy_id, desired, opened, views, verify, cut)
             waves = runner.run_waves(full)
             if cut.is_set() and not waves.ok:
                 # Even after a real failure: a rollback can take as long as the
                 # rollout, and the next sync of this commit fails and rolls back.
                 failed = waves.message if waves.halted else ""
-                return result("interrupted", cut.message(
+                return result(DeployResult.INTERRUPTED, cut.message(
                     "; ".join(p for p in (waves.stopped, failed) if p)))
             if not waves.ok:
                 back = rollback.roll_back(
@@ -346,16 +347,16 @@ class Engine:
                     make_rollout=lambda d: self._rollout(deploy_id, d, opened, views, {}, cut),
                 )
                 if back.interrupted:
-                    return result("interrupted",
+                    return result(DeployResult.INTERRUPTED,
                                   cut.message(f"{waves.message}; rollback: {back.message}"))
-                return result("failure", waves.message + _rollback_note(back), back)
+                return result(DeployResult.FAILURE, waves.message + _rollback_note(back), back)
             pruned = runner.run_prune(full)
             if pruned.interrupted and not pruned.halted:
-                return result("interrupted", cut.message("before pruning"))
+                return result(DeployResult.INTERRUPTED, cut.message("before pruning"))
             if not pruned.ok:
-                return result("failure", pruned.message)
+                return result(DeployResult.FAILURE, pruned.message)
         self._mark_good(desired, names, deploy_id)
-        return result("success", planner.summary_line(steps))
+        return result(DeployResult.SUCCESS, planner.summary_line(steps))
 
     def _rollout(
         self, deploy_id: int, desired: DesiredState, opened: Mapping[str, Backend],
@@ -381,7 +382,7 @@ class Engine:
         for name, view in views.items():
             for entry in self.history.inventory_entries(name):
                 app = desired.apps.get(entry.app)
-                if (entry.state in ("intent", "applied") and app is not None
+                if (entry.state in UNVERIFIED and app is not None
                         and app.target == name and entry.host in view.hosts):
                     out.setdefault(entry.app, set()).add(entry.host)
         return {app: tuple(sorted(hosts)) for app, hosts in out.items()}
@@ -400,8 +401,8 @@ class Engine:
 
     def _invalid(self, sha: str, trigger: str, err: ValidationError) -> SyncResult:
         deploy_id = self.history.start_deploy(sha, trigger)
-        self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status="running")
-        result = SyncResult(result="error", deploy_id=deploy_id, revision=sha,
+        self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status=DeployResult.RUNNING)
+        result = SyncResult(result=DeployResult.ERROR, deploy_id=deploy_id, revision=sha,
                             message=f"invalid: {err}", problems=err.problems)
         return self._finish(result)
 
@@ -453,7 +454,8 @@ class Engine:
             return len(self._unrecorded)
 
     def _emit(
-        self, kind: EventKind, deploy_id: int, revision: str, *, status: str, message: str = ""
+        self, kind: EventKind, deploy_id: int, revision: str, *, status: DeployResult,
+        message: str = "",
     ) -> None:
         self.events.emit(Event(kind=kind, deploy_id=deploy_id, revision=revision,
                                status=status, message=message))

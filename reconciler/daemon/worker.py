@@ -43,6 +43,7 @@ from reconciler.engine import Engine, SyncResult
 from reconciler.errors import HistoryError, ReconcilerError, ValidationError
 from reconciler.history import DriftCheck, DriftedResource
 from reconciler.model import Action, DesiredState, Plan
+from reconciler.outcomes import DeployResult
 from reconciler.reporters import State
 
 log = logging.getLogger("reconciler.daemon")
@@ -196,8 +197,8 @@ class Worker:
         self._finished(result)
 
     def _finished(self, result: SyncResult) -> None:
-        ok = result.result == "success"
-        if result.result != "interrupted":
+        ok = result.result is DeployResult.SUCCESS
+        if result.result is not DeployResult.INTERRUPTED:
             self.state.memory = scheduler.remember(self.state.memory, result.revision, ok=ok)
         self.state.last_result = result
         ROLLOUTS.labels(result=result.result).inc()
@@ -280,7 +281,8 @@ class Worker:
             return False
         self._deploy(sha, desired, "self-heal")
         result = self.state.last_result
-        healed = result is not None and result.revision == sha and result.result == "success"
+        healed = (result is not None and result.revision == sha
+                  and result.result is DeployResult.SUCCESS)
         self.state.last_drift = replace(report, healed=healed)
         return healed
 
@@ -335,12 +337,12 @@ def final_status(result: SyncResult, prefix: str = "", *,
     interrupted deploy: why it stopped and who resumes it."""
     # Said last, so no cut loses it: the history did not record this end.
     note = "; not in history (see log)" if result.unrecorded else ""
-    if result.result == "success":
+    if result.result is DeployResult.SUCCESS:
         return State.SUCCESS, statuses.ending_with(result.message or "deployed", note)
-    if result.result == "interrupted":
+    if result.result is DeployResult.INTERRUPTED:
         # Still pending: the next start re-syncs the head and posts its end.
         return State.PENDING, statuses.ending_with(interrupted, note)
-    if result.result == "error":
+    if result.result is DeployResult.ERROR:
         if result.problems:
             return State.ERROR, statuses.ending_with(statuses.validation_description(
                 ValidationError(result.problems), prefix), note)

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from reconciler.events import Event, EventKind
+from reconciler.model import HealthStatus
+from reconciler.outcomes import DeployResult, StepStatus
 
 Layout = tuple[tuple[int, tuple[tuple[str, str], ...]], ...]
 """Waves in order, each with its (app, target) pairs: what a deploy is expected to touch."""
@@ -58,8 +60,8 @@ class RolloutState:
     deploy_id: int
     revision: str
     started: float
-    state: str = "running"
-    """running, success, failure or error."""
+    state: str = DeployResult.RUNNING
+    """A DeployResult: running, then how the deploy ended."""
     current_wave: int | None = None
     waves: tuple[WaveState, ...] = ()
     message: str = ""
@@ -67,7 +69,7 @@ class RolloutState:
 
     @property
     def running(self) -> bool:
-        return self.state == "running"
+        return self.state == DeployResult.RUNNING
 
     def position(self) -> tuple[int, int]:
         """(n, m) for "wave n of m"; n is 0 before the first wave starts."""
@@ -91,14 +93,14 @@ def fold(state: RolloutState | None, event: Event, layout: Layout = ()) -> Rollo
         state = start(event, layout)
     kind = event.kind
     if kind is EventKind.DEPLOY_STARTED:
-        return replace(state, state="running")
+        return replace(state, state=DeployResult.RUNNING)
     if kind is EventKind.DEPLOY_FINISHED:
-        return replace(state, state=event.status or "success", message=event.message,
+        return replace(state, state=event.status or DeployResult.SUCCESS, message=event.message,
                        finished=event.timestamp)
     if kind in (EventKind.WAVE_STARTED, EventKind.WAVE_DONE) and event.wave is not None:
-        status = "running" if kind is EventKind.WAVE_STARTED else event.status
+        status: str = StepStatus.RUNNING if kind is EventKind.WAVE_STARTED else event.status
         state = _with_wave(state, event.wave, lambda w: replace(w, state=status))
-        return replace(state, current_wave=event.wave) if status == "running" else state
+        return replace(state, current_wave=event.wave) if status == StepStatus.RUNNING else state
     if event.app and event.wave is not None:
         own = event.revision == state.revision
         return _with_app(state, event, lambda a: _app_step(a, event, own))
@@ -126,8 +128,8 @@ def _app_step(app: AppState, event: Event, own: bool) -> AppState:
 
 _HOST_STATE: dict[EventKind, Callable[[str], str]] = {
     EventKind.BATCH_STARTED: lambda s: "applying",
-    EventKind.BATCH_APPLIED: lambda s: "checking" if s == "success" else "failed",
-    EventKind.HEALTH_CHECKED: lambda s: "healthy" if s == "Healthy" else "degraded",
+    EventKind.BATCH_APPLIED: lambda s: "checking" if s == StepStatus.SUCCESS else "failed",
+    EventKind.HEALTH_CHECKED: lambda s: "healthy" if s == HealthStatus.HEALTHY else "degraded",
 }
 
 

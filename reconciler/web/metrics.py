@@ -25,6 +25,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from reconciler.events import Event, EventKind
+from reconciler.model import HealthStatus
+from reconciler.outcomes import DeployResult
 
 _DURATIONS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 
@@ -102,7 +104,7 @@ class Metrics:
                 began = self._waves.pop((event.deploy_id, event.wave), None)
                 if began is not None:
                     self.wave_seconds.observe(max(0.0, event.timestamp - began))
-            elif kind is EventKind.HEALTH_CHECKED and event.status != "Healthy":
+            elif kind is EventKind.HEALTH_CHECKED and event.status != HealthStatus.HEALTHY:
                 self.health_failures.labels(target=event.target, app=event.app).inc()
             elif kind is EventKind.DEPLOY_FINISHED:
                 self._finished(event)
@@ -114,7 +116,7 @@ class Metrics:
             self.rollout_seconds.observe(max(0.0, event.timestamp - began))
         seen = self._seen.pop(event.deploy_id, set())
         self._waves = {k: v for k, v in self._waves.items() if k[0] != event.deploy_id}
-        if event.status == "success":
+        if event.status == DeployResult.SUCCESS:
             try:
                 targets = seen | set(self._targets_of(event.revision))
             except Exception:

@@ -43,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 from reconciler import webhooks
 from reconciler.events import Event, EventKind
 from reconciler.history.text import safe_text
+from reconciler.outcomes import DeployResult
 from reconciler.web import api, pages, routes
 from reconciler.web.auth import PageAuth
 from reconciler.web.events_stream import Hub, deploy_topic, format_message
@@ -144,7 +145,7 @@ class WebApp:
         record = self.source.deploy(deploy_id)
         sections = {} if record is None else pages.deploy_sections(
             record, self.source.commit(record.revision), self.tracker.state)
-        final = record is None or record.result != "running" or (
+        final = record is None or record.result != DeployResult.RUNNING or (
             event is not None and event.kind is EventKind.DEPLOY_FINISHED)
         return {"kind": event.kind.value if event else "hello", "deploy_id": deploy_id,
                 "sections": {k: self.redact(v) for k, v in sections.items()}, "final": final}
