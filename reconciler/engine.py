@@ -42,7 +42,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -112,6 +112,30 @@ class SyncResult:
     unrecorded: str = ""
     """Why the history could not store this deploy's end ("" when it did); the
     engine stores it later (`Engine.record_pending`)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Selection:
+    """The first stages of the pipeline: a commit loaded, and the targets to read."""
+
+    desired: DesiredState
+    targets: tuple[str, ...]
+    """Sorted; the settings' targets, or every target the commit defines."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reading:
+    """The last stages: the selection's backends open, their live views, the plan."""
+
+    selection: Selection
+    backends: Mapping[str, Backend]
+    """Open only inside the `Engine.reading` / `Engine.planned` block that made it."""
+    views: Mapping[str, LiveView]
+    plan: Plan
+
+    @property
+    def desired(self) -> DesiredState:
+        return self.selection.desired
 
 
 class Engine:
@@ -194,6 +218,13 @@ class Engine:
         sha = self.resolve(rev)
         return sha, self.load_revision(sha)
 
+    def select(self, sha: str) -> Selection:
+        """Pipeline stages load and select: commit `sha` (signature verified when
+        configured; raises ValidationError) and the targets this engine reads for it
+        (raises ConfigError for a target the commit does not define)."""
+        desired = self.load_revision(sha)
+        return Selection(desired=desired, targets=tuple(self.selected_targets(desired)))
+
     def selected_targets(self, desired: DesiredState) -> list[str]:
         wanted = self.settings.targets or tuple(desired.targets)
         unknown = sorted(set(wanted) - set(desired.targets))
@@ -235,13 +266,34 @@ class Engine:
         with ThreadPoolExecutor(max_workers=max(1, min(4, len(chosen)))) as pool:
             return dict(zip(chosen, pool.map(read, chosen), strict=True))
 
-    def plan(self, rev: str | None = None) -> Plan:
-        _, desired = self.load(rev)
-        names = self.selected_targets(desired)
-        # No target lock: a plan only reads, and a pull request's plan must not
-        # wait for a long rollout of the same target.
-        with self.backends(desired, names) as opened:
-            return planner.plan(desired, self.read_live(desired, opened))
+    @contextmanager
+    def reading(self, selection: Selection) -> Iterator[Reading]:
+        """Pipeline stages open, read live and plan, for a selection; the backends
+        close when the block ends. Reads only: nothing is applied here."""
+        with self.backends(selection.desired, selection.targets) as opened:
+            views = self.read_live(selection.desired, opened)
+            yield Reading(selection=selection, backends=opened, views=views,
+                          plan=planner.plan(selection.desired, views))
+
+    @contextmanager
+    def planned(self, sha: str, *, locked: bool = False) -> Iterator[Reading]:
+        """The whole pipeline for commit `sha`: load -> select -> open -> read live
+        -> plan. `locked` holds the selected targets' locks for the block (a drift
+        check); a plan takes none, so it never waits for a rollout. `sync` runs
+        the same stages (`select`, then `reading`) with its deploy record started
+        between them, so a target that cannot be opened or read is a recorded
+        failure."""
+        selection = self.select(sha)
+        lock = self._locked(selection.targets) if locked else nullcontext()
+        with lock, self.reading(selection) as found:
+            yield found
+
+    def plan(self, rev: str | None = None, *, fetch: bool = True) -> Plan:
+        """What a sync of `rev` would do now; `fetch=False` when the caller has just
+        fetched (a pull request's head). Takes no target lock: a plan only reads,
+        and a pull request's plan must not wait for a long rollout of the same target."""
+        with self.planned(self.resolve(rev, fetch=fetch)) as found:
+            return found.plan
 
     def drift(self) -> Plan:
         """The last successfully deployed revision planned against live state now."""
@@ -249,10 +301,8 @@ class Engine:
         if revision is None:
             return Plan(revision="", waves=())
         self.mirror.fetch(self.settings.refspecs)
-        desired = self.load_revision(revision)
-        names = self.selected_targets(desired)
-        with self._locked(names), self.backends(desired, names) as opened:
-            return planner.plan(desired, self.read_live(desired, opened))
+        with self.planned(revision, locked=True) as found:
+            return found.plan
 
     # --- sync --------------------------------------------------------------
 
@@ -283,15 +333,14 @@ class Engine:
         sha = self.resolve(rev, fetch=fetch)
         self.record_pending()
         try:
-            desired = self.load_revision(sha)
+            selection = self.select(sha)
         except ValidationError as err:
             return self._invalid(sha, trigger, err)
-        names = self.selected_targets(desired)
-        with self._locked(names):
+        with self._locked(selection.targets):
             deploy_id = self.history.start_deploy(sha, trigger)
             self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status=DeployResult.RUNNING)
             try:
-                result = self._sync(deploy_id, desired, names, cut)
+                result = self._sync(deploy_id, selection, cut)
             except Exception as err:
                 # Even a bug ends as a recorded failure the caller can remember:
                 # an exception instead would leave the daemon retrying this commit.
@@ -308,13 +357,12 @@ class Engine:
                 raise
             return self._finish(result)
 
-    def _sync(self, deploy_id: int, desired: DesiredState, names: Sequence[str], cut: _Cut
-              ) -> SyncResult:
+    def _sync(self, deploy_id: int, selection: Selection, cut: _Cut) -> SyncResult:
+        desired, names = selection.desired, selection.targets
         sha = desired.revision
-        with self.backends(desired, names) as opened:
-            views = self.read_live(desired, opened)
+        with self.reading(selection) as found:
+            opened, views, steps = found.backends, found.views, found.plan
             self._forget_stale(views)
-            steps = planner.plan(desired, views)
             verify = self._unverified(desired, views)
             full = with_verification(steps, desired, verify)
 

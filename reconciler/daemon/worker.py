@@ -262,8 +262,7 @@ class Worker:
         replace a target's earlier drift, yet the plan names only changed apps."""
         targets = {c.target for c in found.changes()}
         try:
-            desired = self.engine.load_revision(found.revision)
-            targets.update(self.engine.selected_targets(desired))
+            targets.update(self.engine.select(found.revision).targets)
         except ReconcilerError as err:
             log.warning("drift check: cannot list the checked targets",
                         extra=fields(sha=found.revision, error=str(err)))
