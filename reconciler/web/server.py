@@ -50,6 +50,7 @@ from reconciler.web.events_stream import Hub, deploy_topic, format_message
 from reconciler.web.layout import SCRIPT_HASH
 from reconciler.web.live import RolloutTracker
 from reconciler.web.metrics import Metrics
+from reconciler.web.seam import DaemonView
 from reconciler.web.status import CommitView, StatusSource
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,6 @@ class WebApp:
     hook_secrets: Mapping[str, str | None] = field(default_factory=dict)
     """Provider name -> shared secret; a provider without one refuses every delivery."""
     on_webhook: Callable[[webhooks.Trigger], None] = lambda _trigger: None
-    extra_metrics: Callable[[], bytes] = lambda: b""
     redact: Callable[[str], str] = lambda text: text
     """Masks secret values in pages and JSON (the engine's `EventBus.secrets.redact`)."""
     keepalive: float = 15.0
@@ -399,7 +399,7 @@ class Handler(BaseHTTPRequestHandler):
     # --- operations --------------------------------------------------------
 
     def _r_metrics(self, app: WebApp) -> None:
-        self._send(200, app.metrics.render() + app.extra_metrics(),
+        self._send(200, app.metrics.render(),
                    "text/plain; version=0.0.4; charset=utf-8")
 
     def _r_healthz(self, app: WebApp) -> None:
@@ -525,7 +525,7 @@ class WebServer:
         self._thread.join(timeout=5)
 
 
-def start(daemon: Any, listen: str) -> WebServer:
+def start(daemon: DaemonView, listen: str) -> WebServer:
     """The daemon's hook: serve `daemon` on `listen` and follow its engine's events."""
     from reconciler.web import wiring  # the daemon-facing half, imported only here
 
