@@ -2,7 +2,10 @@
 
 The engine is the library that `reconciler sync`, `reconciler plan`, the daemon
 and the tests all call; the shells around it only parse arguments and choose
-triggers. Invariants:
+triggers. Every plan against live state runs one pipeline, whose stages the
+engine owns: `select` (load, select targets), then `reading` (open backends,
+read live, plan); `planned` composes them for `plan`, `drift` and pull-request
+plans, and `sync` starts its deploy record between the two. Invariants:
 - A commit that fails validation is recorded as an "error" deploy and never
   applied, in part or whole.
 - One sync per target at a time: an flock per target under `data_dir/locks`

@@ -21,7 +21,7 @@ from typing import Any
 from reconciler.history import AppResult, DeployRecord
 from reconciler.outcomes import AppStatus, DeployResult, StepStatus
 from reconciler.web.layout import Site, badge, duration, e, page, short, when
-from reconciler.web.live import AppState, RolloutState, WaveState
+from reconciler.web.live import AppState, RolloutState, Shown, WaveState
 from reconciler.web.status import CommitView, Leadership, Overview, TargetStatus
 
 
@@ -109,7 +109,7 @@ def rollout_section(rollout: RolloutState | None, *, sid: str = "rollout",
     n, m = rollout.position()
     title = "Rollout in progress" if rollout.running else "Last rollout"
     where = f"wave {n} of {m}" if m else "reading live state"
-    done = sum(1 for w in rollout.waves if w.state not in ("pending", StepStatus.RUNNING))
+    done = sum(1 for w in rollout.waves if w.state not in (Shown.PENDING, StepStatus.RUNNING))
     width = 100 if not rollout.running else (100 * done // m if m else 0)
     failed = rollout.state != DeployResult.SUCCESS
     message = f'<p class="reason">{e(rollout.message)}</p>' if rollout.message and failed \
@@ -149,7 +149,7 @@ def _app_row(app: AppState) -> str:
         for h in app.hosts
     ) or '<li class="muted">&ndash;</li>'
     note = f'<br><small class="reason">{e(app.message)}</small>' if app.message and \
-        app.state not in (AppStatus.SUCCESS, "running") else ""
+        app.state not in (AppStatus.SUCCESS, Shown.RUNNING) else ""
     return (f'<tr data-app="{e(app.app)}"><th scope="row" data-label="App">{e(app.app)}</th>'
             f'<td data-label="Target">{e(app.target)}</td>'
             f'<td data-label="State">{badge(app.state)}{note}</td>'
@@ -157,9 +157,12 @@ def _app_row(app: AppState) -> str:
             f'<td data-label="Hosts"><ul class="hosts">{hosts}</ul></td></tr>')
 
 
+_HOST_TONES: dict[str, str] = {Shown.HEALTHY: "ok", Shown.DEGRADED: "bad", Shown.FAILED: "bad",
+                               Shown.APPLYING: "run", Shown.CHECKING: "run"}
+
+
 def _tone(state: str) -> str:
-    return {"healthy": "ok", "degraded": "bad", "failed": "bad",
-            "applying": "run", "checking": "run"}.get(state, "")
+    return _HOST_TONES.get(state, "")
 
 
 def deploys_section(deploys: Sequence[DeployRecord], commits: Mapping[str, CommitView]) -> str:
