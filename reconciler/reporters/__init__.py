@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from reconciler.reporters.http import Client
 
 MAX_DESCRIPTION = 140
+TYPES = ("gitnotes", "github", "gitlab", "gitea")
+"""The reporter types `build` makes (and the daemon config accepts); `forgejo`
+is also accepted by `build`, as another name of `gitea`."""
 
 
 class Context(str, Enum):
@@ -124,4 +127,4 @@ def build(
         from reconciler.reporters import gitea
 
         return gitea.from_entry(options, client=client, environ=environ)
-    raise ConfigError(f"unknown reporter type {kind!r} (gitnotes, github, gitlab, gitea)")
+    raise ConfigError(f"unknown reporter type {kind!r} ({', '.join(TYPES)})")
