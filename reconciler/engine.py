@@ -2,7 +2,10 @@
 
 The engine is the library that `reconciler sync`, `reconciler plan`, the daemon
 and the tests all call; the shells around it only parse arguments and choose
-triggers. Invariants:
+triggers. Every plan against live state runs one pipeline, whose stages the
+engine owns: `select` (load, select targets), then `reading` (open backends,
+read live, plan); `planned` composes them for `plan`, `drift` and pull-request
+plans, and `sync` starts its deploy record between the two. Invariants:
 - A commit that fails validation is recorded as an "error" deploy and never
   applied, in part or whole.
 - One sync per target at a time: an flock per target under `data_dir/locks`
@@ -48,7 +51,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -68,6 +71,7 @@ from reconciler.history.fence import FencedError
 from reconciler.history.store import Guard
 from reconciler.load import LoadCache
 from reconciler.model import DesiredState, LiveView, Plan, Target
+from reconciler.outcomes import UNVERIFIED, DeployResult
 from reconciler.render import Renderer, load_rendered
 from reconciler.rollout import rollback
 from reconciler.rollout.batches import with_verification
@@ -101,7 +105,7 @@ class EngineSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class SyncResult:
-    result: str
+    result: DeployResult
     """success, failure (applied and unhealthy, or a backend failed), error (invalid)
     or interrupted (returned after `Engine.request_stop()` or `Engine.interrupt()` cut
     the rollout short;
@@ -119,6 +123,30 @@ class SyncResult:
     unrecorded: str = ""
     """Why the history could not store this deploy's end ("" when it did); the
     engine stores it later (`Engine.record_pending`)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Selection:
+    """The first stages of the pipeline: a commit loaded, and the targets to read."""
+
+    desired: DesiredState
+    targets: tuple[str, ...]
+    """Sorted; the settings' targets, or every target the commit defines."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reading:
+    """The last stages: the selection's backends open, their live views, the plan."""
+
+    selection: Selection
+    backends: Mapping[str, Backend]
+    """Open only inside the `Engine.reading` / `Engine.planned` block that made it."""
+    views: Mapping[str, LiveView]
+    plan: Plan
+
+    @property
+    def desired(self) -> DesiredState:
+        return self.selection.desired
 
 
 class Engine:
@@ -209,6 +237,15 @@ class Engine:
         sha = self.resolve(rev)
         return sha, self.load_revision(sha)
 
+    def select(self, sha: str, targets: Collection[str] | None = None) -> Selection:
+        """Pipeline stages load and select: commit `sha` (signature verified when
+        configured; raises ValidationError) and the targets this engine reads for it
+        (raises ConfigError for a target the commit does not define); `targets`:
+        only these of them (the shards a replica holds)."""
+        desired = self.load_revision(sha)
+        return Selection(desired=desired,
+                         targets=tuple(_only(self.selected_targets(desired), targets)))
+
     def selected_targets(self, desired: DesiredState) -> list[str]:
         wanted = self.settings.targets or tuple(desired.targets)
         unknown = sorted(set(wanted) - set(desired.targets))
@@ -251,13 +288,35 @@ class Engine:
         with ThreadPoolExecutor(max_workers=max(1, min(4, len(chosen)))) as pool:
             return dict(zip(chosen, pool.map(read, chosen), strict=True))
 
-    def plan(self, rev: str | None = None) -> Plan:
-        _, desired = self.load(rev)
-        names = self.selected_targets(desired)
-        # No target lock: a plan only reads, and a pull request's plan must not
-        # wait for a long rollout of the same target.
-        with self.backends(desired, names) as opened:
-            return planner.plan(desired, self.read_live(desired, opened))
+    @contextmanager
+    def reading(self, selection: Selection) -> Iterator[Reading]:
+        """Pipeline stages open, read live and plan, for a selection; the backends
+        close when the block ends. Reads only: nothing is applied here."""
+        with self.backends(selection.desired, selection.targets) as opened:
+            views = self.read_live(selection.desired, opened)
+            yield Reading(selection=selection, backends=opened, views=views,
+                          plan=planner.plan(selection.desired, views))
+
+    @contextmanager
+    def planned(self, sha: str, *, locked: bool = False,
+                targets: Collection[str] | None = None) -> Iterator[Reading]:
+        """The whole pipeline for commit `sha`: load -> select -> open -> read live
+        -> plan. `locked` holds the selected targets' locks for the block (a drift
+        check); a plan takes none, so it never waits for a rollout. `sync` runs
+        the same stages (`select`, then `reading`) with its deploy record started
+        between them, so a target that cannot be opened or read is a recorded
+        failure."""
+        selection = self.select(sha, targets)
+        lock = self._locked(selection.targets) if locked else nullcontext()
+        with lock, self.reading(selection) as found:
+            yield found
+
+    def plan(self, rev: str | None = None, *, fetch: bool = True) -> Plan:
+        """What a sync of `rev` would do now; `fetch=False` when the caller has just
+        fetched (a pull request's head). Takes no target lock: a plan only reads,
+        and a pull request's plan must not wait for a long rollout of the same target."""
+        with self.planned(self.resolve(rev, fetch=fetch)) as found:
+            return found.plan
 
     def drift(self, targets: Collection[str] | None = None) -> Plan:
         """The last successfully deployed revision planned against live state now;
@@ -266,10 +325,8 @@ class Engine:
         if revision is None:
             return Plan(revision="", waves=())
         self.mirror.fetch(self.settings.refspecs)
-        desired = self.load_revision(revision)
-        names = _only(self.selected_targets(desired), targets)
-        with self._locked(names), self.backends(desired, names) as opened:
-            return planner.plan(desired, self.read_live(desired, opened))
+        with self.planned(revision, locked=True, targets=targets) as found:
+            return found.plan
 
     # --- sync --------------------------------------------------------------
 
@@ -308,58 +365,55 @@ class Engine:
         sha = self.resolve(rev, fetch=fetch)
         self.record_pending()
         try:
-            desired = self.load_revision(sha)
+            selection = self.select(sha, targets)
         except ValidationError as err:
             return self._invalid(sha, trigger, err, cut)
-        names = _only(self.selected_targets(desired), targets)
-        with self._locked(names):
-            deploy_id = cut.history.start_deploy(sha, trigger, targets=names)
+        with self._locked(selection.targets):
+            deploy_id = cut.history.start_deploy(sha, trigger, targets=selection.targets)
             with self._cuts_lock:
                 self._recorders[deploy_id] = cut.history
             try:
-                return self._run_deploy(deploy_id, desired, names, cut)
+                return self._run_deploy(deploy_id, selection, cut)
             finally:
                 with self._cuts_lock:
                     self._recorders.pop(deploy_id, None)
 
-    def _run_deploy(self, deploy_id: int, desired: DesiredState, names: Sequence[str],
-                    cut: _Cut) -> SyncResult:
-        sha = desired.revision
-        self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status="running")
+    def _run_deploy(self, deploy_id: int, selection: Selection, cut: _Cut) -> SyncResult:
+        sha = selection.desired.revision
+        self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status=DeployResult.RUNNING)
         try:
-            result = self._sync(deploy_id, desired, names, cut)
+            result = self._sync(deploy_id, selection, cut)
         except FencedError as err:
             # Not a failure of the commit: another replica holds its targets now.
-            result = SyncResult(result="interrupted", deploy_id=deploy_id, revision=sha,
+            result = SyncResult(result=DeployResult.INTERRUPTED, deploy_id=deploy_id, revision=sha,
                                 message=str(err))
         except Exception as err:
             # Even a bug ends as a recorded failure the caller can remember:
             # an exception instead would leave the daemon retrying this commit.
             why = (str(err) if isinstance(err, ReconcilerError)
                    else unexpected(err, f"the sync of {sha[:12]}"))
-            result = SyncResult(result="failure", deploy_id=deploy_id, revision=sha,
+            result = SyncResult(result=DeployResult.FAILURE, deploy_id=deploy_id, revision=sha,
                                 message=why)
         except BaseException as err:
             # Ctrl-C or exit: the rollout stopped part way, as if killed; the
             # next sync re-plans from live state, so this is not a failure.
-            self._finish(SyncResult(result="interrupted", deploy_id=deploy_id,
+            self._finish(SyncResult(result=DeployResult.INTERRUPTED, deploy_id=deploy_id,
                                     revision=sha,
                                     message=f"interrupted: {type(err).__name__}"),
                          cut.history)
             raise
         return self._finish(result, cut.history)
 
-    def _sync(self, deploy_id: int, desired: DesiredState, names: Sequence[str], cut: _Cut
-              ) -> SyncResult:
+    def _sync(self, deploy_id: int, selection: Selection, cut: _Cut) -> SyncResult:
+        desired, names = selection.desired, selection.targets
         sha = desired.revision
-        with self.backends(desired, names) as opened:
-            views = self.read_live(desired, opened)
+        with self.reading(selection) as found:
+            opened, views, steps = found.backends, found.views, found.plan
             self._forget_stale(views, cut.history)
-            steps = planner.plan(desired, views)
             verify = self._unverified(desired, views)
             full = with_verification(steps, desired, verify)
 
-            def result(outcome: str, message: str, back: RollbackResult | None = None
+            def result(outcome: DeployResult, message: str, back: RollbackResult | None = None
                        ) -> SyncResult:
                 return SyncResult(result=outcome, deploy_id=deploy_id, revision=sha,
                                   summary=steps.summary(), plan=steps, message=message,
@@ -368,14 +422,14 @@ class Engine:
 
             if not full.waves and not full.prune:
                 self._mark_good(desired, names, deploy_id, cut.history)
-                return result("success", "in sync: nothing to do")
+                return result(DeployResult.SUCCESS, "in sync: nothing to do")
             runner = self._rollout(deploy_id, desired, opened, views, verify, cut)
             waves = runner.run_waves(full)
             if cut.is_set() and not waves.ok:
                 # Even after a real failure: a rollback can take as long as the
                 # rollout, and the next sync of this commit fails and rolls back.
                 failed = waves.message if waves.halted else ""
-                return result("interrupted", cut.message(
+                return result(DeployResult.INTERRUPTED, cut.message(
                     "; ".join(p for p in (waves.stopped, failed) if p)))
             if not waves.ok:
                 back = rollback.roll_back(
@@ -388,16 +442,16 @@ class Engine:
                     make_rollout=lambda d: self._rollout(deploy_id, d, opened, views, {}, cut),
                 )
                 if back.interrupted:
-                    return result("interrupted",
+                    return result(DeployResult.INTERRUPTED,
                                   cut.message(f"{waves.message}; rollback: {back.message}"))
-                return result("failure", waves.message + _rollback_note(back), back)
+                return result(DeployResult.FAILURE, waves.message + _rollback_note(back), back)
             pruned = runner.run_prune(full)
             if pruned.interrupted and not pruned.halted:
-                return result("interrupted", cut.message("before pruning"))
+                return result(DeployResult.INTERRUPTED, cut.message("before pruning"))
             if not pruned.ok:
-                return result("failure", pruned.message)
+                return result(DeployResult.FAILURE, pruned.message)
         self._mark_good(desired, names, deploy_id, cut.history)
-        return result("success", planner.summary_line(steps))
+        return result(DeployResult.SUCCESS, planner.summary_line(steps))
 
     def _rollout(
         self, deploy_id: int, desired: DesiredState, opened: Mapping[str, Backend],
@@ -423,7 +477,7 @@ class Engine:
         for name, view in views.items():
             for entry in self.history.inventory_entries(name):
                 app = desired.apps.get(entry.app)
-                if (entry.state in ("intent", "applied") and app is not None
+                if (entry.state in UNVERIFIED and app is not None
                         and app.target == name and entry.host in view.hosts):
                     out.setdefault(entry.app, set()).add(entry.host)
         return {app: tuple(sorted(hosts)) for app, hosts in out.items()}
@@ -443,8 +497,8 @@ class Engine:
 
     def _invalid(self, sha: str, trigger: str, err: ValidationError, cut: _Cut) -> SyncResult:
         deploy_id = cut.history.start_deploy(sha, trigger)
-        self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status="running")
-        result = SyncResult(result="error", deploy_id=deploy_id, revision=sha,
+        self._emit(EventKind.DEPLOY_STARTED, deploy_id, sha, status=DeployResult.RUNNING)
+        result = SyncResult(result=DeployResult.ERROR, deploy_id=deploy_id, revision=sha,
                             message=f"invalid: {err}", problems=err.problems)
         return self._finish(result, cut.history)
 
@@ -459,7 +513,7 @@ class Engine:
                 result.deploy_id, result.result, result.message,
                 rolled_back=result.rolled_back, summary=result.summary)
         except FencedError as err:
-            result = replace(result, result="interrupted", unrecorded=str(err))
+            result = replace(result, result=DeployResult.INTERRUPTED, unrecorded=str(err))
         except HistoryError as err:
             log.error("deploy #%d ended (%s: %s) but its end is not recorded: %s",
                       result.deploy_id, result.result, result.message, err)
@@ -504,7 +558,8 @@ class Engine:
             return len(self._unrecorded)
 
     def _emit(
-        self, kind: EventKind, deploy_id: int, revision: str, *, status: str, message: str = ""
+        self, kind: EventKind, deploy_id: int, revision: str, *, status: DeployResult,
+        message: str = "",
     ) -> None:
         self.events.emit(Event(kind=kind, deploy_id=deploy_id, revision=revision,
                                status=status, message=message))

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from reconciler.outcomes import EventStatus
 from reconciler.redact import Secrets
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,9 @@ class Event:
     app: str = ""
     target: str = ""
     hosts: tuple[str, ...] = ()
-    status: str = ""
-    """success / failure / error / running / skipped, or a HealthStatus value."""
+    status: EventStatus = ""
+    """The outcome this kind of event reports (reconciler.outcomes), a HealthStatus
+    for a health check, or nothing."""
     message: str = ""
     timestamp: float = field(default_factory=time.time)
 

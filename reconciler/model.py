@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 
@@ -33,8 +33,9 @@ class RollbackPolicy(str, Enum):
     NONE = "none"
 
 
-class HealthStatus(str, Enum):
-    """gitops-engine's health vocabulary; `worse` orders it for aggregation."""
+class HealthStatus(StrEnum):
+    """gitops-engine's health vocabulary; `worse` orders it for aggregation. A StrEnum:
+    an event carries it as a status, and it formats as its value."""
 
     HEALTHY = "Healthy"
     PROGRESSING = "Progressing"

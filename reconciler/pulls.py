@@ -124,15 +124,10 @@ def path_prefix(path: str) -> str:
 
 
 def plan_commit(engine: Engine, sha: str) -> Plan:
-    """Validate commit `sha` and plan it against live state, reading only.
-
-    Engine.plan without its fetch and its target locks: the caller fetched
-    already, and a read-only plan must not wait for a rollout to finish.
-    """
-    desired = engine.load_revision(sha)
-    names = engine.selected_targets(desired)
-    with engine.backends(desired, names) as opened:
-        return planner.plan(desired, engine.read_live(desired, opened))
+    """Validate commit `sha` and plan it against live state, reading only: the
+    engine's pipeline (`Engine.plan`) without a fetch, since the caller fetched
+    already. It takes no target lock, so it never waits for a rollout."""
+    return engine.plan(sha, fetch=False)
 
 
 def evaluate(engine: Engine, sha: str, ref: str, prefix: str = "") -> PlanResult:

@@ -45,6 +45,7 @@ def main(args: argparse.Namespace) -> int:
 def _sync(args: argparse.Namespace) -> int:
     from reconciler.engine import Engine
     from reconciler.errors import ValidationError
+    from reconciler.outcomes import DeployResult
     from reconciler.progress import Progress
 
     settings = common.engine_settings(args)
@@ -57,14 +58,14 @@ def _sync(args: argparse.Namespace) -> int:
     finally:
         progress.close()
         engine.close()
-    if result.result == "error":
+    if result.result is DeployResult.ERROR:
         common.print_problems(ValidationError(result.problems), common.path_prefix(args.path))
         return 2
-    if result.result == "interrupted":
+    if result.result is DeployResult.INTERRUPTED:
         print(f"reconciler sync: {result.message}; the next sync resumes from live state",
               file=sys.stderr)
         return 1
-    if result.result != "success":
+    if result.result is not DeployResult.SUCCESS:
         rolled = (" (rollback failed)" if result.rollback_failed
                   else " (rolled back)" if result.rolled_back else "")
         print(f"reconciler sync: failed{rolled}: {result.message}", file=sys.stderr)

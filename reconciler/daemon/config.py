@@ -32,9 +32,9 @@ from ruamel.yaml.error import YAMLError
 from reconciler import options as grammar
 from reconciler.errors import ConfigError
 from reconciler.history.settings import SCHEMES, HistorySettings
+from reconciler.reporters import TYPES as REPORTER_TYPES
 from reconciler.source.verify import VerifyPolicy, make_policy
 
-REPORTER_TYPES = ("gitnotes", "github", "gitlab", "gitea")
 LOG_FORMATS = ("auto", "json", "text", "plain")
 """`plain` is the earlier name of `text`."""
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -28,6 +28,11 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Protocol
 
+from reconciler.outcomes import DeployResult
+
+_REFUSED = frozenset({DeployResult.FAILURE, DeployResult.ERROR})
+"""A commit whose newest deploy ended so waits for a new commit."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Request:
@@ -109,10 +114,10 @@ def seed(deploys: Iterable[DeployLike]) -> Memory:
     newest: dict[str, str] = {}
     deployed: str | None = None
     for index, record in enumerate(deploys):
-        if index == 0 and record.result == "success":
+        if index == 0 and record.result == DeployResult.SUCCESS:
             deployed = record.revision
         newest.setdefault(record.revision, record.result)
-    failed = frozenset(sha for sha, result in newest.items() if result in ("failure", "error"))
+    failed = frozenset(sha for sha, result in newest.items() if result in _REFUSED)
     return Memory(deployed=deployed, failed=failed)
 
 

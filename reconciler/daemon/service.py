@@ -28,10 +28,10 @@ Lifecycle invariants:
   lock. `on_webhook(trigger)` is the one call the web server makes for a
   verified webhook.
 - The HTTP server (status page, API, metrics, webhooks) lives in
-  `reconciler.web.server`; when that module exists, `start(daemon, listen)`
-  is called before the worker starts (an address in use stops the start
-  before any job runs) and the object it returns is stopped (`stop()` or
-  `close()`) before the worker.
+  `reconciler.web.server`, imported only when `listen` is set;
+  `start(daemon, listen)` takes the daemon as a `reconciler.web.seam.DaemonView`
+  and is called before the worker starts (an address in use stops the start
+  before any job runs); the server it returns is stopped before the worker.
 - Leader election (`leader_election.enabled`, `daemon.leader`): deploys, drift
   checks and pull-request plans run only while this replica holds the Lease;
   the HTTP server runs on every replica, and a webhook on a follower is
@@ -55,8 +55,6 @@ Lifecycle invariants:
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import os
 import signal
@@ -65,7 +63,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
@@ -87,10 +85,13 @@ from reconciler.history import DeployRecord, DriftCheck
 from reconciler.history.records import RelayedRequest
 from reconciler.redact import LogFilter
 from reconciler.reporters import Reporter
-from reconciler.reporters.gitnotes import GitNotesReporter
+from reconciler.reporters import build as build_reporter
 from reconciler.source import Credentials
 from reconciler.source.local import local_path
 from reconciler.webhooks import Trigger, TriggerKind
+
+if TYPE_CHECKING:
+    from reconciler.web.server import WebServer
 
 log = logging.getLogger("reconciler.daemon")
 
@@ -116,27 +117,16 @@ def engine_settings(config: DaemonConfig, data_dir: Path) -> EngineSettings:
 
 
 def make_reporter(rc: ReporterConfig, engine: Engine) -> Reporter:
-    """gitnotes is built in; other types live in `reconciler.reporters.<type>` and
-    expose `create(options) -> Reporter`."""
-    if rc.type == "gitnotes":
-        push = rc.options.get("push")
-        if push is None:
-            # The built-in default: a repository on this machine is the user's
-            # own clone (`--repo .`), where `git log --notes=reconciler` is
-            # looked for; a remote needs write access, so it is asked for.
-            push = local_path(engine.mirror.url) is not None
-        return GitNotesReporter(engine.mirror, push=bool(push))
-    name = f"reconciler.reporters.{rc.type}"
-    if importlib.util.find_spec(name) is None:
-        raise ConfigError(f"{rc.location}: reporter type {rc.type!r} is not available here")
-    module = importlib.import_module(name)
+    """The reporter of one config entry (`reconciler.reporters.build`, the one factory), its
+    errors naming the entry's file and line. Only gitnotes needs the engine."""
     try:
-        # With its type, so the module's messages say which reporter they are about.
-        reporter: Reporter = module.create({"type": rc.type, **rc.options})
+        if rc.type == "gitnotes":
+            return build_reporter(rc, store=engine.mirror,
+                                  local=local_path(engine.mirror.url) is not None)
+        return build_reporter(rc)
     except ConfigError as err:
-        # The forge modules check their own keys but know no file; name the entry's line.
+        # The reporter modules check their own keys but know no file; name the entry's line.
         raise ConfigError(f"{rc.location}: {err}" if rc.location else str(err)) from None
-    return reporter
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,7 +187,7 @@ class Daemon:
         self._timers = Timers()
         self._watcher: RefWatcher | None = None
         self._pr_watcher: PatternWatcher | None = None
-        self._web: Any = None
+        self._web: WebServer | None = None
         self.elector: LeaderElector | None = None
         self._thread = threading.Thread(target=self._loop, name="reconciler-worker",
                                         daemon=True)
@@ -367,8 +357,7 @@ class Daemon:
     @property
     def web_url(self) -> str | None:
         """Where the HTTP server listens (after start), e.g. when `listen` asked for port 0."""
-        url = getattr(self._web, "url", None)
-        return str(url) if url is not None else None
+        return self._web.url if self._web is not None else None
 
     def unready_reason(self) -> str | None:
         """Why this daemon cannot deploy the branch now, or None: it is ready.
@@ -493,11 +482,10 @@ class Daemon:
     def _start_web(self) -> None:
         if self.config.listen is None:
             return
-        if importlib.util.find_spec("reconciler.web") is None or \
-                importlib.util.find_spec("reconciler.web.server") is None:
-            log.info("no HTTP server in this build", extra=fields(listen=self.config.listen))
-            return
-        server = importlib.import_module("reconciler.web.server")
+        # Imported here: a daemon without `listen` never loads the web. The daemon
+        # is the server's `DaemonView` (reconciler.web.seam), which mypy checks here.
+        from reconciler.web import server
+
         try:
             self._web = server.start(self, self.config.listen)
         except OSError as err:
@@ -512,10 +500,8 @@ class Daemon:
         for watcher in (self._watcher, self._pr_watcher):
             if watcher is not None:
                 watcher.stop()
-        for method in ("stop", "close"):
-            if self._web is not None and hasattr(self._web, method):
-                getattr(self._web, method)()
-                break
+        if self._web is not None:
+            self._web.stop()
         self.queue.close()
         self.engine.request_stop()
         deadline = None if timeout is None else time.monotonic() + timeout

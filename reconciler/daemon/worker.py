@@ -49,6 +49,7 @@ from reconciler.errors import HistoryError, ReconcilerError, ValidationError
 from reconciler.history import DriftCheck, DriftedResource
 from reconciler.history.fence import FencedError
 from reconciler.model import Action, DesiredState, Plan
+from reconciler.outcomes import DeployResult
 from reconciler.reporters import State
 
 log = logging.getLogger("reconciler.daemon")
@@ -175,7 +176,7 @@ class Worker:
         """After a deploy: schedule the next retry of a failure, within the policy's limit."""
         previous = self.state.retry
         self.state.retry = None
-        if result.result != "failure" or desired is None or not desired.retry.limit:
+        if result.result is not DeployResult.FAILURE or desired is None or not desired.retry.limit:
             return
         done = previous.attempt if previous is not None and previous.sha == result.revision else 0
         policy = desired.retry
@@ -278,8 +279,8 @@ class Worker:
         self._plan_retry(result, desired)
 
     def _finished(self, result: SyncResult) -> None:
-        ok = result.result == "success"
-        if result.result != "interrupted":
+        ok = result.result is DeployResult.SUCCESS
+        if result.result is not DeployResult.INTERRUPTED:
             self.state.memory = scheduler.remember(self.state.memory, result.revision, ok=ok)
         self.state.last_result = result
         ROLLOUTS.labels(result=result.result).inc()
@@ -350,8 +351,7 @@ class Worker:
         replace a target's earlier drift, yet the plan names only changed apps."""
         targets = {c.target for c in found.changes()}
         try:
-            desired = self.engine.load_revision(found.revision)
-            targets.update(self._targets(desired))
+            targets.update(self._targets(self.engine.select(found.revision).desired))
         except ReconcilerError as err:
             log.warning("drift check: cannot list the checked targets",
                         extra=fields(sha=found.revision, error=str(err)))
@@ -369,7 +369,8 @@ class Worker:
             return False
         self._deploy(sha, desired, "self-heal")
         result = self.state.last_result
-        healed = result is not None and result.revision == sha and result.result == "success"
+        healed = (result is not None and result.revision == sha
+                  and result.result is DeployResult.SUCCESS)
         self.state.last_drift = replace(report, healed=healed)
         return healed
 
@@ -424,12 +425,12 @@ def final_status(result: SyncResult, prefix: str = "", *,
     interrupted deploy: why it stopped and who resumes it."""
     # Said last, so no cut loses it: the history did not record this end.
     note = "; not in history (see log)" if result.unrecorded else ""
-    if result.result == "success":
+    if result.result is DeployResult.SUCCESS:
         return State.SUCCESS, statuses.ending_with(result.message or "deployed", note)
-    if result.result == "interrupted":
+    if result.result is DeployResult.INTERRUPTED:
         # Still pending: the next start re-syncs the head and posts its end.
         return State.PENDING, statuses.ending_with(interrupted, note)
-    if result.result == "error":
+    if result.result is DeployResult.ERROR:
         if result.problems:
             return State.ERROR, statuses.ending_with(statuses.validation_description(
                 ValidationError(result.problems), prefix), note)

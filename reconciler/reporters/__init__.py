@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from reconciler.reporters.http import Client
 
 MAX_DESCRIPTION = 140
+TYPES = ("gitnotes", "github", "gitlab", "gitea")
+"""The reporter types `build` makes (and the daemon config accepts); `forgejo`
+is also accepted by `build`, as another name of `gitea`."""
 
 
 class Context(str, Enum):
@@ -71,19 +74,33 @@ class Reporter(Protocol):
     def report(self, status: CommitStatus) -> None: ...
 
 
+class ReporterEntry(Protocol):
+    """A `reporters:` entry as the daemon config parsed it (`daemon.config.ReporterConfig`)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+
+
 def build(
-    entry: Any,
+    entry: Mapping[str, Any] | ReporterEntry,
     *,
     store: NoteStore | None = None,
+    local: bool = False,
     client: Client | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Reporter:
-    """A reporter from one `reporters:` entry of the daemon config.
+    """A reporter from one `reporters:` entry: the one factory the daemon and
+    `reconciler plan --post-status` share.
 
-    `entry` is a mapping (`{type: github, api_url, repo, token_env}`) or a
-    `daemon.config.ReporterConfig` (type + options). `store` (the mirror) is
-    needed by gitnotes; `client` and `environ` let tests and the CLI choose
-    the HTTP retry policy and where tokens come from. Raises ConfigError.
+    `entry` is a mapping (`{type: github, api_url, repo, token_env}`) or a parsed
+    config entry (type + options). `store` (the mirror) is needed by gitnotes;
+    `local` says the state repository is on this machine, where gitnotes pushes
+    its notes unless the entry says `push: false` (the user's own clone is where
+    `git log --notes=reconciler` is looked for; a remote needs write access, so
+    pushing there is asked for). `client` and `environ` let tests and the CLI
+    choose the HTTP retry policy and where tokens come from. Raises ConfigError.
     """
     from reconciler.errors import ConfigError
 
@@ -96,7 +113,8 @@ def build(
 
         if store is None:
             raise ConfigError("reporter gitnotes needs the repository mirror")
-        return GitNotesReporter(store, push=bool(options.get("push", False)))
+        push = options.get("push")
+        return GitNotesReporter(store, push=local if push is None else bool(push))
     if kind == "github":
         from reconciler.reporters import github
 
@@ -109,4 +127,4 @@ def build(
         from reconciler.reporters import gitea
 
         return gitea.from_entry(options, client=client, environ=environ)
-    raise ConfigError(f"unknown reporter type {kind!r} (gitnotes, github, gitlab, gitea)")
+    raise ConfigError(f"unknown reporter type {kind!r} ({', '.join(TYPES)})")

@@ -76,7 +76,3 @@ def from_entry(
         client=client or http.Client(),
     )
 
-
-def create(options: Mapping[str, Any]) -> GitHubReporter:
-    """What the daemon's `make_reporter` calls: the config entry's options, tokens from env."""
-    return from_entry(options)

@@ -47,6 +47,7 @@ from reconciler import plan as planner
 from reconciler.errors import HostsUnreachable, ReconcilerError
 from reconciler.events import EventKind
 from reconciler.model import Action, AppPlan, Change, DesiredState, LiveView, Plan, RollbackPolicy
+from reconciler.outcomes import RollbackStatus, StepStatus
 from reconciler.rollout.runner import AppOutcome, Rollout, RolloutResult, unexpected
 
 LoadRevision = Callable[[str], DesiredState]
@@ -58,7 +59,7 @@ MakeRollout = Callable[[DesiredState], Rollout]
 @dataclass(frozen=True, kw_only=True)
 class RollbackOutcome:
     app: str
-    status: str
+    status: RollbackStatus
     """success, failure, partial (back on every host but the unreachable ones),
     skipped (left as is) or interrupted (by a stop request)."""
     revision: str = ""
@@ -76,16 +77,16 @@ class RollbackResult:
 
     @property
     def ok(self) -> bool:
-        return all(a.status == "success" for a in self.apps)
+        return all(a.status is RollbackStatus.SUCCESS for a in self.apps)
 
     @property
     def failed(self) -> bool:
         """Some app is not back where it should be (a partial one included)."""
-        return any(a.status in ("failure", "partial") for a in self.apps)
+        return any(a.status in (RollbackStatus.FAILURE, RollbackStatus.PARTIAL) for a in self.apps)
 
     @property
     def interrupted(self) -> bool:
-        return any(a.status == "interrupted" for a in self.apps)
+        return any(a.status is RollbackStatus.INTERRUPTED for a in self.apps)
 
     @property
     def message(self) -> str:
@@ -116,13 +117,13 @@ def roll_back(
     loaded: dict[str, DesiredState] = {}
     for outcome in candidates(outcomes, failed.desired):
         if failed.stop.is_set():
-            results.append(RollbackOutcome(app=outcome.app, status="interrupted",
+            results.append(RollbackOutcome(app=outcome.app, status=RollbackStatus.INTERRUPTED,
                                            message="not started: stop requested"))
             continue
         common = {"wave": outcome.wave, "app": outcome.app, "target": outcome.target,
                   "hosts": tuple(dict.fromkeys(outcome.hosts + outcome.rechecked))}
         revision = last_good(outcome.app)
-        failed.event(EventKind.ROLLBACK_STARTED, status="running",
+        failed.event(EventKind.ROLLBACK_STARTED, status=StepStatus.RUNNING,
                      message=f"to {revision}" if revision else "removing what it created",
                      **common)
         try:
@@ -133,7 +134,7 @@ def roll_back(
         except Exception as err:  # one app's rollback must not stop the others'
             why = (str(err) if isinstance(err, ReconcilerError)
                    else unexpected(err, f"rollback of {outcome.app}"))
-            result = RollbackOutcome(app=outcome.app, status="failure",
+            result = RollbackOutcome(app=outcome.app, status=RollbackStatus.FAILURE,
                                      revision=revision or "", message=why)
         failed.event(EventKind.ROLLBACK_DONE, status=result.status, message=result.message,
                      **common)
@@ -154,7 +155,7 @@ def _one(
         loaded[revision] = load_revision(revision)
     old = loaded[revision]
     if app not in old.apps:
-        return RollbackOutcome(app=app, status="skipped", revision=revision,
+        return RollbackOutcome(app=app, status=RollbackStatus.SKIPPED, revision=revision,
                                message=f"not in {revision[:12]}: left as is")
     target = old.apps[app].target
     view, unreachable = _read(read_live, old, target)
@@ -184,10 +185,11 @@ def _past(done: RollbackOutcome, outcome: AppOutcome, unreachable: Sequence[str]
     if not left:
         return done
     named = ", ".join(left)
-    if done.status == "success" and set(left) == changed:
-        return replace(done, status="failure", message=f"not rolled back: unreachable: {named}")
-    if done.status == "success":
-        return replace(done, status="partial", message=(
+    if done.status is RollbackStatus.SUCCESS and set(left) == changed:
+        return replace(done, status=RollbackStatus.FAILURE,
+                       message=f"not rolled back: unreachable: {named}")
+    if done.status is RollbackStatus.SUCCESS:
+        return replace(done, status=RollbackStatus.PARTIAL, message=(
             f"{done.message} on the reachable hosts; unreachable, left for the next "
             f"sync: {named}"))
     return replace(done, message=f"{done.message}; unreachable: {named}")
@@ -211,7 +213,8 @@ def _remove_created(
              if key not in view.live and key[0] not in unreachable]
     failed.recorder.remove_inventory(target, never)
     if not doomed:
-        done = RollbackOutcome(app=app, status="success", message="new app: nothing to remove")
+        done = RollbackOutcome(app=app, status=RollbackStatus.SUCCESS,
+                               message="new app: nothing to remove")
     else:
         removal = Plan(revision=failed.desired.revision, waves=(),
                        prune=(AppPlan(app=app, target=target, wave=outcome.wave,
@@ -220,23 +223,23 @@ def _remove_created(
         done = _outcome(app, "", result, f"new app: removed {len(doomed)} object(s) it created")
     done = _past(done, outcome, unreachable)
     left = outcome.rechecked
-    if not left or done.status != "success":
+    if not left or done.status is not RollbackStatus.SUCCESS:
         return done
     # Not "success": those hosts still hold what failed, and `rolled_back`
     # must not claim otherwise. Kubernetes and YARN name no host: the target.
     named = ", ".join(h or target for h in left[:3]) + (
         f" +{len(left) - 3}" if len(left) > 3 else "")
     return RollbackOutcome(
-        app=app, status="skipped",
+        app=app, status=RollbackStatus.SKIPPED,
         message=(f"{done.message}; " if doomed else "new app: ")
         + f"left as is on re-checked {named} (what an interrupted deploy created is unknown)")
 
 
 def _outcome(app: str, revision: str, result: RolloutResult, done: str) -> RollbackOutcome:
     if result.interrupted and not result.halted:
-        return RollbackOutcome(app=app, status="interrupted", revision=revision,
+        return RollbackOutcome(app=app, status=RollbackStatus.INTERRUPTED, revision=revision,
                                message=result.stopped or "stop requested")
     if not result.ok:
-        return RollbackOutcome(app=app, status="failure", revision=revision,
+        return RollbackOutcome(app=app, status=RollbackStatus.FAILURE, revision=revision,
                                message=result.message)
-    return RollbackOutcome(app=app, status="success", revision=revision, message=done)
+    return RollbackOutcome(app=app, status=RollbackStatus.SUCCESS, revision=revision, message=done)

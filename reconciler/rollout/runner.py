@@ -52,7 +52,18 @@ from backends.base import ApplyResult, Backend, HealthReport
 from reconciler.errors import HistoryError, ReconcilerError
 from reconciler.events import Event, EventKind, with_notes
 from reconciler.history import InventoryEntry
-from reconciler.model import Action, App, AppPlan, Change, DesiredState, HostKey, Location, Plan
+from reconciler.model import (
+    Action,
+    App,
+    AppPlan,
+    Change,
+    DesiredState,
+    HealthStatus,
+    HostKey,
+    Location,
+    Plan,
+)
+from reconciler.outcomes import AppStatus, EventStatus, InventoryState, StepStatus
 from reconciler.rollout import gate
 from reconciler.rollout.batches import Batch, batches
 
@@ -65,7 +76,8 @@ class Recorder(Protocol):
     """The part of the history a rollout writes: the inventory."""
 
     def set_inventory(self, entries: Iterable[InventoryEntry]) -> None: ...
-    def mark_inventory(self, target: str, keys: Iterable[HostKey], state: str) -> None: ...
+    def mark_inventory(self, target: str, keys: Iterable[HostKey], state: InventoryState
+                       ) -> None: ...
     def remove_inventory(self, target: str, keys: Iterable[HostKey]) -> None: ...
 
 
@@ -74,7 +86,7 @@ class AppOutcome:
     app: str
     target: str
     wave: int
-    status: str
+    status: AppStatus
     """success, failure, halted (not finished because another app failed), skipped,
     interrupted (a stop request left it unstarted or part done)."""
     hosts: tuple[str, ...] = ()
@@ -118,17 +130,17 @@ class RolloutResult:
     @property
     def ok(self) -> bool:
         return (not self.halted and not self.interrupted
-                and all(o.status == "success" for o in self.outcomes))
+                and all(o.status is AppStatus.SUCCESS for o in self.outcomes))
 
     @property
     def message(self) -> str:
-        bad = [o for o in self.outcomes if o.status == "failure"]
+        bad = [o for o in self.outcomes if o.status is AppStatus.FAILURE]
         return "; ".join(f"{o.app}: {o.message}" for o in bad) or "ok"
 
     @property
     def stopped(self) -> str:
         """What a stop request cut short, for the deploy's message."""
-        cut = [f"{o.app}: {o.message}" for o in self.outcomes if o.status == "interrupted"]
+        cut = [f"{o.app}: {o.message}" for o in self.outcomes if o.status is AppStatus.INTERRUPTED]
         if self.not_started:
             cut.append(f"wave {', '.join(map(str, self.not_started))} not started")
         return "; ".join(cut)
@@ -177,9 +189,9 @@ class Rollout:
         """Prunes of `prune_first` apps, taken at the start of the app's turn."""
         self._pruned_first: set[str] = set()
 
-    def event(self, kind: EventKind, **fields: Any) -> None:
+    def event(self, kind: EventKind, *, status: EventStatus = "", **fields: Any) -> None:
         self._emit(Event(kind=kind, deploy_id=self.deploy_id,
-                         revision=self.desired.revision, **fields))
+                         revision=self.desired.revision, status=status, **fields))
 
     # --- waves -------------------------------------------------------------
 
@@ -198,17 +210,17 @@ class Rollout:
                 self._interrupted.set()
                 not_started = tuple(w.wave for w in plan.waves[index:])
                 break
-            self.event(EventKind.WAVE_STARTED, wave=wave.wave, status="running")
+            self.event(EventKind.WAVE_STARTED, wave=wave.wave, status=StepStatus.RUNNING)
             results = self._run_wave(wave.apps)
             outcomes.extend(results)
             done = RolloutResult(outcomes=tuple(results))
             status = _wave_status(results)
-            if status == "failure":
+            if status is AppStatus.FAILURE:
                 self.halt.set()
-            elif status == "interrupted":
+            elif status is AppStatus.INTERRUPTED:
                 self._interrupted.set()
             self.event(EventKind.WAVE_DONE, wave=wave.wave, status=status,
-                       message=done.message if status == "failure" else done.stopped)
+                       message=done.message if status is AppStatus.FAILURE else done.stopped)
         return self._result(outcomes, not_started)
 
     def _result(
@@ -249,14 +261,14 @@ class Rollout:
             if blocked:
                 # Not failed: an app a stop request kept from starting is left
                 # to the next sync, which plans it afresh.
-                status = ("interrupted" if self.stop.is_set() and not self.halt.is_set()
-                          else "skipped")
+                status = (AppStatus.INTERRUPTED if self.stop.is_set() and not self.halt.is_set()
+                          else AppStatus.SKIPPED)
                 done[ap.app] = self._finish(ap, status, _Progress(), blocked)
             else:
                 running[pool.submit(self._run_app_safely, ap)] = ap
         if not running and pending:  # a dependency cycle slipped past validation
             for ap in pending:
-                done[ap.app] = self._finish(ap, "skipped", _Progress(), "dependency cycle")
+                done[ap.app] = self._finish(ap, AppStatus.SKIPPED, _Progress(), "dependency cycle")
             pending.clear()
 
     def _deps(self, ap: AppPlan, in_wave: set[str]) -> list[str]:
@@ -275,7 +287,7 @@ class Rollout:
             return "not started: the rollout halted"
         if self.stop.is_set():
             return "not started: stop requested"
-        failed = [d for d in self._deps(ap, in_wave) if done[d].status != "success"]
+        failed = [d for d in self._deps(ap, in_wave) if done[d].status is not AppStatus.SUCCESS]
         return f"not started: dependency {', '.join(failed)} failed" if failed else ""
 
     # --- one app -----------------------------------------------------------
@@ -288,10 +300,10 @@ class Rollout:
             # Not a bug: the history is full or away, and what is applied
             # without its inventory row could not be pruned or rolled back.
             self.halt.set()
-            return self._finish(ap, "failure", progress, str(err))
+            return self._finish(ap, AppStatus.FAILURE, progress, str(err))
         except Exception as err:  # a backend bug must still end the app, not the thread
             self.halt.set()
-            return self._finish(ap, "failure", progress,
+            return self._finish(ap, AppStatus.FAILURE, progress,
                                 unexpected(err, f"app {ap.app} on target {ap.target}"))
 
     def _run_app(self, ap: AppPlan, progress: _Progress) -> AppOutcome:
@@ -299,7 +311,7 @@ class Rollout:
         if ap.error:
             # Unplannable: nothing of it is applied, and the rollout halts here.
             self.halt.set()
-            return self._finish(ap, "failure", progress, ap.error)
+            return self._finish(ap, AppStatus.FAILURE, progress, ap.error)
         early = self._prune_early(ap, progress)
         if early is not None:
             return early
@@ -308,10 +320,10 @@ class Rollout:
                           verify=self.options.verify.get(ap.app, ()))
         for batch in planned:
             if self.halt.is_set():
-                return self._finish(ap, "halted", progress,
+                return self._finish(ap, AppStatus.HALTED, progress,
                                     f"halted before batch {batch.index + 1} of {len(planned)}")
             if self.stop.is_set():
-                return self._finish(ap, "interrupted", progress,
+                return self._finish(ap, AppStatus.INTERRUPTED, progress,
                                     f"stopped before batch {batch.index + 1} of {len(planned)}")
             changed = {c.host for c in batch.changes}
             progress.touched.extend(h for h in batch.hosts if h in changed)
@@ -325,14 +337,14 @@ class Rollout:
             if len(progress.failed) > app.rollout.max_failures:
                 self.halt.set()
                 reason = self._after_failure(app, ap, batch.hosts, _too_many(app, progress))
-                return self._finish(ap, "failure", progress, reason)
+                return self._finish(ap, AppStatus.FAILURE, progress, reason)
             if report.abandoned:
                 return self._finish(
-                    ap, "interrupted", progress,
+                    ap, AppStatus.INTERRUPTED, progress,
                     f"stopped in the health gate of batch {batch.index + 1} of {len(planned)}")
         failed = progress.failed
         note = f"{len(failed)} host(s) failed within max_failures" if failed else ""
-        return self._finish(ap, "success", progress, note)
+        return self._finish(ap, AppStatus.SUCCESS, progress, note)
 
     def _prune_early(self, ap: AppPlan, progress: _Progress) -> AppOutcome | None:
         """Run a prune_first app's deletions; its outcome when they did not all succeed."""
@@ -343,11 +355,11 @@ class Rollout:
         done = self.run_prune(Plan(revision=self.desired.revision, waves=(),
                                    prune=tuple(prunes)))
         self._pruned_first.add(ap.app)
-        failed = [o.message for o in done.outcomes if o.status != "success"]
+        failed = [o.message for o in done.outcomes if o.status is not AppStatus.SUCCESS]
         if failed:
-            return self._finish(ap, "failure", progress, failed[0])
+            return self._finish(ap, AppStatus.FAILURE, progress, failed[0])
         if len(done.outcomes) < len(prunes):
-            return self._finish(ap, "interrupted", progress, "stopped before its prune")
+            return self._finish(ap, AppStatus.INTERRUPTED, progress, "stopped before its prune")
         return None
 
     def _after_failure(self, app: App, ap: AppPlan, hosts: Sequence[str], reason: str) -> str:
@@ -365,16 +377,17 @@ class Rollout:
     def _run_batch(self, app: App, ap: AppPlan, batch: Batch) -> gate.GateResult:
         """Apply one batch and gate it; the gate's result says which hosts failed, and why."""
         common = {"wave": ap.wave, "app": ap.app, "target": ap.target, "hosts": batch.hosts}
-        self.event(EventKind.BATCH_STARTED, status="running",
+        self.event(EventKind.BATCH_STARTED, status=StepStatus.RUNNING,
                    message=f"batch {batch.index + 1}", **common)
         if batch.changes:
             try:
                 result = self._apply(app, ap.target, batch.changes)
             except ReconcilerError as err:
-                self.event(EventKind.BATCH_APPLIED, status="failure", message=str(err), **common)
+                self.event(EventKind.BATCH_APPLIED, status=StepStatus.FAILURE, message=str(err),
+                           **common)
                 return gate.GateResult(statuses={}, failed=batch.hosts, message=str(err),
                                        probes=0)
-            self.event(EventKind.BATCH_APPLIED, status="success",
+            self.event(EventKind.BATCH_APPLIED, status=StepStatus.SUCCESS,
                        message=with_notes(f"{result.applied} write(s)", result.messages),
                        **common)
         report = gate.wait_healthy(
@@ -385,7 +398,8 @@ class Rollout:
         # Every resource of the app on a passing host is verified, including
         # those a killed run applied earlier (hosts batched only to be checked).
         self.recorder.mark_inventory(
-            ap.target, [(h, r.id) for h in report.passed for r in app.resources], "healthy")
+            ap.target, [(h, r.id) for h in report.passed for r in app.resources],
+            InventoryState.HEALTHY)
         self.event(EventKind.HEALTH_CHECKED, status=_gate_status(report),
                    message=report.message, **common)
         return report
@@ -404,12 +418,13 @@ class Rollout:
         self.recorder.set_inventory(
             InventoryEntry(target=target, host=c.host, id=c.id, app=c.app, wave=app.wave,
                            revision=revision,
-                           state="deleting" if c.action is Action.DELETE else "intent")
+                           state=(InventoryState.DELETING if c.action is Action.DELETE
+                                  else InventoryState.INTENT))
             for c in changes
         )
         hosts = sorted({c.host for c in changes})
         result = self._locked(target, hosts, lambda: self.backends[target].apply(app, changes))
-        self.recorder.mark_inventory(target, _keys(writes), "applied")
+        self.recorder.mark_inventory(target, _keys(writes), InventoryState.APPLIED)
         self.recorder.remove_inventory(target, _keys(deletes))
         return result
 
@@ -422,7 +437,7 @@ class Rollout:
             return call()
 
     def _finish(
-        self, ap: AppPlan, status: str, progress: _Progress, message: str
+        self, ap: AppPlan, status: AppStatus, progress: _Progress, message: str
     ) -> AppOutcome:
         outcome = AppOutcome(app=ap.app, target=ap.target, wave=ap.wave, status=status,
                              hosts=tuple(dict.fromkeys(progress.touched)),
@@ -454,17 +469,17 @@ class Rollout:
             except Exception as err:
                 why = (str(err) if isinstance(err, ReconcilerError)
                        else unexpected(err, f"prune of {ap.app} on target {ap.target}"))
-                self.event(EventKind.PRUNE_DONE, status="failure", message=why, **common)
+                self.event(EventKind.PRUNE_DONE, status=StepStatus.FAILURE, message=why, **common)
                 outcomes.append(AppOutcome(app=ap.app, target=ap.target, wave=ap.wave,
-                                           status="failure", hosts=tuple(hosts),
+                                           status=AppStatus.FAILURE, hosts=tuple(hosts),
                                            message=f"prune: {why}"))
                 self.halt.set()
                 break
-            self.event(EventKind.PRUNE_DONE, status="success",
+            self.event(EventKind.PRUNE_DONE, status=StepStatus.SUCCESS,
                        message=with_notes(f"{len(ap.changes)} deleted, {result.applied} write(s)",
                                           result.messages), **common)
             outcomes.append(AppOutcome(app=ap.app, target=ap.target, wave=ap.wave,
-                                       status="success", hosts=tuple(hosts)))
+                                       status=AppStatus.SUCCESS, hosts=tuple(hosts)))
         return self._result(outcomes)
 
 
@@ -481,18 +496,19 @@ def unexpected(err: Exception, where: str) -> str:
     return f"unexpected {type(err).__name__} in {where} (see the log)"
 
 
-def _wave_status(results: Sequence[AppOutcome]) -> str:
+def _wave_status(results: Sequence[AppOutcome]) -> AppStatus:
     """success; interrupted when a stop request was all that kept apps from it; else failure."""
     statuses = {o.status for o in results}
-    if statuses <= {"success"}:
-        return "success"
-    return "interrupted" if statuses <= {"success", "interrupted"} else "failure"
+    if statuses <= {AppStatus.SUCCESS}:
+        return AppStatus.SUCCESS
+    return (AppStatus.INTERRUPTED if statuses <= {AppStatus.SUCCESS, AppStatus.INTERRUPTED}
+            else AppStatus.FAILURE)
 
 
-def _gate_status(report: gate.GateResult) -> str:
+def _gate_status(report: gate.GateResult) -> HealthStatus:
     if report.healthy:
-        return "Healthy"
-    return "Degraded" if report.failed else "Unknown"
+        return HealthStatus.HEALTHY
+    return HealthStatus.DEGRADED if report.failed else HealthStatus.UNKNOWN
 
 
 def _too_many(app: App, progress: _Progress) -> str:

@@ -20,17 +20,34 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from reconciler.events import Event, EventKind
+from reconciler.model import HealthStatus
+from reconciler.outcomes import DeployResult, StepStatus
 
 Layout = tuple[tuple[int, tuple[tuple[str, str], ...]], ...]
 """Waves in order, each with its (app, target) pairs: what a deploy is expected to touch."""
 
 
+class Shown(StrEnum):
+    """States the page shows between the engine's outcomes (reconciler.outcomes), which
+    it shows as they are: a wave, app or host not reached yet, or one in flight."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    APPLYING = "applying"
+    CHECKING = "checking"
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    FAILED = "failed"
+    ROLLING_BACK = "rolling back"
+
+
 @dataclass(frozen=True, kw_only=True)
 class HostState:
     host: str
-    state: str = "pending"
+    state: str = Shown.PENDING
     """pending, applying, checking, healthy, degraded or failed."""
 
 
@@ -39,7 +56,7 @@ class AppState:
     app: str
     target: str
     wave: int
-    state: str = "pending"
+    state: str = Shown.PENDING
     """pending, running, success, failure, skipped, halted, rolling back, rolled back."""
     health: str = ""
     hosts: tuple[HostState, ...] = ()
@@ -49,7 +66,7 @@ class AppState:
 @dataclass(frozen=True, kw_only=True)
 class WaveState:
     wave: int
-    state: str = "pending"
+    state: str = Shown.PENDING
     apps: tuple[AppState, ...] = ()
 
 
@@ -58,8 +75,8 @@ class RolloutState:
     deploy_id: int
     revision: str
     started: float
-    state: str = "running"
-    """running, success, failure or error."""
+    state: str = DeployResult.RUNNING
+    """A DeployResult: running, then how the deploy ended."""
     current_wave: int | None = None
     waves: tuple[WaveState, ...] = ()
     message: str = ""
@@ -67,7 +84,7 @@ class RolloutState:
 
     @property
     def running(self) -> bool:
-        return self.state == "running"
+        return self.state == DeployResult.RUNNING
 
     def position(self) -> tuple[int, int]:
         """(n, m) for "wave n of m"; n is 0 before the first wave starts."""
@@ -91,14 +108,14 @@ def fold(state: RolloutState | None, event: Event, layout: Layout = ()) -> Rollo
         state = start(event, layout)
     kind = event.kind
     if kind is EventKind.DEPLOY_STARTED:
-        return replace(state, state="running")
+        return replace(state, state=DeployResult.RUNNING)
     if kind is EventKind.DEPLOY_FINISHED:
-        return replace(state, state=event.status or "success", message=event.message,
+        return replace(state, state=event.status or DeployResult.SUCCESS, message=event.message,
                        finished=event.timestamp)
     if kind in (EventKind.WAVE_STARTED, EventKind.WAVE_DONE) and event.wave is not None:
-        status = "running" if kind is EventKind.WAVE_STARTED else event.status
+        status: str = StepStatus.RUNNING if kind is EventKind.WAVE_STARTED else event.status
         state = _with_wave(state, event.wave, lambda w: replace(w, state=status))
-        return replace(state, current_wave=event.wave) if status == "running" else state
+        return replace(state, current_wave=event.wave) if status == StepStatus.RUNNING else state
     if event.app and event.wave is not None:
         own = event.revision == state.revision
         return _with_app(state, event, lambda a: _app_step(a, event, own))
@@ -108,26 +125,28 @@ def fold(state: RolloutState | None, event: Event, layout: Layout = ()) -> Rollo
 def _app_step(app: AppState, event: Event, own: bool) -> AppState:
     kind = event.kind
     if kind is EventKind.ROLLBACK_STARTED:
-        return replace(app, state="rolling back", message=event.message or app.message)
+        return replace(app, state=Shown.ROLLING_BACK, message=event.message or app.message)
     if kind is EventKind.ROLLBACK_DONE:
         text = f"rolled back ({event.status})" if event.status else "rolled back"
         return replace(app, state=text, message=event.message or app.message)
     hosts = _host_step(app.hosts, event)
-    if not own or app.state.startswith("rolling back"):
+    if not own or app.state.startswith(Shown.ROLLING_BACK):
         return replace(app, hosts=hosts)  # a rollback's own steps: hosts only
     if kind is EventKind.APP_DONE:
         return replace(app, state=event.status, hosts=hosts, message=event.message)
     if kind is EventKind.HEALTH_CHECKED:
-        return replace(app, state="running", health=event.status, hosts=hosts)
+        return replace(app, state=Shown.RUNNING, health=event.status, hosts=hosts)
     if kind is EventKind.PRUNE_DONE:
         return replace(app, state=f"pruned ({event.status})", hosts=hosts, message=event.message)
-    return replace(app, state="running", hosts=hosts)
+    return replace(app, state=Shown.RUNNING, hosts=hosts)
 
 
 _HOST_STATE: dict[EventKind, Callable[[str], str]] = {
-    EventKind.BATCH_STARTED: lambda s: "applying",
-    EventKind.BATCH_APPLIED: lambda s: "checking" if s == "success" else "failed",
-    EventKind.HEALTH_CHECKED: lambda s: "healthy" if s == "Healthy" else "degraded",
+    EventKind.BATCH_STARTED: lambda s: Shown.APPLYING,
+    EventKind.BATCH_APPLIED:
+        lambda s: Shown.CHECKING if s == StepStatus.SUCCESS else Shown.FAILED,
+    EventKind.HEALTH_CHECKED:
+        lambda s: Shown.HEALTHY if s == HealthStatus.HEALTHY else Shown.DEGRADED,
 }
 
 

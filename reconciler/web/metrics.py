@@ -1,7 +1,10 @@
 """Prometheus metrics of deploys, fed by engine events, on a registry of their own.
 
 Each `Metrics` owns a `CollectorRegistry`, so two servers in one process (and
-tests) never share or collide on a counter. Counters and histograms move as
+tests) never share or collide on a counter. It is the one registry `/metrics`
+renders: the process-wide counters (the daemon's `reconciler_daemon_*`, on
+prometheus_client's default registry, and the Python process's own) are
+included in it (`include=`), read at scrape time, never copied. Counters and histograms move as
 events arrive (`observe` is an EventBus listener); the two facts that are not
 events (drifted resources, reporter errors) are read when Prometheus scrapes.
 
@@ -25,6 +28,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from reconciler.events import Event, EventKind
+from reconciler.model import HealthStatus
+from reconciler.outcomes import DeployResult
 
 _DURATIONS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 
@@ -52,6 +57,20 @@ class _Pulled(Collector):
         yield family
 
 
+class _Included(Collector):
+    """Every family of another registry, read at scrape time."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def describe(self) -> list[Metric]:
+        # Its names are the other registry's to keep unique; none are claimed here.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._registry.collect()
+
+
 class Metrics:
     def __init__(
         self,
@@ -59,6 +78,7 @@ class Metrics:
         targets_of: Callable[[str], Sequence[str]] = lambda _revision: (),
         drifted: Callable[[], Mapping[str, float]] = dict,
         reporter_errors: Callable[[], Mapping[str, float]] = dict,
+        include: CollectorRegistry | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -82,6 +102,8 @@ class Metrics:
         r.register(_Pulled("reconciler_reporter_errors",
                            "Commit statuses a reporter failed to post", "reporter",
                            reporter_errors, counter=True))
+        if include is not None:
+            r.register(_Included(include))
         self._targets_of = targets_of
         self._lock = threading.Lock()
         self._started: dict[int, float] = {}
@@ -102,7 +124,7 @@ class Metrics:
                 began = self._waves.pop((event.deploy_id, event.wave), None)
                 if began is not None:
                     self.wave_seconds.observe(max(0.0, event.timestamp - began))
-            elif kind is EventKind.HEALTH_CHECKED and event.status != "Healthy":
+            elif kind is EventKind.HEALTH_CHECKED and event.status != HealthStatus.HEALTHY:
                 self.health_failures.labels(target=event.target, app=event.app).inc()
             elif kind is EventKind.DEPLOY_FINISHED:
                 self._finished(event)
@@ -114,7 +136,7 @@ class Metrics:
             self.rollout_seconds.observe(max(0.0, event.timestamp - began))
         seen = self._seen.pop(event.deploy_id, set())
         self._waves = {k: v for k, v in self._waves.items() if k[0] != event.deploy_id}
-        if event.status == "success":
+        if event.status == DeployResult.SUCCESS:
             try:
                 targets = seen | set(self._targets_of(event.revision))
             except Exception:

@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reconciler.history import AppResult, DeployRecord
+from reconciler.outcomes import AppStatus, DeployResult, StepStatus
 from reconciler.web.layout import Site, badge, duration, e, page, short, when
-from reconciler.web.live import AppState, RolloutState, WaveState
+from reconciler.web.live import AppState, RolloutState, Shown, WaveState
 from reconciler.web.status import CommitView, Leadership, Overview, TargetStatus
 
 
@@ -108,10 +109,11 @@ def rollout_section(rollout: RolloutState | None, *, sid: str = "rollout",
     n, m = rollout.position()
     title = "Rollout in progress" if rollout.running else "Last rollout"
     where = f"wave {n} of {m}" if m else "reading live state"
-    done = sum(1 for w in rollout.waves if w.state not in ("pending", "running"))
+    done = sum(1 for w in rollout.waves if w.state not in (Shown.PENDING, StepStatus.RUNNING))
     width = 100 if not rollout.running else (100 * done // m if m else 0)
-    message = f'<p class="reason">{e(rollout.message)}</p>' if rollout.message and \
-        rollout.state != "success" else (f"<p>{e(rollout.message)}</p>" if rollout.message else "")
+    failed = rollout.state != DeployResult.SUCCESS
+    message = f'<p class="reason">{e(rollout.message)}</p>' if rollout.message and failed \
+        else (f"<p>{e(rollout.message)}</p>" if rollout.message else "")
     waves = "".join(_wave(w, rollout.current_wave) for w in rollout.waves)
     name = (f'<a href="/deploys/{rollout.deploy_id}">Deploy #{rollout.deploy_id}</a> of '
             if link else "Revision ")
@@ -147,7 +149,7 @@ def _app_row(app: AppState) -> str:
         for h in app.hosts
     ) or '<li class="muted">&ndash;</li>'
     note = f'<br><small class="reason">{e(app.message)}</small>' if app.message and \
-        app.state not in ("success", "running") else ""
+        app.state not in (AppStatus.SUCCESS, Shown.RUNNING) else ""
     return (f'<tr data-app="{e(app.app)}"><th scope="row" data-label="App">{e(app.app)}</th>'
             f'<td data-label="Target">{e(app.target)}</td>'
             f'<td data-label="State">{badge(app.state)}{note}</td>'
@@ -155,9 +157,12 @@ def _app_row(app: AppState) -> str:
             f'<td data-label="Hosts"><ul class="hosts">{hosts}</ul></td></tr>')
 
 
+_HOST_TONES: dict[str, str] = {Shown.HEALTHY: "ok", Shown.DEGRADED: "bad", Shown.FAILED: "bad",
+                               Shown.APPLYING: "run", Shown.CHECKING: "run"}
+
+
 def _tone(state: str) -> str:
-    return {"healthy": "ok", "degraded": "bad", "failed": "bad",
-            "applying": "run", "checking": "run"}.get(state, "")
+    return _HOST_TONES.get(state, "")
 
 
 def deploys_section(deploys: Sequence[DeployRecord], commits: Mapping[str, CommitView]) -> str:
@@ -178,7 +183,7 @@ def result_text(d: DeployRecord) -> str:
 
 
 def _deploy_row(d: DeployRecord, commit: CommitView | None) -> str:
-    reason = e(d.message) if d.result not in ("success", "running") else ""
+    reason = e(d.message) if d.result not in (DeployResult.SUCCESS, DeployResult.RUNNING) else ""
     return (
         f'<tr><th scope="row" data-label="Deploy"><a href="/deploys/{d.id}">#{d.id}</a></th>'
         f'<td data-label="Commit">{_commit_cell(d.revision, commit)}</td>'
@@ -205,7 +210,7 @@ def deploy_page(d: DeployRecord, commit: CommitView | None, site: Site,
     body = (f'<p><a href="/">← All deploys</a></p>{parts["deploy-facts"]}'
             f'<div aria-live="polite">{parts["deploy-progress"]}</div>'
             f'{parts["deploy-apps"]}{parts["deploy-events"]}')
-    events = f"/api/v1/events?deploy={d.id}" if d.result == "running" else None
+    events = f"/api/v1/events?deploy={d.id}" if d.result == DeployResult.RUNNING else None
     return page(f"Deploy #{d.id}", body, site=site, events=events)
 
 
@@ -224,7 +229,7 @@ def deploy_sections(d: DeployRecord, commit: CommitView | None,
          or "&ndash;"),
     ]
     if d.message:
-        facts.append(("Reason" if d.result != "success" else "Outcome", e(d.message)))
+        facts.append(("Reason" if d.result != DeployResult.SUCCESS else "Outcome", e(d.message)))
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     apps = "".join(_app_result_row(a) for a in d.apps) or (
         '<tr><td colspan="6" class="muted">No app was changed.</td></tr>')

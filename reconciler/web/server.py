@@ -43,12 +43,14 @@ from urllib.parse import parse_qs, urlsplit
 from reconciler import webhooks
 from reconciler.events import Event, EventKind
 from reconciler.history.text import safe_text
+from reconciler.outcomes import DeployResult
 from reconciler.web import api, pages, routes
 from reconciler.web.auth import PageAuth
 from reconciler.web.events_stream import Hub, deploy_topic, format_message
 from reconciler.web.layout import SCRIPT_HASH
 from reconciler.web.live import RolloutTracker
 from reconciler.web.metrics import Metrics
+from reconciler.web.seam import DaemonView
 from reconciler.web.status import CommitView, StatusSource
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,6 @@ class WebApp:
     hook_secrets: Mapping[str, str | None] = field(default_factory=dict)
     """Provider name -> shared secret; a provider without one refuses every delivery."""
     on_webhook: Callable[[webhooks.Trigger], None] = lambda _trigger: None
-    extra_metrics: Callable[[], bytes] = lambda: b""
     redact: Callable[[str], str] = lambda text: text
     """Masks secret values in pages and JSON (the engine's `EventBus.secrets.redact`)."""
     keepalive: float = 15.0
@@ -144,7 +145,7 @@ class WebApp:
         record = self.source.deploy(deploy_id)
         sections = {} if record is None else pages.deploy_sections(
             record, self.source.commit(record.revision), self.tracker.state)
-        final = record is None or record.result != "running" or (
+        final = record is None or record.result != DeployResult.RUNNING or (
             event is not None and event.kind is EventKind.DEPLOY_FINISHED)
         return {"kind": event.kind.value if event else "hello", "deploy_id": deploy_id,
                 "sections": {k: self.redact(v) for k, v in sections.items()}, "final": final}
@@ -398,7 +399,7 @@ class Handler(BaseHTTPRequestHandler):
     # --- operations --------------------------------------------------------
 
     def _r_metrics(self, app: WebApp) -> None:
-        self._send(200, app.metrics.render() + app.extra_metrics(),
+        self._send(200, app.metrics.render(),
                    "text/plain; version=0.0.4; charset=utf-8")
 
     def _r_healthz(self, app: WebApp) -> None:
@@ -524,7 +525,7 @@ class WebServer:
         self._thread.join(timeout=5)
 
 
-def start(daemon: Any, listen: str) -> WebServer:
+def start(daemon: DaemonView, listen: str) -> WebServer:
     """The daemon's hook: serve `daemon` on `listen` and follow its engine's events."""
     from reconciler.web import wiring  # the daemon-facing half, imported only here
 

@@ -6,7 +6,10 @@ state (branch head, drift report, sync windows) and its configuration
 (webhook secrets by environment variable name, page credentials), and its
 leader election (`Daemon.snapshot().leader`).
 
-Invariants: only read-only calls on the daemon, plus `Daemon.trigger` from a
+The daemon comes in as a `seam.DaemonView` (a Protocol the daemon satisfies,
+checked by mypy where the daemon starts the server), so this module imports
+nothing of the daemon's. Invariants: only read-only calls on the daemon, plus
+`on_webhook` from a
 verified webhook (a push to the tracked branch, or a pull request, which only
 makes the daemon fetch: a webhook never chooses what gets deployed).
 """
@@ -17,16 +20,17 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import REGISTRY
 
+from reconciler.engine import Engine
 from reconciler.errors import ReconcilerError
 from reconciler.model import DesiredState
 from reconciler.reporters.http import STATS
 from reconciler.web import auth
 from reconciler.web.live import Layout, RolloutTracker, layout_of
 from reconciler.web.metrics import Metrics
+from reconciler.web.seam import DaemonView, LeaderView
 from reconciler.web.server import WebApp
 from reconciler.web.status import CommitView, Drift, HistorySource, Hooks, Leadership
 from reconciler.webhooks import Trigger
@@ -34,7 +38,7 @@ from reconciler.webhooks import Trigger
 log = logging.getLogger(__name__)
 
 
-def daemon_app(daemon: Any, environ: Mapping[str, str] | None = None) -> WebApp:
+def daemon_app(daemon: DaemonView, environ: Mapping[str, str] | None = None) -> WebApp:
     env = os.environ if environ is None else environ
     engine = daemon.engine
     tracker = RolloutTracker(lambda sha: layout(engine, sha))
@@ -51,7 +55,8 @@ def daemon_app(daemon: Any, environ: Mapping[str, str] | None = None) -> WebApp:
                            path=daemon.config.path, history=daemon.history, tracker=tracker,
                            data_dir=daemon.data_dir, hooks=hooks)
     metrics = Metrics(targets_of=lambda sha: targets_of(engine, sha),
-                      drifted=lambda: _drift_counts(daemon), reporter_errors=reporter_errors)
+                      drifted=lambda: _drift_counts(daemon), reporter_errors=reporter_errors,
+                      include=REGISTRY)
     hooks_config, limits = daemon.config.webhooks, daemon.config.http
     secrets = {
         "github": _env(env, hooks_config.github_secret_env),
@@ -60,20 +65,19 @@ def daemon_app(daemon: Any, environ: Mapping[str, str] | None = None) -> WebApp:
     }
     return WebApp(source=source, tracker=tracker, metrics=metrics, auth=auth.from_env(env),
                   hook_secrets=secrets, on_webhook=lambda t: on_webhook(daemon, t),
-                  extra_metrics=lambda: bytes(generate_latest(REGISTRY)),
                   redact=daemon.events.secrets.redact,
                   request_deadline=limits.request_deadline,
                   max_connections=limits.max_connections, max_streams=limits.max_streams)
 
 
-def engine_hooks(engine: Any) -> Hooks:
+def engine_hooks(engine: Engine) -> Hooks:
     """The facts an Engine alone can answer: commits, desired states, its targets."""
     return Hooks(commit=lambda sha: commit_view(engine, sha),
                  desired=lambda sha: desired_state(engine, sha),
                  targets=engine.selected_targets)
 
 
-def on_webhook(daemon: Any, trigger: Trigger) -> None:
+def on_webhook(daemon: DaemonView, trigger: Trigger) -> None:
     """Hand an accepted delivery to the daemon: it alone knows its tracked branch
     and pull-request patterns, so it decides between deploying, planning and
     ignoring (`Daemon.on_webhook`, which never blocks)."""
@@ -84,7 +88,7 @@ def _env(environ: Mapping[str, str], name: str | None) -> str | None:
     return environ.get(name) if name else None
 
 
-def commit_view(engine: Any, sha: str) -> CommitView | None:
+def commit_view(engine: Engine, sha: str) -> CommitView | None:
     try:
         info = engine.mirror.commit_info(sha)
     except (ReconcilerError, KeyError, ValueError):
@@ -93,21 +97,19 @@ def commit_view(engine: Any, sha: str) -> CommitView | None:
                       time=info.time.timestamp())
 
 
-def desired_state(engine: Any, sha: str) -> DesiredState | None:
+def desired_state(engine: Engine, sha: str) -> DesiredState | None:
     try:
-        state: DesiredState = engine.load_revision(sha)
+        return engine.load_revision(sha)
     except (ReconcilerError, KeyError, ValueError):
         return None
-    return state
 
 
-def targets_of(engine: Any, sha: str) -> Sequence[str]:
+def targets_of(engine: Engine, sha: str) -> Sequence[str]:
     desired = desired_state(engine, sha)
-    names: Sequence[str] = engine.selected_targets(desired) if desired else ()
-    return names
+    return engine.selected_targets(desired) if desired else ()
 
 
-def layout(engine: Any, sha: str) -> Layout:
+def layout(engine: Engine, sha: str) -> Layout:
     desired = desired_state(engine, sha)
     if desired is None:
         return ()
@@ -119,24 +121,24 @@ def layout(engine: Any, sha: str) -> Layout:
                       if a.target in names])
 
 
-def leadership(state: Any) -> Leadership | None:
+def leadership(state: LeaderView | None) -> Leadership | None:
     """The daemon's `LeaderState` (None: election off) as the page's `Leadership`."""
     if state is None:
         return None
-    return Leadership(is_leader=bool(state.is_leader), holder=state.holder,
+    return Leadership(is_leader=state.is_leader, holder=state.holder,
                       identity=state.identity, lease=state.lease,
                       transitions=state.transitions, observed=state.observed,
                       error=state.error)
 
 
-def _drift(daemon: Any) -> Drift | None:
+def _drift(daemon: DaemonView) -> Drift | None:
     report = daemon.worker.state.last_drift
     if report is None:
         return None
     return Drift(checked=report.checked, resources=tuple(report.resources))
 
 
-def _drift_counts(daemon: Any) -> dict[str, float]:
+def _drift_counts(daemon: DaemonView) -> dict[str, float]:
     drift = _drift(daemon)
     counts: dict[str, float] = {}
     for resource in drift.resources if drift else ():

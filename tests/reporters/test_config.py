@@ -93,3 +93,31 @@ def test_daemon_make_reporter_builds_forge_reporters(
     reporter = make_reporter(entry, engine=None)  # type: ignore[arg-type]
     assert isinstance(reporter, gitlab.GitLabReporter)
     assert reporter.project == "g/p"
+
+
+@pytest.mark.parametrize("entry, local, lands", [
+    ({"type": "gitnotes"}, True, True),  # a repository on this machine: its own notes
+    ({"type": "gitnotes"}, False, False),  # a remote: pushing there is asked for
+    ({"type": "gitnotes", "push": False}, True, False),  # the entry's word wins
+])
+def test_the_one_factory_builds_gitnotes_with_the_push_default(
+    tmp_path: Path, entry: dict[str, object], local: bool, lands: bool
+) -> None:
+    from reconciler.reporters import CommitStatus, Context, State, build
+    from reconciler.source import Mirror
+    from tests.support.gitrepo import git
+
+    repo = tmp_path / "user"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "reconciler.yaml").write_text("apiVersion: reconciler/v1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "first")
+    sha = git(repo, "rev-parse", "HEAD").strip()
+    mirror = Mirror(str(repo), tmp_path / "data")
+    mirror.fetch()
+    reporter = build(entry, store=mirror, local=local)
+    reporter.report(CommitStatus.make(sha=sha, context=Context.DEPLOY, state=State.SUCCESS,
+                                      description="deployed"))
+    notes = git(repo, "log", "--notes=reconciler", "-1", "--format=%N")
+    assert ('"state": "success"' in notes) is lands, notes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.events import Event, EventKind
@@ -60,3 +61,18 @@ def test_pulled_gauges_and_a_registry_per_server() -> None:
     assert first[("reconciler_rollout_duration_seconds_sum", ())] == 60
     assert ("reconciler_deploys_total", (("result", "success"),)) not in samples(
         two.render().decode())
+
+
+def test_one_registry_renders_the_process_counters_it_includes() -> None:
+    process = CollectorRegistry()
+    rollouts = Counter("reconciler_daemon_rollouts", "Deploys the daemon ran", ["result"],
+                       registry=process)
+    rollouts.labels(result="success").inc()
+    one, two = Metrics(include=process), Metrics(include=process)  # no name collides
+    rollouts.labels(result="success").inc()  # read at scrape time, not copied at start
+    for metrics in (one, two):
+        found = samples(metrics.render().decode())
+        assert found[("reconciler_daemon_rollouts_total", (("result", "success"),))] == 2
+        assert ("reconciler_rollout_duration_seconds_count", ()) in found
+    assert ("reconciler_daemon_rollouts_total", (("result", "success"),)) not in samples(
+        Metrics().render().decode())
