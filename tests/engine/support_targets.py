@@ -12,10 +12,12 @@ and the files under the fleet's roots.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from reconciler.engine import Engine, EngineSettings
 from reconciler.rollout.runner import RolloutOptions
@@ -85,6 +87,15 @@ def engine(repo: Repo, data: Path) -> Engine:
         threading.Event().wait(min(seconds, 0.02))
 
     return Engine(settings, rollout_options=RolloutOptions(max_workers=2, sleep=sleep))
+
+
+@pytest.fixture
+def engine_of_repo(tmp_path: Path, repo: Repo) -> Iterator[Engine]:
+    """`engine(repo)` on the test module's own `repo` fixture, closed after the test.
+    A module takes it as its `engine` fixture: `engine = st.engine_of_repo`."""
+    eng = engine(repo, tmp_path / "data")
+    yield eng
+    eng.close()
 
 
 # --- Kubernetes ----------------------------------------------------------------

@@ -64,11 +64,7 @@ def repo(tmp_path: Path, kube: KubeTest, group: str) -> st.Repo:
     return made
 
 
-@pytest.fixture
-def engine(tmp_path: Path, repo: st.Repo) -> Iterator[Engine]:
-    eng = st.engine(repo, tmp_path / "data")
-    yield eng
-    eng.close()
+engine = st.engine_of_repo
 
 
 class Controller:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,11 +28,7 @@ def repo(tmp_path: Path, kube: KubeTest) -> st.Repo:
     return made
 
 
-@pytest.fixture
-def engine(tmp_path: Path, repo: st.Repo) -> Iterator[Engine]:
-    eng = st.engine(repo, tmp_path / "data")
-    yield eng
-    eng.close()
+engine = st.engine_of_repo
 
 
 def release(repo: st.Repo, kube: KubeTest, image: str, data: dict[str, str] | None = None,

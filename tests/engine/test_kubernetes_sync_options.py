@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,11 +19,7 @@ def repo(tmp_path: Path, kube: KubeTest) -> st.Repo:
     return made
 
 
-@pytest.fixture
-def engine(tmp_path: Path, repo: st.Repo) -> Iterator[Engine]:
-    eng = st.engine(repo, tmp_path / "data")
-    yield eng
-    eng.close()
+engine = st.engine_of_repo
 
 
 def test_a_new_selector_fails_clearly_without_replace_and_deploys_with_it(

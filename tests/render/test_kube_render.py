@@ -47,11 +47,7 @@ def repo(tmp_path: Path, kube: KubeTest, second_namespace: str) -> st.Repo:
     return made
 
 
-@pytest.fixture
-def engine(tmp_path: Path, repo: st.Repo) -> Iterator[Engine]:
-    eng = st.engine(repo, tmp_path / "data")
-    yield eng
-    eng.close()
+engine = st.engine_of_repo
 
 
 def _base(repo: st.Repo, tag: str) -> None:
