@@ -8,7 +8,9 @@ Invariants:
 - The password never comes from the URL (the config refuses one there); it is
   handed to the driver apart, from a file or an environment variable.
 - Connections are checked when taken from the pool, so after a server restart
-  the first call gets a fresh connection instead of a dead one's error.
+  the first call gets a fresh connection instead of a dead one's error; a pool
+  an outage emptied is replaced as soon as the server answers again, so calls
+  after the outage do not wait out the pool's reconnect backoff.
 - Every driver or pool error, a server that is down included, becomes a
   `HistoryError` naming the URL: after about `timeout` seconds when the server
   refuses, is gone or cannot be reached (a server that accepts a query and
@@ -21,6 +23,7 @@ Invariants:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
@@ -70,16 +73,13 @@ class PostgresDatabase:
         if password is not None:
             kwargs["password"] = password
         self._url, self._kwargs = url, kwargs
+        self._pool_size = max(1, pool_size)
+        self._renewing = threading.Lock()
         try:
             # One direct connection first: the pool would retry a refused
             # password in the background and only say that it timed out.
             psycopg.connect(url, **kwargs).close()
-            self._pool = psycopg_pool.ConnectionPool(
-                url, kwargs=kwargs, min_size=1, max_size=max(1, pool_size), open=False,
-                timeout=timeout, check=psycopg_pool.ConnectionPool.check_connection,
-                name="reconciler-history",
-            )
-            self._pool.open(wait=True, timeout=timeout)
+            self._pool = self._new_pool()
         except (psycopg.Error, psycopg_pool.PoolTimeout) as err:
             self._close_quietly()
             raise HistoryError(f"cannot connect to the history {url}: {_reason(err)}") from None
@@ -95,17 +95,46 @@ class PostgresDatabase:
             raise HistoryError(f"cannot {what} the history {self.name}: {_reason(err)}"
                                ) from None
 
+    def _new_pool(self) -> psycopg_pool.ConnectionPool[Any]:
+        pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
+            self._url, kwargs=self._kwargs, min_size=1, max_size=self._pool_size, open=False,
+            timeout=self._timeout, check=psycopg_pool.ConnectionPool.check_connection,
+            name="reconciler-history",
+        )
+        pool.open(wait=True, timeout=self._timeout)
+        return pool
+
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         with ExitStack() as stack:
+            pool = self._pool
             try:
-                conn = stack.enter_context(self._pool.connection(timeout=self._timeout))
+                conn = stack.enter_context(pool.connection(timeout=self._timeout))
             except psycopg_pool.PoolTimeout:
                 # After an outage the pool waits longer and longer between its
                 # reconnects; a server that is back answers a direct connection
                 # now, and one that is not says why (the pool only timed out).
                 conn = stack.enter_context(psycopg.connect(self._url, **self._kwargs))
+                self._renew(pool)
             yield conn
+
+    def _renew(self, stale: psycopg_pool.ConnectionPool[Any]) -> None:
+        """Replace a pool that an outage left without connections, once the server
+        answers again: otherwise every call would first wait out `timeout` in the
+        old pool's reconnect backoff (minutes), and a deploy makes dozens of calls.
+        A pool that timed out because all its connections are busy is kept."""
+        stats = stale.get_stats()
+        if stats.get("pool_size", 0) >= self._pool_size and not stats.get("pool_available"):
+            return
+        with self._renewing:
+            if self._pool is not stale:
+                return  # another call renewed it
+            try:
+                self._pool = self._new_pool()
+            except (psycopg.Error, psycopg_pool.PoolTimeout):
+                return  # the server went again: the next call tries once more
+        with suppress(Exception):
+            stale.close(timeout=0)
 
     @contextmanager
     def migration(self) -> Iterator[tuple[_Cursor, int]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -171,6 +172,16 @@ def test_postgresql_down_starts_no_rollout_and_the_daemon_resumes_when_it_return
         assert state_repo.web_conf() == "version 1\n"  # nothing applied without its history
         assert sha not in daemon.worker.state.memory.failed  # not a failure of the commit
         assert [s["state"] for s in notes(daemon, sha)] == []
+        # Down for 30 s in all, polled every few seconds: longer than the pool's
+        # timeout and its reconnect attempts, and still nothing starts.
+        outage_ends = time.monotonic() + 30
+        while time.monotonic() < outage_ends:
+            daemon.trigger("poll")
+            time.sleep(3)
+            assert wait_idle(daemon, 20)
+            assert state_repo.web_conf() == "version 1\n"
+            assert "The history is unavailable since " in get(daemon, "/")
+        assert sha not in daemon.worker.state.memory.failed
 
         server.start()
         daemon.trigger("poll")

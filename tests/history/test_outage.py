@@ -50,3 +50,31 @@ def test_a_server_that_goes_away_and_comes_back(own_server: PostgresServer,
         assert [d.revision for d in history.running()] == ["def"]
     finally:
         history.close()
+
+
+def test_calls_after_a_long_outage_do_not_wait_out_the_pools_backoff(
+        own_server: PostgresServer, tmp_path: object) -> None:
+    # Down for 30 s, asked every 3 s as the daemon does: the pool's reconnects
+    # back off meanwhile. Once the server is back, each call must be answered
+    # at once, not after the 5 s the pool waits before the direct connection
+    # (a deploy makes dozens of calls: minutes of waiting before the fix).
+    settings = HistorySettings(url=own_server.url(), password_env="PGPW", timeout=5.0)
+    history: History = open_history(settings, tmp_path, environ={"PGPW": PASSWORD})  # type: ignore[arg-type]
+    try:
+        history.finish_deploy(history.start_deploy("abc", "poll"), "success", "deployed")
+        own_server.stop()
+        outage_ends = time.monotonic() + 30
+        while time.monotonic() < outage_ends:
+            with pytest.raises(HistoryError):
+                history.deploys()
+            time.sleep(3)
+        own_server.start()
+        # The first call may wait out the pool once (then it connects directly
+        # and replaces the pool); the next ones must not (5 s each before the fix).
+        assert [d.revision for d in history.deploys()] == ["abc"]
+        started = time.monotonic()
+        for _ in range(5):
+            assert [d.revision for d in history.deploys()] == ["abc"]
+        assert time.monotonic() - started < 5
+    finally:
+        history.close()
