@@ -162,6 +162,10 @@ class Daemon:
         self.identity = default_identity()
         self.shards: ShardSet | None = None
         self._running_shard: int | None = None
+        self._seeded: set[int] = set()
+        """Shards held whose memory has been read from the shared history: only
+        these deploy (a job between taking a Lease and reading it would decide
+        with the memory of before, and deploy again what the last holder did)."""
         self.shard_count = (config.leader_election.shards or 0
                             if config.leader_election.enabled else 0)
         """0: no shards (one leader, or none); N: targets spread over N shards."""
@@ -199,7 +203,8 @@ class Daemon:
         count = self.shard_count
         return Worker(
             self.engine, self.publisher, self.progress, self.queue,
-            self_heal=self.config.self_heal, may_deploy=lambda: self._holds(index),
+            self_heal=self.config.self_heal,
+            may_deploy=lambda: self._holds(index) and index in self._seeded,
             scope=lambda names: in_shard(names, index, count),
             claim=lambda names: self.fences[index].claim(names, self.engine.interrupt))
 
@@ -228,11 +233,13 @@ class Daemon:
             self.workers[index].state.memory = memory
             log.info("took shard", extra=fields(
                 shard=index, deployed=memory.deployed, failed=sorted(memory.failed)))
+        self._seeded.add(index)
         self.trigger("leader")
         if index == 0:
             self.plan_pull_requests("leader")
 
     def _lost_shard(self, index: int) -> None:
+        self._seeded.discard(index)
         log.warning("lost shard", extra=fields(shard=index))
         if self._running_shard == index and self.engine.interrupt(LEADERSHIP_LOST):
             log.warning("shard lost during a rollout: it stops after its batch in flight",

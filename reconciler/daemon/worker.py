@@ -148,11 +148,12 @@ class Worker:
             blocked = self._blocked(desired) if desired is not None else ()
         except ReconcilerError as err:
             return self._refuse(sha, err)
-        verdict = scheduler.decide(self.state.memory, sha, explicit=request.explicit,
+        memory = self.state.memory
+        verdict = scheduler.decide(memory, sha, explicit=request.explicit,
                                    blocked=bool(blocked))
         verdict = self._retry_verdict(sha, verdict, request)
         if verdict is Verdict.DEPLOY:
-            self._deploy(sha, desired, request.reason)
+            self._deploy(sha, desired, request.reason, decided_with=memory)
         elif verdict is Verdict.WAIT_WINDOW and desired is not None:
             self._wait(sha, desired, blocked, request)
         else:
@@ -223,7 +224,8 @@ class Worker:
             delay = max(0.0, (min(upcoming) - now).total_seconds()) + 0.05
             self.queue.put_at(time.monotonic() + delay, replace(request, reason="window"))
 
-    def _deploy(self, sha: str, desired: DesiredState | None, reason: str) -> None:
+    def _deploy(self, sha: str, desired: DesiredState | None, reason: str, *,
+                decided_with: scheduler.Memory | None = None) -> None:
         if self.engine.stop_requested:
             # Stopping already (the fetch ran on): a deploy now would record an
             # interrupted deploy that did nothing. The next start does it.
@@ -232,6 +234,13 @@ class Worker:
         if not self.may_deploy():
             # Leadership was lost while fetching: the new leader deploys this.
             log.info("not the leader any more: deploy not started",
+                     extra=fields(sha=sha, trigger=reason))
+            return
+        if decided_with is not None and decided_with is not self.state.memory:
+            # A shard was taken meanwhile and its memory read from the shared
+            # history: the commit may be deployed (or failed) already. The
+            # taking queued a job that decides again with that memory.
+            log.info("memory replaced while deciding: deploy not started",
                      extra=fields(sha=sha, trigger=reason))
             return
         targets = self._targets(desired) if desired is not None else None
