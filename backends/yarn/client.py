@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +29,11 @@ from reconciler.errors import ApiError, BackendError
 
 API_ROOT = "/app/v1/services"
 
+
+_TORN_READ = "No content to map due to end-of-input"
+"""Hadoop's answer (HTTP 500) when the ResourceManager reads a service's
+definition file while it is being written: a race on the server, gone at once."""
+_TORN_READ_RETRIES = 3
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
@@ -84,8 +90,28 @@ class YarnClient:
         """One request; `service` names the service in error messages.
 
         Statuses in `tolerate` (say 404 for "does not exist") are answers with
-        a None body, not errors.
+        a None body, not errors. A GET that met the ResourceManager reading a
+        service's definition while it was being written is asked again.
         """
+        for attempt in range(_TORN_READ_RETRIES + 1):
+            try:
+                return self._call(method, path, service=service, body=body, tolerate=tolerate)
+            except ApiError as err:
+                if method != "GET" or err.status != 500 or _TORN_READ not in str(err) \
+                        or attempt == _TORN_READ_RETRIES:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        service: str,
+        body: Any,
+        tolerate: tuple[int, ...],
+    ) -> Response:
         # default=str: YAML scalars (dates, tagged values) travel as the text they were.
         data = json.dumps(body, default=str).encode() if body is not None else None
         request = urllib.request.Request(self._url(path), data=data, method=method)

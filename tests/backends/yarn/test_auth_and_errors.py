@@ -226,3 +226,18 @@ def test_redirects_are_not_followed_so_the_token_stays_with_the_url(
         standby.shutdown()
         standby.server_close()
     assert yarn.requests == []
+
+
+def test_a_get_that_met_a_half_written_service_file_is_asked_again(
+    yarn: YarnProxy, make_backend: MakeBackend, names: Names
+) -> None:
+    # The ResourceManager answers 500 "No content to map due to end-of-input"
+    # when it reads a service's definition while it is being written (seen on a
+    # loaded machine); the next read finds it whole. Other 5xx stay errors.
+    name = names("torn")
+    yarn.fail(500, times=2, method="GET", path_prefix=f"{SVC}/{name}",
+              message="No content to map due to end-of-input at [Source: x; line: 1]")
+    backend = make_backend()
+    yarn.reset()
+    assert backend.health(app_of(service_spec(name)), [""]).message.endswith("does not exist")
+    assert yarn.count("GET") >= 3  # two torn answers, then the real one
