@@ -15,6 +15,10 @@ Invariants:
   `HistoryError` naming the URL: after about `timeout` seconds when the server
   refuses, is gone or cannot be reached (a server that accepts a query and
   then stalls is waited for).
+- No session holds its locks for longer than `timeout` without working: the
+  server ends a session idle inside a transaction for that long (a replica
+  paused mid-write), and a call waits for a lock no longer than that, so a
+  paused replica cannot keep the next holder of its shard from its fences.
 - Migrations run under a transaction-scoped advisory lock, so replicas that
   start together migrate once; PostgreSQL's DDL is transactional, so a
   migration that fails leaves the previous version whole.
@@ -60,6 +64,7 @@ class PostgresDatabase:
                  timeout: float = 10.0) -> None:
         self.name = url
         self._timeout = timeout
+        millis = max(1000, round(timeout * 1000))
         # A server that vanished from the network (no RST) must not hold a call
         # for the kernel's default of minutes: unacknowledged data and a silent
         # idle connection both end the connection after about `timeout`.
@@ -69,6 +74,13 @@ class PostgresDatabase:
             "tcp_user_timeout": max(1000, round(timeout * 1000)),
             "keepalives": 1, "keepalives_idle": max(1, round(timeout)),
             "keepalives_interval": max(1, round(timeout / 3)), "keepalives_count": 3,
+            # A replica paused inside a transaction (a stop-the-world pause, SIGSTOP,
+            # a frozen VM) would hold its row locks, the fence rows' among them,
+            # until it wakes: the replica taking its shard would wait on them for
+            # good. The server ends such a session after `timeout`, and a lock
+            # is waited for no longer than that either (HistoryError, not a hang).
+            "options": f"-c idle_in_transaction_session_timeout={millis} "
+                       f"-c lock_timeout={millis}",
         }
         if password is not None:
             kwargs["password"] = password
@@ -139,6 +151,9 @@ class PostgresDatabase:
     @contextmanager
     def migration(self) -> Iterator[tuple[_Cursor, int]]:
         with self.transaction(write=True) as cursor:
+            # Replicas that start together wait for the one migrating, however long
+            # its migration takes (a paused one is ended by the idle timeout).
+            cursor.execute("SET LOCAL lock_timeout = 0")
             cursor.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK_KEY,))
             cursor.execute("CREATE TABLE IF NOT EXISTS reconciler_schema "
                            "(version INTEGER NOT NULL)")
