@@ -48,7 +48,9 @@ Lifecycle invariants:
   shards this replica holds. Taking a shard starts a new fence tenure
   (`daemon.fence`) and seeds that shard's memory from the shared history
   (deploys of its targets), so a commit that failed on the replica that held
-  it before is not retried. Every deploy of a shard writes through its fence:
+  it before is not retried. Both are done off the election thread (it must
+  renew the Lease meanwhile), asked again until the history answers, and the
+  shard deploys nothing before. Every deploy of a shard writes through its fence:
   once another replica took a target, this one records and applies nothing
   more. Pull-request plans run on the holder of shard 0 only.
 """
@@ -166,6 +168,10 @@ class Daemon:
         """Shards held whose memory has been read from the shared history: only
         these deploy (a job between taking a Lease and reading it would decide
         with the memory of before, and deploy again what the last holder did)."""
+        self._tenures: dict[int, int] = {}
+        """Shard -> how many times its Lease was taken or lost here: a take that
+        a later loss or take overtook seeds nothing."""
+        self._tenure_lock = threading.Lock()
         self.shard_count = (config.leader_election.shards or 0
                             if config.leader_election.enabled else 0)
         """0: no shards (one leader, or none); N: targets spread over N shards."""
@@ -218,28 +224,50 @@ class Daemon:
         return self.shards is not None and self.shards.holds(index)
 
     def _took_shard(self, index: int) -> None:
-        try:
-            self.fences[index].new_tenure()
-        except HistoryError as err:
-            log.error("took a shard but cannot take its fences now: they are taken at "
-                      "its first deploy", extra=fields(shard=index, error=str(err)))
-        try:
-            deploys = self._of_shard(self.history.deploys(limit=200), index)
-        except HistoryError as err:
-            log.error("took a shard but cannot read its history: its memory is this "
-                      "replica's own", extra=fields(shard=index, error=str(err)))
-        else:
+        """On the shard's election thread, which must go on renewing the Lease:
+        the history may take up to its timeout to answer (or longer, while a
+        paused holder's locks are ended), so the fences and the memory are
+        taken on a thread of their own."""
+        with self._tenure_lock:
+            tenure = self._tenures[index] = self._tenures.get(index, 0) + 1
+        threading.Thread(target=self._take_shard, args=(index, tenure),
+                         name=f"shard-{index}-take", daemon=True).start()
+
+    def _current(self, index: int, tenure: int) -> bool:
+        return self._tenures.get(index) == tenure and not self._stopping.is_set()
+
+    def _take_shard(self, index: int, tenure: int) -> None:
+        """Take the shard's fences, then read its memory from the shared history;
+        asked again every retry period until both are done or the tenure ended.
+        Until then the shard deploys nothing: its memory would be of before."""
+        pause = self.config.leader_election.retry_period
+        while self._current(index, tenure):
+            try:
+                self.fences[index].new_tenure()
+                deploys = self._of_shard(self.history.deploys(limit=200), index)
+            except HistoryError as err:
+                log.error("took a shard but cannot take its fences or read its history: "
+                          "it deploys once they are read", extra=fields(
+                              shard=index, error=str(err)))
+                self._stopping.wait(pause)
+                continue
             memory = scheduler.seed(deploys)
-            self.workers[index].state.memory = memory
+            with self._tenure_lock:
+                if not self._current(index, tenure):
+                    return
+                self.workers[index].state.memory = memory
+                self._seeded.add(index)
             log.info("took shard", extra=fields(
                 shard=index, deployed=memory.deployed, failed=sorted(memory.failed)))
-        self._seeded.add(index)
-        self.trigger("leader")
-        if index == 0:
-            self.plan_pull_requests("leader")
+            self.trigger("leader")
+            if index == 0:
+                self.plan_pull_requests("leader")
+            return
 
     def _lost_shard(self, index: int) -> None:
-        self._seeded.discard(index)
+        with self._tenure_lock:
+            self._tenures[index] = self._tenures.get(index, 0) + 1
+            self._seeded.discard(index)
         log.warning("lost shard", extra=fields(shard=index))
         if self._running_shard == index and self.engine.interrupt(LEADERSHIP_LOST):
             log.warning("shard lost during a rollout: it stops after its batch in flight",

@@ -101,6 +101,26 @@ def engine_of_repo(tmp_path: Path, repo: Repo) -> Iterator[Engine]:
 # --- Kubernetes ----------------------------------------------------------------
 
 
+@pytest.fixture
+def kube_web_repo(tmp_path: Path, kube: KubeTest) -> Repo:
+    """A state repo with one Kubernetes target, `prod`, and its app `web` (wave 1,
+    60 s health timeout), nothing in it yet. A module takes it as its `repo`
+    fixture: `repo = st.kube_web_repo`."""
+    made = create_repo(tmp_path)
+    made.kubernetes("prod", kube)
+    made.app("web", "prod", extra="timeout: 60s\n")
+    return made
+
+
+@pytest.fixture
+def crd_group(kube: KubeTest) -> Iterator[str]:
+    """An API group of this test's own for a CRD (`widgets.<group>`), which is
+    deleted after the test: CRDs are cluster-wide, so namespaces do not part them."""
+    name = f"g{kube.suffix}.example.com"
+    yield name
+    kube.env.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.{name}")
+
+
 def yarn_service(name: str, version: str = "1.0.0", count: int = 1, image: str = "centos:7") -> str:
     return (f"name: {name}\nversion: \"{version}\"\ncomponents:\n"
             f"  - name: worker\n    number_of_containers: {count}\n"

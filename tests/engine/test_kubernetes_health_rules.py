@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,11 +45,7 @@ def widget(group: str, ns: str, size: int) -> str:
             f"spec: {{size: {size}}}\n")
 
 
-@pytest.fixture
-def group(kube: KubeTest) -> Iterator[str]:
-    name = f"h{kube.suffix}.example.com"
-    yield name
-    kube.env.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.{name}")
+group = st.crd_group
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ as its controller would (see test_kubernetes_health_rules.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +36,7 @@ def hook_job(name: str, ns: str, phase: str, *, fails: bool = False, policy: str
             f"  template:\n    spec: {pod}\n")
 
 
-@pytest.fixture
-def group(kube: KubeTest) -> Iterator[str]:
-    name = f"k{kube.suffix}.example.com"
-    yield name
-    kube.env.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.{name}")
+group = st.crd_group
 
 
 @pytest.fixture

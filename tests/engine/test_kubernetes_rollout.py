@@ -20,14 +20,7 @@ NOWHERE = {"disk": "no-node-has-this"}
 """A nodeSelector no node matches: the release's new pods are never scheduled."""
 
 
-@pytest.fixture
-def repo(tmp_path: Path, kube: KubeTest) -> st.Repo:
-    made = st.create_repo(tmp_path)
-    made.kubernetes("prod", kube)
-    made.app("web", "prod", extra="timeout: 60s\n")
-    return made
-
-
+repo = st.kube_web_repo
 engine = st.engine_of_repo
 
 

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from reconciler.engine import Engine
 from tests.engine import support_targets as st
 from tests.support.kube_env import KubeTest
 
-
-@pytest.fixture
-def repo(tmp_path: Path, kube: KubeTest) -> st.Repo:
-    made = st.create_repo(tmp_path)
-    made.kubernetes("prod", kube)
-    made.app("web", "prod", extra="timeout: 60s\n")
-    return made
-
-
+repo = st.kube_web_repo
 engine = st.engine_of_repo
 
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.builds import BuildError, built
+
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "reconciler-test-admin"
 NODES = 3
@@ -42,14 +44,10 @@ class ControlPlaneError(RuntimeError):
 
 def binaries() -> Path:
     """The folder of the built binaries, building them first when the cache is cold."""
-    configured = os.environ.get("RECONCILER_KUBE_BIN")
-    if configured:
-        return Path(configured)
-    out = subprocess.run(["bash", str(ROOT / ".ci" / "build-kube")], check=False,
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        raise ControlPlaneError(f".ci/build-kube failed:\n{out.stderr[-4000:]}")
-    return Path(out.stdout.strip().splitlines()[-1])
+    try:
+        return built("build-kube", env="RECONCILER_KUBE_BIN")
+    except BuildError as err:
+        raise ControlPlaneError(str(err)) from None
 
 
 def free_port() -> int:

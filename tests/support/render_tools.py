@@ -7,19 +7,10 @@ already holds both instead.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.builds import built
 
 
 def tools_bin() -> Path:
-    configured = os.environ.get("RECONCILER_TOOLS_BIN")
-    if configured:
-        return Path(configured)
-    out = subprocess.run(["bash", str(ROOT / ".ci" / "build-tools")], check=False,
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f".ci/build-tools failed:\n{out.stderr[-4000:]}")
-    return Path(out.stdout.strip().splitlines()[-1])
+    return built("build-tools", env="RECONCILER_TOOLS_BIN")

@@ -38,8 +38,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
+from tests.support.builds import BuildError, built
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = REPO_ROOT / ".ci" / "build-yarn"
 MAIN_CLASS = "reconciler.yarn.Launcher"
 START_TIMEOUT = 300.0
 
@@ -50,15 +51,10 @@ class YarnClusterError(RuntimeError):
 
 def build_dir() -> Path:
     """The launcher's build folder, building it first when it is missing."""
-    done = subprocess.run(
-        ["bash", str(BUILD_SCRIPT), "--print-dir"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise YarnClusterError(f"{BUILD_SCRIPT} failed:\n{done.stderr[-4000:]}")
-    return Path(done.stdout.strip().splitlines()[-1])
+    try:
+        return built("build-yarn", "--print-dir")
+    except BuildError as err:
+        raise YarnClusterError(str(err)) from None
 
 
 def _java() -> str:
