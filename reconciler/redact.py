@@ -178,6 +178,9 @@ class Secrets:
             return len(self._values)
 
 
+_TRACEBACKS = logging.Formatter()
+
+
 class LogFilter(logging.Filter):
     """Masks secret values in a log record's message and fields, on a handler:
     whatever logger the record came from, it is masked before it is written."""
@@ -199,6 +202,10 @@ class LogFilter(logging.Filter):
         found = getattr(record, "fields", None)
         if isinstance(found, Mapping):
             record.fields = {k: self._masked(v) for k, v in found.items()}
+        if record.exc_info and not record.exc_text:
+            # A traceback quotes the exception's message, which may hold a value
+            # (a command's output); formatters use exc_text when it is set.
+            record.exc_text = self._secrets.redact(_TRACEBACKS.formatException(record.exc_info))
         return True
 
     def _masked(self, value: Any) -> Any:

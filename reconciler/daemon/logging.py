@@ -52,7 +52,8 @@ class JsonFormatter(logging.Formatter):
             if key not in out:
                 out[key] = value
         if record.exc_info:
-            out["error"] = self.formatException(record.exc_info)
+            # exc_text first: a filter (reconciler.redact.LogFilter) may have masked it.
+            out["error"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(out, default=str, sort_keys=False)
 
 
@@ -80,7 +81,7 @@ class TextFormatter(logging.Formatter):
         line = f"{stamp} {level} {record.getMessage()}"
         line = f"{line}  {extra}" if extra else line
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + (record.exc_text or self.formatException(record.exc_info))
         return line
 
 

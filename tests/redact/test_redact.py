@@ -124,6 +124,17 @@ def test_log_lines_are_masked_in_their_message_and_fields(log_lines: io.StringIO
     assert lines[1]["message"] == f"said {MASK}"
 
 
+def test_a_logged_traceback_is_masked_too(log_lines: io.StringIO) -> None:
+    try:
+        raise RuntimeError("health check said pl4nted-s3cret")
+    except RuntimeError:
+        logging.getLogger("reconciler.daemon").exception("job failed")
+    line = json.loads(log_lines.getvalue().splitlines()[0])
+    assert "pl4nted-s3cret" not in log_lines.getvalue()
+    assert "Traceback" in line["error"] and f"RuntimeError: health check said {MASK}" in line[
+        "error"]
+
+
 def test_a_holder_keeps_the_newest_values_up_to_its_bound() -> None:
     held = Secrets()
     held.add(f"value-{n:05d}" for n in range(redact.MAX_VALUES + 10))
