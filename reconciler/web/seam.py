@@ -15,7 +15,6 @@ web can assign to the daemon through the seam. The one call that acts is
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from reconciler.engine import Engine
@@ -121,8 +120,6 @@ class DaemonView(Protocol):
     def config(self) -> DaemonSettings: ...
     @property
     def history(self) -> History: ...
-    @property
-    def data_dir(self) -> Path: ...
     @property
     def events(self) -> EventBus: ...
     @property

@@ -25,7 +25,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from reconciler import pulls
@@ -141,7 +140,6 @@ class HistorySource:
     path: str
     history: History
     tracker: RolloutTracker
-    data_dir: Path
     hooks: Hooks = field(default_factory=Hooks)
     _commits: dict[str, CommitView | None] = field(default_factory=dict)
     _reads: StaleReads | None = None

@@ -53,7 +53,7 @@ def daemon_app(daemon: DaemonView, environ: Mapping[str, str] | None = None) -> 
     )
     source = HistorySource(repo=engine.mirror.display_url, branch=daemon.config.branch,
                            path=daemon.config.path, history=daemon.history, tracker=tracker,
-                           data_dir=daemon.data_dir, hooks=hooks)
+                           hooks=hooks)
     metrics = Metrics(targets_of=lambda sha: targets_of(engine, sha),
                       drifted=lambda: _drift_counts(daemon), reporter_errors=reporter_errors,
                       include=REGISTRY)

@@ -105,8 +105,7 @@ def web_factory(
                         drift=lambda: holder[0].drift[-1] if holder[0].drift else None,
                         head=lambda: engine.resolve(fetch=False))
         source = HistorySource(repo=str(state_repo.path), branch="main", path=".",
-                               history=engine.history, tracker=tracker,
-                               data_dir=engine.settings.data_dir, hooks=hooks)
+                               history=engine.history, tracker=tracker, hooks=hooks)
         metrics = Metrics(targets_of=lambda sha: wiring.targets_of(engine, sha))
         triggers: list[Trigger] = []
         app = WebApp(source=source, tracker=tracker, metrics=metrics,

@@ -134,7 +134,7 @@ def test_an_unreadable_leadership_shows_as_unknown_not_as_off(tmp_path: Path) ->
     history = History(tmp_path / "data")
     try:
         source = HistorySource(repo="r", branch="main", path=".", history=history,
-                               tracker=RolloutTracker(lambda sha: ()), data_dir=tmp_path,
+                               tracker=RolloutTracker(lambda sha: ()),
                                hooks=Hooks(leader=broken))
         assert pages.site_of(source.overview()).leader == "leader: unknown"
     finally:
