@@ -5,6 +5,7 @@ data_dir by default or in a PostgreSQL server that replicas share.
     database.Database    the seam a store implements
     ├── sqlite.SqliteDatabase      one file, WAL mode (the default)
     └── postgres.PostgresDatabase  psycopg 3 with a connection pool
+        watchdog.Watchdog          cuts off requests a frozen server never answers
     schema               the numbered migrations both stores run
     settings             which store, and its password's whereabouts
 """

@@ -14,6 +14,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -98,6 +99,24 @@ class PostgresServer:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def freeze(self) -> None:
+        """Stop every process of the server (SIGSTOP), the postmaster first so it
+        forks no new one: the kernel still accepts connections and ACKs every
+        byte, but nothing answers, as with a hung disk or a paused VM."""
+        postmaster = self._postmaster()
+        os.kill(postmaster, signal.SIGSTOP)
+        for pid in _children(postmaster):
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        postmaster = self._postmaster()
+        for pid in _children(postmaster):
+            os.kill(pid, signal.SIGCONT)
+        os.kill(postmaster, signal.SIGCONT)
+
+    def _postmaster(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def log(self) -> str:
         path = self.directory / "log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -109,6 +128,20 @@ class PostgresServer:
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command[:1])} failed ({done.returncode}): "
                                f"{done.stderr.strip() or done.stdout.strip()}\n{self.log()}")
+
+
+def _children(parent: int) -> list[int]:
+    """The processes whose parent is `parent`, from /proc (they have no pid file)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after ")".
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if ppid == parent:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def start_postgres(*, durable: bool = False) -> PostgresServer:
