@@ -70,8 +70,9 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
     # Optional: `sync_failed(app, reason) -> tuple[str, ...]`, called once when an
-    # app that was being applied fails (apply error or failed health gate), so a
-    # backend can run failure hooks (Kubernetes SyncFail); it returns notes.
+    # app that was being applied fails (apply error, failed health gate, or its
+    # early prune with `prune_first`), so a backend can run failure hooks
+    # (Kubernetes SyncFail); it returns notes.
 
 
 class Closable(Protocol):

@@ -8,7 +8,7 @@ a GET per object, and a no-op sync makes no write at all.
 Invariants:
 - Only objects labelled `app.kubernetes.io/managed-by: reconciler` whose target
   annotation names this target are reported as owned, and only those are deleted
-  (checked again, by uid, right before the DELETE).
+  (checked again, by uid, right before the DELETE, which prune.py sends).
 - Inside an app, Namespaces and CRDs are applied first, and each CRD must be
   Established before the rest of the app is applied.
 - Secret values never reach a comparable form, a log line or an error message.
@@ -18,26 +18,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from backends.base import ApplyResult, HealthReport, Inventory
-from backends.kubernetes import cel_health
+from backends.kubernetes import cel_health, prune
 from backends.kubernetes import crds as crds_mod
 from backends.kubernetes import hooks as hooks_mod
 from backends.kubernetes import live as live_mod
 from backends.kubernetes.cache import LiveCache
-from backends.kubernetes.client import APPLY_PATCH, FIELD_MANAGER, KubeClient, object_path
-from backends.kubernetes.discovery import ApiResource, Discovery
+from backends.kubernetes.client import APPLY_PATCH, FIELD_MANAGER, KubeClient
+from backends.kubernetes.discovery import Discovery
 from backends.kubernetes.health import Health, object_health
 from backends.kubernetes.hook_io import ClusterHookIO
 from backends.kubernetes.normalize import (
     ignore_pointers,
     is_secret,
     keep_ignored,
-    owner_app,
     with_ownership,
 )
 from backends.kubernetes.options import (
@@ -165,8 +163,9 @@ class KubernetesBackend:
             applied += self._apply_upserts(app, upserts, crd_scopes, options)
         except ApiError as exc:
             raise self._as_tenant(exc) from exc
+        deleter = self._deleter()
         for change in deletes:
-            if self._delete_one(change, options):
+            if deleter.prune(change, options.propagation_policy):
                 applied += 1
             else:
                 messages.append(f"{change.id}: not owned by this target; left alone")
@@ -221,7 +220,7 @@ class KubernetesBackend:
         manifest = with_ownership(
             resource.body, app=app, target=self.target.name, namespace=place.namespace
         )
-        return _path(place.api, place.namespace, place.name), manifest
+        return place.api.path(place.namespace, place.name), manifest
 
     def _apply_one(
         self, app: str, resource: Resource, crd_scopes: Mapping[tuple[str, str], bool],
@@ -242,7 +241,7 @@ class KubernetesBackend:
         except ApiError as exc:
             if not (is_immutable(exc) and wants_replace(options, resource.body)):
                 raise
-            self._delete_for_replace(resource, path, is_secret(manifest))
+            self._deleter().for_replace(resource, path, is_secret(manifest))
             body = self._patch(resource, path, manifest, force=wants_force(options, manifest))
             log.info("replaced %s (deleted and re-created: an immutable field changed)",
                      resource.id)
@@ -263,24 +262,10 @@ class KubernetesBackend:
             self.cache.wrote(body)
         return body
 
-    def _delete_for_replace(self, resource: Resource, path: str, secret: bool) -> None:
-        found = self.client.request("GET", path, what=str(resource.id), secret=secret,
-                                    allow=(404,))
-        if found.status == 404:
-            return
-        if owner_app(found.body, self.target.name) is None:
-            raise ApiError(f"{resource.id}: an immutable field changed, and the live object "
-                           "lacks this target's ownership labels: not deleted")
-        if self.cache is not None:
-            self.cache.deleted(found.body)
-        uid = (found.body.get("metadata") or {}).get("uid")
-        options = {"apiVersion": "v1", "kind": "DeleteOptions",
-                   "propagationPolicy": "Foreground", "preconditions": {"uid": uid}}
-        self.client.request("DELETE", path, what=str(resource.id), body=options,
-                            secret=secret, allow=(404,))
-        change = Change(id=resource.id, app=resource.app, target=self.target.name,
-                        action=Action.DELETE)
-        self._wait_gone(change, path, secret, found.body)
+    def _deleter(self) -> prune.Deleter:
+        return prune.Deleter(client=self.client, discovery=self.discovery,
+                             target=self.target.name, cache=self.cache,
+                             delete_timeout=self.options.delete_timeout)
 
     # --- hooks (hooks_mod.HookIO) ----------------------------------------------
 
@@ -289,9 +274,7 @@ class KubernetesBackend:
             return self._manifest(app, resource, live_mod.crd_scopes(()))
 
         def gone(path: str, what: str, body: Mapping[str, Any]) -> None:
-            change = Change(id=ResourceId(kind="hook", name=what), app="",
-                            target=self.target.name, action=Action.DELETE)
-            self._wait_gone(change, path, False, body)
+            self._deleter().wait_gone(str(ResourceId(kind="hook", name=what)), path, False, body)
 
         return hooks_mod.Hooks(ClusterHookIO(client=self.client, target=self.target.name,
                                              manifest=manifest, wait_gone=gone))
@@ -311,62 +294,6 @@ class KubernetesBackend:
 
     def _wait_established(self, crds: Sequence[Mapping[str, Any]]) -> None:
         crds_mod.wait_established(self.client, self.discovery, crds, self.options.crd_timeout)
-
-    def _delete_one(self, change: Change, options: Options) -> bool:
-        """Delete an owned object; False (and no write) when it is not ours."""
-        api = self._api_for_delete(change)
-        if api is None:
-            return True  # the kind is gone, and with it every object of that kind
-        path = _path(api, change.id.namespace if api.namespaced else "", change.id.name)
-        secret = (change.id.group, change.id.kind) == ("", "Secret")
-        found = self.client.request("GET", path, what=str(change.id), secret=secret, allow=(404,))
-        if found.status == 404:
-            return True
-        if owner_app(found.body, self.target.name) is None:
-            log.warning("not deleting %s: it lacks this target's ownership labels", change.id)
-            return False
-        if self.cache is not None:
-            self.cache.deleted(found.body)
-        if (found.body.get("metadata") or {}).get("deletionTimestamp"):
-            # Deleted before and held by finalizers: a second DELETE changes nothing.
-            self._wait_gone(change, path, secret, found.body)
-            return True
-        delete_options = {
-            "apiVersion": "v1",
-            "kind": "DeleteOptions",
-            "propagationPolicy": options.propagation_policy,
-            "preconditions": {"uid": (found.body.get("metadata") or {}).get("uid")},
-        }
-        self.client.request(
-            "DELETE", path, what=str(change.id), body=delete_options, secret=secret, allow=(404,)
-        )
-        log.info("deleted %s", change.id)
-        return True
-
-    def _wait_gone(
-        self, change: Change, path: str, secret: bool, body: Mapping[str, Any]
-    ) -> None:
-        deadline = time.monotonic() + self.options.delete_timeout
-        delay = 0.1
-        while time.monotonic() < deadline:
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-            found = self.client.request(
-                "GET", path, what=str(change.id), secret=secret, allow=(404,))
-            if found.status == 404:
-                return
-            body = found.body
-        finalizers = ", ".join(str(f) for f in (body.get("metadata") or {}).get("finalizers") or ())
-        raise ApiError(f"{change.id}: still terminating after {self.options.delete_timeout:g}s "
-                       f"(delete_timeout), held by finalizers: {finalizers or 'none listed'}")
-
-    def _api_for_delete(self, change: Change) -> ApiResource | None:
-        api_version = str((change.live or {}).get("apiVersion") or "")
-        if api_version:
-            api = self.discovery.lookup(api_version, change.id.kind)
-            if api is not None:
-                return api
-        return self.discovery.find(change.id.group, change.id.kind)
 
     # --- health --------------------------------------------------------------
 
@@ -436,9 +363,3 @@ def _with_hooks(view: LiveView, hooks: Sequence[Resource], refused: Mapping[str,
 
 def _names(resources: Sequence[Resource]) -> str:
     return ", ".join(str(r.id) for r in resources)
-
-
-def _path(api: ApiResource, namespace: str, name: str) -> str:
-    return object_path(
-        group=api.group, version=api.version, plural=api.plural, namespace=namespace, name=name
-    )

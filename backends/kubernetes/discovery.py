@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backends.kubernetes.client import KubeClient
+from backends.kubernetes.client import KubeClient, object_path
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +37,11 @@ class ApiResource:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str, name: str) -> str:
+        """The REST path of one object of this kind (namespace "" for cluster scope)."""
+        return object_path(group=self.group, version=self.version, plural=self.plural,
+                           namespace=namespace, name=name)
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:

@@ -8,8 +8,8 @@ not a desired object:
   the app is applied; one that fails stops the app with nothing applied.
 - PostSync hooks run once every object of the app is healthy; the app is
   healthy only once they succeeded, and failed if one failed.
-- SyncFail hooks run after the app failed (an apply error, a failed hook or
-  a failed health gate).
+- SyncFail hooks run after the app failed (an apply error, a failed hook, a
+  failed health gate, or a failed early prune of a `prune_first` app).
 
 "Run" means: applied, then waited for until Healthy (a Job Complete, a Pod
 Succeeded, any other kind by its ordinary health) or Degraded (a Job Failed),

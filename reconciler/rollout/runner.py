@@ -26,11 +26,11 @@ Invariants this module keeps:
   batch (on every host at once, as the prune phase would), so a revert can
   free space before it writes; the prune phase then skips it. A failed early
   prune fails the app before any write, and its hosts count as changed.
-- An app that fails in a batch (its apply or its health gate) is reported once
-  to a backend that has `sync_failed` (Kubernetes runs SyncFail hooks); the
-  notes it returns end the app's message, and an error in it never changes
-  the outcome. An app that could not be planned is not reported: nothing of
-  it was tried.
+- An app that fails in a batch (its apply or its health gate) or in its early
+  prune is reported once to a backend that has `sync_failed` (Kubernetes runs
+  SyncFail hooks); the notes it returns end the app's message, and an error
+  in it never changes the outcome. An app that could not be planned is not
+  reported: nothing of it was tried.
 - Every step is an Event; nothing here writes history except the inventory.
   The notes a backend returns with an apply (what it deliberately left, such
   as a non-empty Directory) end the message of that batch's or prune's event.
@@ -312,7 +312,7 @@ class Rollout:
             # Unplannable: nothing of it is applied, and the rollout halts here.
             self.halt.set()
             return self._finish(ap, AppStatus.FAILURE, progress, ap.error)
-        early = self._prune_early(ap, progress)
+        early = self._prune_early(app, ap, progress)
         if early is not None:
             return early
         planned = batches(ap.changes, app.rollout.batch,
@@ -346,18 +346,20 @@ class Rollout:
         note = f"{len(failed)} host(s) failed within max_failures" if failed else ""
         return self._finish(ap, AppStatus.SUCCESS, progress, note)
 
-    def _prune_early(self, ap: AppPlan, progress: _Progress) -> AppOutcome | None:
+    def _prune_early(self, app: App, ap: AppPlan, progress: _Progress) -> AppOutcome | None:
         """Run a prune_first app's deletions; its outcome when they did not all succeed."""
         prunes = self._first.pop(ap.app, [])
         if not prunes:
             return None
-        progress.touched.extend(sorted({c.host for p in prunes for c in p.changes}))
+        hosts = sorted({c.host for p in prunes for c in p.changes})
+        progress.touched.extend(hosts)
         done = self.run_prune(Plan(revision=self.desired.revision, waves=(),
                                    prune=tuple(prunes)))
         self._pruned_first.add(ap.app)
         failed = [o.message for o in done.outcomes if o.status is not AppStatus.SUCCESS]
         if failed:
-            return self._finish(ap, AppStatus.FAILURE, progress, failed[0])
+            reason = self._after_failure(app, ap, hosts, failed[0])
+            return self._finish(ap, AppStatus.FAILURE, progress, reason)
         if len(done.outcomes) < len(prunes):
             return self._finish(ap, AppStatus.INTERRUPTED, progress, "stopped before its prune")
         return None

@@ -138,6 +138,50 @@ def test_a_failing_postsync_hook_fails_the_app_and_runs_syncfail(
     assert condition(job(kube, "page-someone"), "Complete").get("status") == "True"
 
 
+def test_a_failed_early_prune_runs_syncfail(tmp_path: Path, kube: KubeTest) -> None:
+    """`prune_first: true`: the app's deletions run before its first batch, and
+    when they fail the app has failed like any other, so its SyncFail hooks run.
+    The prune fails for real: the object it must delete is terminating, held by
+    a finalizer, past the target's `delete_timeout`."""
+    ns = kube.namespace
+    repo = st.create_repo(tmp_path)
+    repo.kubernetes("prod", kube)
+    repo.targets["prod"] = repo.targets["prod"].removesuffix("}") + ", delete_timeout: 2s}"
+    repo.app("web", "prod", extra="timeout: 60s\nprune_first: true\n")
+    repo.write("apps/web/config.yaml", st.configmap("web", {"k": "v1"}, ns))
+    repo.write("apps/web/old.yaml", st.configmap("old", {"k": "v1"}, ns))
+    repo.write("apps/web/hooks.yaml", hook_job("page-someone", ns, "SyncFail"))
+    repo.commit("web")
+    engine = st.engine(repo, tmp_path / "data")
+    old = f"/api/v1/namespaces/{ns}/configmaps/old"
+    try:
+        first = engine.sync()
+        assert first.result == "success", first.message
+        assert job(kube, "page-someone") is None  # nothing failed: no SyncFail
+        status, _ = kube.env.call("PATCH", old, {"metadata": {"finalizers": ["example.com/hold"]}},
+                                  content_type="application/merge-patch+json")
+        assert status == 200
+        kube.env.delete(old)  # now terminating, held by the finalizer
+
+        repo.remove("apps/web/old.yaml")
+        repo.write("apps/web/config.yaml", st.configmap("web", {"k": "v2"}, ns))
+        repo.commit("web without old")
+        result = engine.sync()
+        assert result.result == "failure", result.message
+        assert "prune: ConfigMap/" in result.message
+        assert "/old: still terminating after 2s (delete_timeout), held by finalizers: " \
+            "example.com/hold" in result.message
+        assert "SyncFail hook(s) ran: Job.batch/" in result.message
+        assert condition(job(kube, "page-someone"), "Complete").get("status") == "True"
+        # The early prune failed before any write of the app.
+        web = st.live_object(kube, "configmaps", "web")
+        assert web is not None and web["data"] == {"k": "v1"}
+    finally:
+        engine.close()
+        kube.env.call("PATCH", old, {"metadata": {"finalizers": None}},
+                      content_type="application/merge-patch+json")
+
+
 def _group(repo: st.Repo) -> str:
     text = (repo.path / "apps/crds/crd.yaml").read_text()
     return text.split("group: ", 1)[1].split("\n", 1)[0]

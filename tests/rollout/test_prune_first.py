@@ -75,6 +75,13 @@ def test_a_failed_early_prune_fails_the_app_before_any_write(harness: Harness) -
         return original(the_app, changes)
 
     harness.backend.apply = refuse_deletes  # type: ignore[method-assign, assignment]
+    told: list[tuple[str, str]] = []
+
+    def sync_failed(the_app: App, reason: str) -> tuple[str, ...]:
+        told.append((the_app.name, reason))
+        return ("SyncFail hook(s) ran: page-someone",)
+
+    harness.backend.sync_failed = sync_failed  # type: ignore[attr-defined]
     runner = harness.rollout(state)
     result = runner.run_waves(planner.plan(state, harness.views(state)))
     assert result.halted and not result.ok
@@ -82,6 +89,9 @@ def test_a_failed_early_prune_fails_the_app_before_any_write(harness: Harness) -
     assert outcome.status == "failure" and "no space left on device" in outcome.message
     assert outcome.hosts == ("h1", "h2")  # changed: a rollback returns them
     assert harness.contents("/conf") == {}
+    # A failure like any other: the backend hears of it once, and its notes end the message.
+    assert [name for name, _ in told] == ["web"] and "no space left" in told[0][1]
+    assert outcome.message.endswith("SyncFail hook(s) ran: page-someone")
 
 
 @pytest.fixture
