@@ -401,11 +401,14 @@ class Daemon:
         is gone or damaged: then a fetch is asked for at once (it clones the
         mirror again) and the daemon is ready once that fetch succeeded. A
         follower never fetches, yet serves its page: it is ready (a
-        Deployment's rolling update waits for every replica)."""
+        Deployment's rolling update waits for every replica). With shards the
+        workers share one mirror, so a fetch by any of them counts: a replica
+        that takes a shard from another stays ready while that shard's first
+        job fetches."""
         if not self.is_leader():
             return None
         state = self._acting_worker().state
-        if not state.fetched:
+        if not any(w.state.fetched for w in self.workers or [self.worker]):
             return ("starting: no fetch has succeeded yet"
                     + (f" ({state.fetch_error})" if state.fetch_error else ""))
         problem = self.engine.mirror.damage(self._tracked_ref)
