@@ -33,10 +33,11 @@ Invariants:
   legitimate. Its connection, check, BEGIN and COMMIT are, so a server that is
   frozen when the daemon starts still fails the start; one that freezes during
   a migration is waited for, like one migrating slowly.
-- No session holds its locks for longer than `timeout` without working: the
-  server ends a session idle inside a transaction for that long (a replica
-  paused mid-write), and a call waits for a lock no longer than that, so a
-  paused replica cannot keep the next holder of its shard from its fences.
+- No session holds its locks for longer than half of `timeout` without
+  working: the server ends a session idle inside a transaction for that long
+  (a replica paused mid-write), well before a call waiting for its locks
+  gives up (`lock_timeout` and the watchdog, at `timeout`), so a paused
+  replica cannot keep the next holder of its shard from its fences.
 - Migrations run under a transaction-scoped advisory lock, so replicas that
   start together migrate once; PostgreSQL's DDL is transactional, so a
   migration that fails leaves the previous version whole.
@@ -105,6 +106,7 @@ class PostgresDatabase:
         self.name = url
         self._timeout = timeout
         millis = max(1000, round(timeout * 1000))
+        idle_millis = max(500, millis // 2)
         # A server that vanished from the network (no RST) must not hold a call
         # for the kernel's default of minutes: unacknowledged data and a silent
         # idle connection both end the connection after about `timeout`.
@@ -117,9 +119,10 @@ class PostgresDatabase:
             # A replica paused inside a transaction (a stop-the-world pause, SIGSTOP,
             # a frozen VM) would hold its row locks, the fence rows' among them,
             # until it wakes: the replica taking its shard would wait on them for
-            # good. The server ends such a session after `timeout`, and a lock
-            # is waited for no longer than that either (HistoryError, not a hang).
-            "options": f"-c idle_in_transaction_session_timeout={millis} "
+            # good. The server ends such a session after half of `timeout`, so
+            # that a lock waited for (up to `timeout`, then HistoryError, not a
+            # hang) is freed before the waiter gives up, even on a loaded server.
+            "options": f"-c idle_in_transaction_session_timeout={idle_millis} "
                        f"-c lock_timeout={millis}",
         }
         if password is not None:
