@@ -145,7 +145,10 @@ class Snapshot:
     plans: PlanState | None = None
     """None when pull-request plans are off."""
     leader: LeaderState | None = None
-    """Whether this replica leads and who does; None when leader election is off."""
+    """Whether this replica leads and who does; None when leader election is off.
+    With shards: the first shard held, else shard 0 (the page header's one line)."""
+    shards: tuple[LeaderState, ...] = ()
+    """With shards: every shard's Lease, by index; () without shards."""
 
 
 class Daemon:
@@ -424,7 +427,8 @@ class Daemon:
                         ready=unready is None, unready=unready,
                         stopping=self._stopping.is_set(), worker=self.worker.state,
                         plans=self.plans.state if self.plans is not None else None,
-                        leader=self._leader_state())
+                        leader=self._leader_state(),
+                        shards=tuple(self.shards.states()) if self.shards is not None else ())
 
     def _acting_worker(self) -> Worker:
         """The worker whose fetches say whether this replica is ready: with shards,

@@ -34,6 +34,7 @@ def status(overview: Overview, rollout: RolloutState | None) -> dict[str, Any]:
         ],
         "rollout": rollout_json(rollout),
         "leader": leader_json(overview.leader),
+        "shards": shards_json(overview.shards),
         "history_unavailable": overview.history_unavailable,
     }
 
@@ -42,6 +43,12 @@ def leader_json(leader: Leadership | None) -> dict[str, Any] | None:
     """None when leader election is off; `holder` "" when the Lease was released
     and None when it has not been read."""
     return None if leader is None else asdict(leader)
+
+
+def shards_json(shards: Sequence[Leadership]) -> list[dict[str, Any]] | None:
+    """None without shards; else one Lease per shard, `index` first, `is_leader`
+    true for the shards this replica holds."""
+    return [{"index": i, **asdict(lease)} for i, lease in enumerate(shards)] or None
 
 
 def rollout_json(rollout: RolloutState | None) -> dict[str, Any] | None:

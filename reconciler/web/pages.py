@@ -65,10 +65,41 @@ def index(overview: Overview, rollout: RolloutState | None, deploys: Sequence[De
                     f'{e(overview.history_unavailable)}; this page shows what it last read, '
                     "and no rollout starts until it is back.</p>")
     body = (f"<h1>Deployments</h1>{head}{waiting}"
-            f"{targets_section(overview)}"
+            f"{shards_section(overview.shards)}{targets_section(overview)}"
             f'<div aria-live="polite">{rollout_section(rollout)}</div>'
             f"{deploys_section(deploys, commits)}")
     return page("Status", body, events="/api/v1/events", site=site_of(overview))
+
+
+def shards_section(shards: Sequence[Leadership]) -> str:
+    """Every shard's Lease and its holder ("" without shards: the header line says it)."""
+    if not shards:
+        return ""
+    rows = "".join(_shard_row(i, lease) for i, lease in enumerate(shards))
+    return (
+        '<section id="shards" aria-labelledby="shards-h"><h2 id="shards-h">Shards</h2>'
+        '<table class="stack"><caption>Who holds each shard\'s Lease</caption><thead><tr>'
+        '<th scope="col">Shard</th><th scope="col">Lease</th><th scope="col">Holder</th>'
+        '<th scope="col">Election error</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _shard_row(index: int, lease: Leadership) -> str:
+    if lease.holder is None:
+        holder = '<span class="muted">unknown</span>'
+    elif lease.holder == "":
+        holder = '<span class="muted">none (released)</span>'
+    else:
+        holder = f"<code>{e(lease.holder)}</code>"
+    if lease.is_leader:
+        holder += f" {badge('this replica', 'ok')}"
+    error = f'<span class="reason">{e(lease.error)}</span>' if lease.error else "&ndash;"
+    mine = ' data-held="true"' if lease.is_leader else ""
+    return (f'<tr data-shard="{index}"{mine}><th scope="row" data-label="Shard">{index}</th>'
+            f'<td data-label="Lease"><code>{e(lease.lease)}</code></td>'
+            f'<td data-label="Holder">{holder}</td>'
+            f'<td data-label="Election error">{error}</td></tr>')
 
 
 def targets_section(overview: Overview) -> str:

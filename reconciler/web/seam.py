@@ -108,6 +108,9 @@ class SnapshotView(Protocol):
     @property
     def leader(self) -> LeaderView | None: ...
     """None when leader election is off."""
+    @property
+    def shards(self) -> Sequence[LeaderView]: ...
+    """With shards: one view per shard, by index; empty without shards."""
 
 
 @runtime_checkable

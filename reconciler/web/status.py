@@ -89,6 +89,9 @@ class Overview:
     """Why a deploy waits (sync windows), one line per target."""
     leader: Leadership | None = None
     """None when leader election is off."""
+    shards: tuple[Leadership, ...] = ()
+    """With shards: every shard's Lease, by index (`is_leader`: this replica holds
+    it); () without shards, or when the daemon could not answer."""
     history_unavailable: str | None = None
     """Why the history cannot be read and since when; the page shows what it knew."""
 
@@ -131,6 +134,8 @@ class Hooks:
     waiting: Callable[[], Mapping[str, str]] = lambda: {}
     leader: Callable[[], Leadership | None] = lambda: None
     """None: leader election is off."""
+    shards: Callable[[], Sequence[Leadership]] = lambda: ()
+    """One per shard, by index; empty without shards."""
 
 
 @dataclass(kw_only=True)
@@ -162,6 +167,7 @@ class HistorySource:
                         ready=self.ready(), targets=targets,
                         waiting=tuple(f"{t}: {why}" for t, why in sorted(waiting.items())),
                         leader=_safe(self.hooks.leader, UNKNOWN_LEADER),
+                        shards=tuple(_safe(self.hooks.shards, ())),
                         history_unavailable=since)
 
     def _targets(self, head: str | None) -> tuple[TargetStatus, ...]:

@@ -4,7 +4,7 @@ Everything else in `reconciler.web` reads a `StatusSource`; this module builds
 one from the daemon's engine (history, mirror, loaded revisions), its worker
 state (branch head, drift report, sync windows) and its configuration
 (webhook secrets by environment variable name, page credentials), and its
-leader election (`Daemon.snapshot().leader`).
+leader election (`Daemon.snapshot().leader`, and `.shards` with shards).
 
 The daemon comes in as a `seam.DaemonView` (a Protocol the daemon satisfies,
 checked by mypy where the daemon starts the server), so this module imports
@@ -50,6 +50,7 @@ def daemon_app(daemon: DaemonView, environ: Mapping[str, str] | None = None) -> 
         unready=lambda: "stopping" if daemon.snapshot().stopping else daemon.unready_reason(),
         waiting=lambda: dict(daemon.worker.state.waiting),
         leader=lambda: leadership(daemon.snapshot().leader),
+        shards=lambda: shard_leases(daemon.snapshot().shards),
     )
     source = HistorySource(repo=engine.mirror.display_url, branch=daemon.config.branch,
                            path=daemon.config.path, history=daemon.history, tracker=tracker,
@@ -123,8 +124,15 @@ def layout(engine: Engine, sha: str) -> Layout:
 
 def leadership(state: LeaderView | None) -> Leadership | None:
     """The daemon's `LeaderState` (None: election off) as the page's `Leadership`."""
-    if state is None:
-        return None
+    return None if state is None else _leadership(state)
+
+
+def shard_leases(states: Sequence[LeaderView]) -> tuple[Leadership, ...]:
+    """Every shard's Lease (the daemon's `ShardSet.states()`, by index) for the page."""
+    return tuple(_leadership(state) for state in states)
+
+
+def _leadership(state: LeaderView) -> Leadership:
     return Leadership(is_leader=state.is_leader, holder=state.holder,
                       identity=state.identity, lease=state.lease,
                       transitions=state.transitions, observed=state.observed,

@@ -1,6 +1,7 @@
 """Leadership on the status page and in `/api/v1/status`, from a real daemon over
 real HTTP: a follower names the replica that holds the Lease (escaped), the
-leader says so, and a daemon without leader election says that instead.
+leader says so, and a daemon without leader election says that instead. With
+shards, every shard's Lease is listed with its holder and this replica's marks.
 
 The Lease lives on the real control plane, in the test's own namespace; a second
 elector (the daemon's own `open_elector`) plays the other replica, and the page
@@ -13,19 +14,21 @@ import json
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciler.daemon.config import DaemonConfig, LeaderElectionConfig
-from reconciler.daemon.leader import LeaderElector, open_elector
+from reconciler.daemon.leader import LeaderElector, LeaderState, open_elector
 from reconciler.daemon.service import Daemon
 from reconciler.history import History
-from reconciler.web import pages
+from reconciler.web import pages, wiring
 from reconciler.web.live import RolloutTracker
 from reconciler.web.status import HistorySource, Hooks
 from tests.support.kube_env import KubeTest
+from tests.web.conftest import Web
 from tests.web.staterepo import StateRepo
 
 # Characters the page must escape: a holderIdentity is whatever a replica wrote.
@@ -122,8 +125,10 @@ def test_without_leader_election_the_page_renders_and_says_so(
     daemon = daemons(config(state_repo, LeaderElectionConfig()))
     wait_for(lambda: status(daemon)["ready"], timeout=30)
     assert status(daemon)["leader"] is None
+    assert status(daemon)["shards"] is None
     page = fetch(f"{daemon.web_url}/")
     assert '<p class="leader" id="leader">leader election off</p>' in page
+    assert 'id="shards"' not in page
     assert "Deployments" in page and "web 1.0: first release" in page
 
 
@@ -139,3 +144,39 @@ def test_an_unreadable_leadership_shows_as_unknown_not_as_off(tmp_path: Path) ->
         assert pages.site_of(source.overview()).leader == "leader: unknown"
     finally:
         history.close()
+
+
+def test_every_shard_shows_its_lease_holder_and_which_this_replica_holds(web: Web) -> None:
+    """Three shards as `ShardSet.states()` gives them: this replica holds 0 and 2,
+    the rival holds 1, and shard 2's last renewal failed."""
+    me = "pod-a_1f2e"
+    error = 'PUT lease: timed out <after> 2.0s & "retrying"'
+    states = [
+        LeaderState(identity=me, lease="ns/reconciler-0", is_leader=True, holder=me,
+                    transitions=1, observed=100.0),
+        LeaderState(identity=me, lease="ns/reconciler-1", holder=RIVAL, observed=100.0),
+        LeaderState(identity=me, lease="ns/reconciler-2", is_leader=True, holder=me,
+                    error=error),
+    ]
+    source = web.app.source
+    assert isinstance(source, HistorySource)
+    source.hooks = replace(source.hooks, leader=lambda: wiring.leadership(states[0]),
+                           shards=lambda: wiring.shard_leases(states))
+
+    shards = json.loads(web.get("/api/v1/status").text)["shards"]
+    assert [(s["index"], s["lease"], s["holder"], s["is_leader"], s["error"])
+            for s in shards] == [(0, "ns/reconciler-0", me, True, None),
+                                 (1, "ns/reconciler-1", RIVAL, False, None),
+                                 (2, "ns/reconciler-2", me, True, error)]
+    assert shards[0]["identity"] == me and shards[0]["transitions"] == 1
+
+    page = web.get("/").text
+    assert RIVAL not in page and error not in page  # escaped, both of them
+    rows = page.split('<section id="shards"', 1)[1].split("</section>", 1)[0]
+    held = '<span class="badge ok">this replica</span>'
+    mine = '<tr data-shard="0" data-held="true"><th scope="row" data-label="Shard">0</th>'
+    assert mine in rows and '<tr data-shard="1"><th' in rows
+    assert f"<code>{html.escape(RIVAL)}</code></td>" in rows
+    assert f'<span class="reason">{html.escape(error)}</span>' in rows
+    assert rows.count(held) == 2 and rows.count("ns/reconciler-") == 3
+    assert '<p class="leader" id="leader">this replica leads</p>' in page
