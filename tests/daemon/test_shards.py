@@ -546,3 +546,13 @@ def test_a_webhook_on_one_replica_reaches_every_holder_and_every_page_is_the_sam
     assert pages[0] == pages[1] == pages[2]
     assert {(row.id, row.revision, row.result) for row in deploys(shared)} == set(pages[0])
     assert len(pages[0]) == 6
+    # Every replica's status lists the three shards; each is held by exactly one
+    # replica, the one its Lease names.
+    held = holders(kube, replicas)
+    statuses = {r.name: r.get("/api/v1/status")["shards"] for r in replicas}
+    for name, shards in statuses.items():
+        assert [s["index"] for s in shards] == [0, 1, 2], shards
+        assert all(s["lease"] == f"{kube.namespace}/{NAME}-{s['index']}" for s in shards)
+        assert {s["index"] for s in shards if s["is_leader"]} == {
+            i for i, who in held.items() if who == name}, (name, shards, held)
+        assert all(s["holder"].startswith(f"{held[s['index']]}_") for s in shards), shards
