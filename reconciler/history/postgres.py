@@ -113,7 +113,7 @@ class PostgresDatabase:
         kwargs: dict[str, Any] = {
             "autocommit": True, "application_name": "reconciler",
             "connect_timeout": max(1, round(timeout)),
-            "tcp_user_timeout": max(1000, round(timeout * 1000)),
+            "tcp_user_timeout": millis,
             "keepalives": 1, "keepalives_idle": max(1, round(timeout)),
             "keepalives_interval": max(1, round(timeout / 3)), "keepalives_count": 3,
             # A replica paused inside a transaction (a stop-the-world pause, SIGSTOP,
